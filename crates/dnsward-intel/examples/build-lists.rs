@@ -1,0 +1,197 @@
+//! Regenerates the compact built-in lists in `crates/dnsward-intel/data/` from the public
+//! source lists in `../shared/data/intel/` (MIT / CC0; origins in `data/README.md`).
+//!
+//! ```text
+//! cargo run -p dnsward-intel --example build-lists -- [/work/shared/data/intel] [crates/dnsward-intel/data]
+//! ```
+//! The output is committed; the product never reads `../shared` at run time.
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+fn read_json(p: &Path) -> Value {
+    let s = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    serde_json::from_str(&s).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+fn misp_list(p: &Path) -> Vec<String> {
+    read_json(p)["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str().map(|s| s.trim().to_string()))
+        .collect()
+}
+
+fn norm_cidr(s: &str) -> Option<String> {
+    let s = s.trim();
+    let (ip, len) = match s.split_once('/') {
+        Some((a, b)) => (a, b.parse::<u8>().ok()?),
+        None => (s, if s.contains(':') { 128 } else { 32 }),
+    };
+    let ip: std::net::IpAddr = ip.parse().ok()?;
+    Some(format!("{ip}/{len}"))
+}
+
+/// Registrar / DNS-hosting defaults that appear in the MISP parking-NS list but serve many
+/// live sites too: only a weak parking signal (never sets `parked` on their own).
+const WEAK_PARKING_NS: &[&str] = &[
+    "registrar-servers.com", "domaincntrol.com", "name.com", "one.com", "markmonitor.com",
+    "wordpress.com", "rzone.de", "mijndomein.nl", "directnic.com", "freenom.com", "gname.net",
+    "sav.com", "dnsowl.com", "bookmyname.com", "onlydomains.com", "domainorderdns.nl",
+    "domainprofi.de", "dnslink.com", "namedynamics.net", "hostresolver.com", "thednscloud.com",
+    "dnsspark.com", "nameprovider.net", "trustednam.es", "commonmx.com", "domainmx.com",
+    "milesmx.com", "emailverification.info", "brainydns.com", "hastydns.com", "eftydns.com",
+    "kirklanddc.com", "redmonddc.com", "rentondc.com", "tacomadc.com", "koaladns.com",
+    "wombatdns.com", "quokkadns.com", "dingodns.com", "magpiedns.com", "taipandns.com",
+    "chookdns.com", "emu-dns.com", "torresdns.com", "panamans.com", "smtmdns.com", "alter.com",
+    "day.biz", "dne.com", "cnomy.com", "malkm.com", "weaponizedcow.com",
+];
+
+/// Cloud load-balancer / CDN CNAME suffixes not in cdncheck's common list (project-authored).
+const EXTRA_CDN_SUFFIXES: &[(&str, &str)] = &[
+    ("akamaized.net", "akamai"), ("akamai.net", "akamai"), ("akadns.net", "akamai"),
+    ("akamaiedge-staging.net", "akamai"), ("cdn.cloudflare.net", "cloudflare"),
+    ("fastlylb.net", "fastly"), ("azureedge.net", "azure"), ("azurefd.net", "azure"),
+    ("trafficmanager.net", "azure"), ("cloudapp.azure.com", "azure"), ("cloudapp.net", "azure"),
+    ("azurewebsites.net", "azure"), ("msedge.net", "azure"), ("googleusercontent.com", "google"),
+    ("googlehosted.com", "google"), ("l.google.com", "google"), ("gvt1.com", "google"),
+    ("b-cdn.net", "bunny"), ("cdn77.org", "cdn77"), ("stackpathdns.com", "stackpath"),
+    ("edgecastdns.net", "edgecast"), ("llnwd.net", "limelight"), ("vercel-dns.com", "vercel"),
+    ("herokudns.com", "heroku"), ("elb.amazonaws.com", "amazon"), ("awsglobalaccelerator.com", "amazon"),
+    ("gcdn.co", "gcore"), ("footprint.net", "lumen"), ("incapdns.net", "incapsula"),
+    ("sucuridns.com", "sucuri"), ("kxcdn.com", "keycdn"), ("cdnetworks.net", "cdnetworks"),
+    ("ghs.googlehosted.com", "google"), ("github.io", "github"), ("githubusercontent.com", "github"),
+];
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let src = PathBuf::from(args.get(1).map(String::as_str).unwrap_or("/work/shared/data/intel"));
+    let out = PathBuf::from(args.get(2).map(String::as_str).unwrap_or(concat!(env!("CARGO_MANIFEST_DIR"), "/data")));
+    std::fs::create_dir_all(&out).unwrap();
+
+    // ---- CDN / cloud CNAME suffixes
+    let mut suffixes: BTreeMap<String, String> = BTreeMap::new();
+    if let Value::Object(m) = read_json(&src.join("cdn/cdncheck-common-cname-suffixes.json")) {
+        for (prov, list) in m {
+            let prov: String = prov.split_whitespace().collect::<Vec<_>>().join("_");
+            for s in list.as_array().unwrap() {
+                let s = s.as_str().unwrap().trim().trim_matches('.').to_ascii_lowercase();
+                suffixes.entry(s).or_insert_with(|| prov.clone());
+            }
+        }
+    }
+    for (s, p) in EXTRA_CDN_SUFFIXES {
+        suffixes.entry(s.to_string()).or_insert_with(|| p.to_string());
+    }
+    let mut txt = String::from("# suffix provider  (cdncheck common CNAME suffixes, MIT; + project supplement)\n");
+    for (s, p) in &suffixes {
+        writeln!(txt, "{s} {p}").unwrap();
+    }
+    std::fs::write(out.join("cdn-cname-suffixes.txt"), txt).unwrap();
+
+    // ---- CDN / cloud ranges
+    let mut ranges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let cdncheck = read_json(&src.join("cdn/cdncheck-cdn-waf-cidrs.json"));
+    for kind in ["cdn", "waf"] {
+        if let Some(Value::Object(m)) = cdncheck.get(kind) {
+            for (prov, list) in m {
+                let prov = format!("{}", prov.chars().filter(|c| !c.is_whitespace()).collect::<String>());
+                for c in list.as_array().unwrap() {
+                    if let Some(c) = c.as_str().and_then(norm_cidr) {
+                        ranges.entry(prov.clone()).or_default().insert(c);
+                    }
+                }
+            }
+        }
+    }
+    for (file, prov) in [
+        ("akamai", "akamai"), ("amazon-aws", "amazon"), ("bunny-net", "bunny"),
+        ("cloudflare", "cloudflare"), ("fastly", "fastly"), ("google-gcp", "google"),
+        ("microsoft-azure", "azure"), ("oracle-oci", "oracle"), ("stackpath", "stackpath"),
+        ("zscaler", "zscaler"), ("ovh-cluster", "ovh"),
+    ] {
+        for c in misp_list(&src.join(format!("misp/{file}.json"))) {
+            if let Some(c) = norm_cidr(&c) {
+                ranges.entry(prov.to_string()).or_default().insert(c);
+            }
+        }
+    }
+    let mut txt = String::from("# @provider, then one CIDR a line (cdncheck MIT; MISP warninglists CC0)\n");
+    for (p, set) in &ranges {
+        writeln!(txt, "@{p}").unwrap();
+        for c in set {
+            writeln!(txt, "{c}").unwrap();
+        }
+    }
+    std::fs::write(out.join("cdn-ranges.txt"), txt).unwrap();
+
+    // ---- hosting ASNs
+    let mut asns: BTreeSet<u32> = BTreeSet::new();
+    for f in ["x4bnet-datacenter-ASN.txt", "x4bnet-vpn-ASN.txt"] {
+        for line in std::fs::read_to_string(src.join("asn-class").join(f)).unwrap().lines() {
+            let t = line.split('#').next().unwrap().trim().trim_start_matches("AS");
+            if let Ok(n) = t.parse() {
+                asns.insert(n);
+            }
+        }
+    }
+    for line in std::fs::read_to_string(src.join("asn-class/brianhama-bad-asn-list.csv")).unwrap().lines().skip(1) {
+        if let Some(Ok(n)) = line.split(',').next().map(|s| s.trim().parse()) {
+            asns.insert(n);
+        }
+    }
+    let mut txt = String::from("# hosting / datacenter / VPN ASNs (X4BNet lists_vpn MIT, brianhama bad-asn-list MIT)\n");
+    for a in &asns {
+        writeln!(txt, "{a}").unwrap();
+    }
+    std::fs::write(out.join("hosting-asn.txt"), txt).unwrap();
+
+    // ---- hosting ranges (client9/ipcat)
+    let mut txt = String::from("# first last  datacenter IPv4 ranges (client9/ipcat, MIT)\n");
+    for line in std::fs::read_to_string(src.join("asn-class/client9-ipcat-datacenters.csv")).unwrap().lines() {
+        let mut it = line.split(',');
+        if let (Some(a), Some(b)) = (it.next(), it.next()) {
+            if a.parse::<std::net::Ipv4Addr>().is_ok() && b.parse::<std::net::Ipv4Addr>().is_ok() {
+                writeln!(txt, "{a} {b}").unwrap();
+            }
+        }
+    }
+    std::fs::write(out.join("hosting-ranges.txt"), txt).unwrap();
+
+    // ---- parking
+    let mut txt = String::from("# kind value [weak]  (MISP warninglists parking lists CC0; Vissers et al. NDSS 2015 Table I)\n");
+    let mut seen = BTreeSet::new();
+    for ns in misp_list(&src.join("parking/parking-domain-ns.json")) {
+        let ns = ns.trim_end_matches('.').to_ascii_lowercase();
+        if ns.contains("----") || !seen.insert(ns.clone()) {
+            continue;
+        }
+        let weak = WEAK_PARKING_NS.contains(&ns.as_str());
+        writeln!(txt, "ns {ns}{}", if weak { " weak" } else { "" }).unwrap();
+    }
+    for c in misp_list(&src.join("parking/parking-domain.json")) {
+        if let Some(c) = norm_cidr(&c) {
+            writeln!(txt, "ip {c}").unwrap();
+        }
+    }
+    for line in std::fs::read_to_string(src.join("parking/vissers-ndss2015-tableI-parking-services.tsv")).unwrap().lines() {
+        if line.starts_with('#') {
+            continue;
+        }
+        let f: Vec<&str> = line.split('\t').collect();
+        if f.len() < 3 {
+            continue;
+        }
+        let v = f[2].trim().to_ascii_lowercase();
+        match f[1] {
+            "NS" if seen.insert(v.clone()) => writeln!(txt, "ns {v}").unwrap(),
+            "A" => writeln!(txt, "ip {}", norm_cidr(&v).unwrap()).unwrap(),
+            "CNAME" => writeln!(txt, "cname {v}").unwrap(),
+            _ => {}
+        }
+    }
+    std::fs::write(out.join("parking.txt"), txt).unwrap();
+    eprintln!("wrote lists to {}", out.display());
+}

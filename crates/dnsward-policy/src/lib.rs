@@ -1,0 +1,21 @@
+//! The decision half of dnsward: domain lists, the verdict pipeline and the actions.
+//!
+//! Nothing here touches the network. The server feeds a query name (and later the parsed
+//! upstream answer) through a [`Policy`] and gets back a [`Verdict`] that always says *why*:
+//! which stage decided, from which list line or model, with which score.
+
+mod actions;
+mod domainset;
+mod pipeline;
+mod verdict;
+
+pub use actions::{Action, ActionConfig, SinkholeConfig};
+pub use domainset::{DomainSet, ListError, ListFormatError, RuleMatch};
+pub use pipeline::{AnswerCheck, AnswerView, NameCheck, Policy, PolicyBuilder};
+pub use verdict::{Category, Reason, Stage, Verdict, VerdictKind};
+
+/// Normalises a query name for matching: ASCII-lowercase, no trailing dot.
+pub fn normalize_name(name: &str) -> String {
+    let trimmed = name.strip_suffix('.').unwrap_or(name);
+    trimmed.to_ascii_lowercase()
+}
