@@ -142,6 +142,10 @@ fn main() {
             asns.insert(n);
         }
     }
+    // CDN / cloud-edge ASNs missing from the lists above (project supplement).
+    for a in [13335u32, 209242, 54113, 20940, 16625, 12222, 32787, 15133, 22822, 60068, 199524, 19551, 30148, 12989, 33438, 36183, 35994, 8068, 8075, 16509, 14618, 15169, 396982, 31898, 32934, 2906, 36351, 63949, 14061, 24940, 16276] {
+        asns.insert(a);
+    }
     let mut txt = String::from("# hosting / datacenter / VPN ASNs (X4BNet lists_vpn MIT, brianhama bad-asn-list MIT)\n");
     for a in &asns {
         writeln!(txt, "{a}").unwrap();

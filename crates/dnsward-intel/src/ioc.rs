@@ -1,0 +1,216 @@
+//! Response-IP policy lists: `type value context...` lines with type `ip`, `cidr`, `asn` or
+//! `domain` (the format of `seed-iocs.txt`). `#` starts a comment; blank lines are ignored.
+use crate::error::IntelError;
+use crate::net::{ip_key, parse_cidr, suffix_lookup, RangeSet};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Where an indicator came from, for the operator-facing detail string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IocSource {
+    pub file: Arc<str>,
+    pub line: usize,
+    pub context: Box<str>,
+}
+
+impl std::fmt::Display for IocSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.file, self.line)?;
+        if !self.context.is_empty() {
+            write!(f, " \"{}\"", self.context)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct IocSet {
+    sources: Vec<IocSource>,
+    ips: HashMap<u128, u32>,
+    cidrs: Vec<(u128, u128, u32)>,
+    cidr_set: RangeSet<u32>,
+    asns: HashMap<u32, u32>,
+    domains: HashMap<Box<str>, u32>,
+}
+
+impl IocSet {
+    pub fn load(paths: &[impl AsRef<Path>]) -> Result<IocSet, IntelError> {
+        let mut set = IocSet::default();
+        for p in paths {
+            let p = p.as_ref();
+            let text = std::fs::read_to_string(p).map_err(|source| IntelError::Io { path: p.to_path_buf(), source })?;
+            let label = p.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| p.display().to_string());
+            set.add_text(&text, &label)?;
+        }
+        set.finish();
+        Ok(set)
+    }
+
+    /// Parse one list; `label` names it in errors and findings.
+    pub fn parse(text: &str, label: &str) -> Result<IocSet, IntelError> {
+        let mut set = IocSet::default();
+        set.add_text(text, label)?;
+        set.finish();
+        Ok(set)
+    }
+
+    fn add_text(&mut self, text: &str, label: &str) -> Result<(), IntelError> {
+        let file: Arc<str> = label.into();
+        for (i, raw) in text.lines().enumerate() {
+            let line = i + 1;
+            let l = raw.split('#').next().unwrap_or("").trim();
+            if l.is_empty() {
+                continue;
+            }
+            let err = |msg: String| IntelError::Parse { path: label.to_string(), line, msg };
+            let mut parts = l.splitn(3, char::is_whitespace);
+            let kind = parts.next().unwrap_or("").to_ascii_lowercase();
+            let value = parts.next().map(str::trim).unwrap_or("");
+            let context = parts.next().unwrap_or("").trim();
+            if value.is_empty() {
+                return Err(err(format!("expected `type value [context]`, got {l:?}")));
+            }
+            let idx = self.sources.len() as u32;
+            match kind.as_str() {
+                "ip" => {
+                    let ip: IpAddr = value.parse().map_err(|_| err(format!("bad IP address {value:?}")))?;
+                    self.ips.entry(ip_key(ip)).or_insert(idx);
+                }
+                "cidr" | "net" | "prefix" => {
+                    let (s, e) = parse_cidr(value).ok_or_else(|| err(format!("bad CIDR {value:?}")))?;
+                    self.cidrs.push((s, e, idx));
+                }
+                "asn" | "as" => {
+                    let v = value.trim_start_matches("AS").trim_start_matches("as");
+                    let n: u32 = v.parse().map_err(|_| err(format!("bad ASN {value:?}")))?;
+                    self.asns.entry(n).or_insert(idx);
+                }
+                "domain" | "name" | "host" => {
+                    let d = value.trim_end_matches('.').to_ascii_lowercase();
+                    let ok = !d.is_empty()
+                        && d.len() <= 253
+                        && d.split('.').all(|lb| !lb.is_empty() && lb.len() <= 63)
+                        && d.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_');
+                    if !ok {
+                        return Err(err(format!("bad domain {value:?}")));
+                    }
+                    self.domains.entry(d.into()).or_insert(idx);
+                }
+                other => return Err(err(format!("unknown indicator type {other:?} (expected ip, cidr, asn or domain)"))),
+            }
+            self.sources.push(IocSource { file: file.clone(), line, context: context.into() });
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) {
+        self.cidr_set = RangeSet::from_vec(self.cidrs.clone());
+    }
+
+    pub fn merge(&mut self, other: IocSet) {
+        let off = self.sources.len() as u32;
+        self.sources.extend(other.sources);
+        for (k, v) in other.ips {
+            self.ips.entry(k).or_insert(v + off);
+        }
+        for (k, v) in other.asns {
+            self.asns.entry(k).or_insert(v + off);
+        }
+        for (k, v) in other.domains {
+            self.domains.entry(k).or_insert(v + off);
+        }
+        self.cidrs.extend(other.cidrs.into_iter().map(|(s, e, v)| (s, e, v + off)));
+        self.finish();
+    }
+
+    pub fn len(&self) -> usize {
+        self.sources.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sources.is_empty()
+    }
+
+    /// Exact IP first, then the narrowest CIDR.
+    #[inline]
+    pub fn ip(&self, key: u128) -> Option<(&IocSource, bool)> {
+        if self.ips.is_empty() && self.cidrs.is_empty() {
+            return None;
+        }
+        if let Some(&i) = self.ips.get(&key) {
+            return Some((&self.sources[i as usize], false));
+        }
+        self.cidr_set.get(key).map(|&i| (&self.sources[i as usize], true))
+    }
+
+    #[inline]
+    pub fn asn(&self, asn: u32) -> Option<&IocSource> {
+        self.asns.get(&asn).map(|&i| &self.sources[i as usize])
+    }
+
+    pub fn has_asns(&self) -> bool {
+        !self.asns.is_empty()
+    }
+
+    /// The name or any parent domain is listed. Returns the listed name.
+    #[inline]
+    pub fn domain<'a>(&'a self, name: &'a str) -> Option<(&'a str, &'a IocSource)> {
+        if self.domains.is_empty() {
+            return None;
+        }
+        suffix_lookup(&self.domains, name).map(|(d, &i)| (d, &self.sources[i as usize]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIXTURE: &str = "# comment\n\nip 198.51.100.7 c2 server\ncidr 203.0.113.0/24 bulletproof range\nasn AS64666 bad hoster\nasn 64667\ndomain Evil.Example. phishing\nip 2001:db8::66\n";
+
+    #[test]
+    fn parses_fixture() {
+        let s = IocSet::parse(FIXTURE, "fixture.txt").unwrap();
+        assert_eq!(s.len(), 6);
+        let k = |x: &str| ip_key(x.parse().unwrap());
+        let (src, cidr) = s.ip(k("198.51.100.7")).unwrap();
+        assert!(!cidr);
+        assert_eq!(src.to_string(), "fixture.txt:3 \"c2 server\"");
+        assert!(s.ip(k("203.0.113.99")).unwrap().1);
+        assert!(s.ip(k("2001:db8::66")).is_some());
+        assert!(s.ip(k("198.51.100.8")).is_none());
+        assert_eq!(s.asn(64666).unwrap().line, 5);
+        assert!(s.asn(64667).is_some());
+        assert_eq!(s.domain("www.evil.example").unwrap().0, "evil.example");
+        assert!(s.domain("notevil.example").is_none());
+    }
+
+    #[test]
+    fn malformed_lines_name_the_line() {
+        for (bad, line) in [("ip 1.2.3.4\nip 300.1.1.1\n", 2), ("\n\n\nbogus 1.2.3.4\n", 4), ("cidr 1.2.3.0/40", 1), ("asn ASX", 1), ("ip", 1), ("domain a..b", 1)] {
+            let e = IocSet::parse(bad, "x.txt").unwrap_err();
+            match &e {
+                IntelError::Parse { path, line: l, .. } => {
+                    assert_eq!(path, "x.txt");
+                    assert_eq!(*l, line, "{e}");
+                }
+                _ => panic!("{e}"),
+            }
+            assert!(e.to_string().starts_with(&format!("x.txt:{line}:")), "{e}");
+        }
+    }
+
+    #[test]
+    fn reads_shared_seed_list_if_present() {
+        let p = Path::new("/work/shared/data/intel/seed-iocs.txt");
+        if !p.exists() {
+            return;
+        }
+        let s = IocSet::load(&[p]).unwrap();
+        assert!(s.asn(53667).is_some());
+        assert!(s.ip(ip_key("205.185.117.44".parse().unwrap())).is_some());
+        assert!(s.domain("jamb2.monster").is_some());
+    }
+}
