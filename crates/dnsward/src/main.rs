@@ -1,1 +1,181 @@
-fn main() {}
+//! The `dnsward` command line.
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use dnsward::{build_policy, App, Config};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(name = "dnsward", version, about = "An inline DNS filtering resolver (DNS firewall)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the resolver (embedded defaults: 127.0.0.1:5353, upstreams from /etc/resolv.conf).
+    Serve(ServeArgs),
+    /// Print each name's verdict and its reason without serving. Exit code 1 if any is blocked.
+    Check(CheckArgs),
+}
+
+#[derive(Args, Clone, Default)]
+struct Overrides {
+    /// TOML config file (see dnsward.example.toml). Without it the embedded defaults apply.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Block nothing: every block becomes `log` (monitor mode).
+    #[arg(long)]
+    monitor: bool,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    common: Overrides,
+    /// Listen address (repeatable); replaces server.listen.
+    #[arg(long)]
+    listen: Vec<SocketAddr>,
+    /// Upstream resolver IP[:port] (repeatable); replaces upstream.servers.
+    #[arg(long)]
+    upstream: Vec<String>,
+    /// Worker threads; replaces server.workers.
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Log filter (tracing EnvFilter syntax), e.g. `info`, `dnsward=debug`.
+    #[arg(long, default_value = "info", env = "DNSWARD_LOG")]
+    log: String,
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    #[command(flatten)]
+    common: Overrides,
+    /// Print one JSON object per name instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Names to judge.
+    #[arg(required = true)]
+    names: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args).map(|_| ExitCode::SUCCESS),
+        Command::Check(args) => check(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("dnsward: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn load_config(common: &Overrides) -> Result<Config> {
+    let mut cfg = match &common.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if common.monitor {
+        cfg.actions.monitor = true;
+    }
+    Ok(cfg)
+}
+
+fn serve(args: ServeArgs) -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&args.log).context("--log")?)
+        .with_writer(std::io::stderr)
+        .init();
+    let listen = args.listen.clone();
+    let upstream = args.upstream.clone();
+    let workers = args.workers;
+    let monitor = args.common.monitor;
+    // Flags win over the file, on start and on every reload.
+    let overrides: Arc<dyn Fn(&mut Config) + Send + Sync> = Arc::new(move |cfg: &mut Config| {
+        if !listen.is_empty() {
+            cfg.server.listen = listen.clone();
+        }
+        if !upstream.is_empty() {
+            cfg.upstream.servers = upstream.clone();
+        }
+        if let Some(w) = workers {
+            cfg.server.workers = w;
+        }
+        if monitor {
+            cfg.actions.monitor = true;
+        }
+    });
+    let mut cfg = load_config(&args.common)?;
+    overrides(&mut cfg);
+    cfg.validate().map_err(anyhow::Error::msg).context("after command-line flags")?;
+    let workers = cfg.server.worker_count();
+    let runtime = if workers == 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()?
+    };
+    runtime.block_on(async move {
+        let app = App::start(cfg, args.common.config.clone(), overrides, None).await?;
+        if app.engine().policy().actions().monitor {
+            tracing::warn!("monitor mode: blocks are logged, not enforced");
+        }
+        run_until_signal(&app).await
+    })
+}
+
+#[cfg(unix)]
+async fn run_until_signal(app: &App) -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    loop {
+        tokio::select! {
+            _ = hup.recv() => match app.reload() {
+                Ok(()) => tracing::info!("reloaded lists and policy"),
+                Err(e) => tracing::error!("reload failed, keeping the running policy: {e:#}"),
+            },
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    tracing::info!("shutting down");
+    Ok(())
+}
+
+#[cfg(not(unix))]
+async fn run_until_signal(_app: &App) -> Result<()> {
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}
+
+fn check(args: CheckArgs) -> Result<ExitCode> {
+    let cfg = load_config(&args.common)?;
+    let policy = build_policy(&cfg)?;
+    let mut any_blocked = false;
+    for raw in &args.names {
+        let name = dnsward_policy::normalize_name(raw);
+        let verdict = policy.judge_name(&name);
+        any_blocked |= verdict.is_enforced();
+        if args.json {
+            let mut obj = serde_json::to_value(&verdict)?;
+            obj["name"] = serde_json::Value::String(name.clone());
+            obj["blocked"] = serde_json::Value::Bool(verdict.is_enforced());
+            println!("{obj}");
+        } else {
+            println!("{name}\t{verdict}");
+        }
+    }
+    Ok(if any_blocked { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}

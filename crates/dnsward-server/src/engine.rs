@@ -1,0 +1,335 @@
+//! The request engine: one query from bytes in to bytes out.
+//!
+//! ```text
+//! packet ─ ACL ─ rate limit ─ parse ─┬─ cache hit ─ cached verdict ───────────────┐
+//!                                    └─ miss ─ send upstream ─┐                   │
+//!                                              judge name ◄───┘ (while in flight) │
+//!                                              enforced? ─ yes ─ block answer ────┤
+//!                                              no: await answer ─ answer checks ──┴─ response
+//! ```
+//! The fast half ([`Engine::answer_fast`]) never awaits; only cache misses go to the async half.
+
+use crate::access::{Acl, RateLimiter};
+use crate::cache::{AnswerCache, CacheConfig, CachedAnswer};
+use crate::config::{AnyQueries, ServerConfig};
+use crate::events::{EventSink, Outcome, QueryEvent};
+use crate::stats::Stats;
+use crate::upstream::{UpstreamRequest, Upstreams};
+use crate::wire::{self, BlockAnswer, Query};
+use arc_swap::ArcSwap;
+use dnsward_policy::{Action, Policy, SinkholeConfig, Verdict};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Instant, SystemTime};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+/// Result of the synchronous half.
+pub enum Fast {
+    /// `out` holds the response.
+    Respond,
+    /// Send nothing (malformed beyond answering, a response packet, rate limited).
+    Drop,
+    /// Cache miss: continue with [`Engine::answer_slow`].
+    Upstream(Box<Query>),
+}
+
+/// Everything the engine is built from.
+pub struct EngineParts {
+    pub server: ServerConfig,
+    pub cache: CacheConfig,
+    pub sinkhole: SinkholeConfig,
+    pub policy: Policy,
+    pub upstreams: Arc<Upstreams>,
+    pub events: Arc<dyn EventSink>,
+}
+
+pub struct Engine {
+    policy: ArcSwap<Policy>,
+    cache: AnswerCache,
+    cache_cfg: CacheConfig,
+    upstreams: Arc<Upstreams>,
+    acl: Acl,
+    limiter: RateLimiter,
+    sinkhole: SinkholeConfig,
+    any_queries: AnyQueries,
+    events: Arc<dyn EventSink>,
+    log_all: bool,
+    pub stats: Stats,
+}
+
+impl Engine {
+    pub fn new(parts: EngineParts) -> Self {
+        let rl = &parts.server.rate_limit;
+        Engine {
+            policy: ArcSwap::from_pointee(parts.policy),
+            cache: AnswerCache::new(&parts.cache),
+            cache_cfg: parts.cache,
+            upstreams: parts.upstreams,
+            acl: Acl::new(parts.server.allow_clients.clone()),
+            limiter: RateLimiter::new(rl.per_client_qps, rl.burst, rl.exempt.clone(), rl.max_clients),
+            sinkhole: parts.sinkhole,
+            any_queries: parts.server.any_queries,
+            log_all: parts.events.wants_all_queries(),
+            events: parts.events,
+            stats: Stats::default(),
+        }
+    }
+
+    /// Swaps in a new policy (reload). Cached answers are re-judged lazily on their next hit.
+    pub fn set_policy(&self, policy: Policy) {
+        self.policy.store(Arc::new(policy));
+    }
+
+    pub fn policy(&self) -> Arc<Policy> {
+        self.policy.load_full()
+    }
+
+    pub fn cache(&self) -> &AnswerCache {
+        &self.cache
+    }
+
+    pub fn upstreams(&self) -> &Upstreams {
+        &self.upstreams
+    }
+
+    /// The synchronous half: access control, parsing, special types and cache hits.
+    pub fn answer_fast(&self, pkt: &[u8], client: SocketAddr, transport: Transport, out: &mut Vec<u8>) -> Fast {
+        match transport {
+            Transport::Udp => Stats::bump(&self.stats.queries_udp),
+            Transport::Tcp => Stats::bump(&self.stats.queries_tcp),
+        }
+        if !self.limiter.admit(client.ip()) {
+            Stats::bump(&self.stats.rate_limited);
+            return Fast::Drop;
+        }
+        let q = match wire::parse_query(pkt) {
+            Ok(q) => q,
+            Err(err) => {
+                Stats::bump(&self.stats.malformed);
+                if !self.acl.allows(client.ip()) {
+                    return Fast::Drop;
+                }
+                return if wire::error_response(&err, out) { Fast::Respond } else { Fast::Drop };
+            }
+        };
+        if !self.acl.allows(client.ip()) {
+            Stats::bump(&self.stats.refused_acl);
+            wire::rcode_response(&q, wire::RCODE_REFUSED, out);
+            return Fast::Respond;
+        }
+        if q.qclass != wire::CLASS_IN {
+            // CHAOS, HESIOD and friends: nothing to forward for a filtering resolver.
+            wire::rcode_response(&q, wire::RCODE_REFUSED, out);
+            return Fast::Respond;
+        }
+        match q.qtype {
+            wire::TYPE_AXFR | wire::TYPE_IXFR => {
+                wire::rcode_response(&q, wire::RCODE_NOTIMP, out);
+                return Fast::Respond;
+            }
+            wire::TYPE_OPT => {
+                wire::rcode_response(&q, wire::RCODE_FORMERR, out);
+                return Fast::Respond;
+            }
+            wire::TYPE_ANY => match self.any_queries {
+                AnyQueries::Hinfo => {
+                    wire::any_hinfo_response(&q, out);
+                    return Fast::Respond;
+                }
+                AnyQueries::Refuse => {
+                    wire::rcode_response(&q, wire::RCODE_REFUSED, out);
+                    return Fast::Respond;
+                }
+                AnyQueries::Forward => {}
+            },
+            _ => {}
+        }
+        let mut key_buf = [0u8; 260];
+        let key = q.cache_key(&mut key_buf);
+        let now = Instant::now();
+        if let Some(mut entry) = self.cache.get(key, now) {
+            let policy = self.policy.load();
+            if entry.generation != policy.generation() {
+                entry = self.rejudge(&policy, &q, &entry);
+                self.cache.insert(key, entry.clone());
+            }
+            self.respond_with(&q, &entry, client, transport, now, true, out);
+            return Fast::Respond;
+        }
+        Fast::Upstream(Box::new(q))
+    }
+
+    /// The asynchronous half for cache misses: the upstream query and the name checks run
+    /// concurrently; the answer checks run when the answer arrives. Returns false to send nothing.
+    pub async fn answer_slow(&self, q: Query, client: SocketAddr, transport: Transport, out: &mut Vec<u8>) -> bool {
+        let mut key_buf = [0u8; 260];
+        let key = q.cache_key(&mut key_buf);
+        let question_lower: Box<[u8]> = key[..key.len() - 1].into();
+        let req = UpstreamRequest {
+            question: question_lower,
+            dnssec_ok: q.dnssec_ok(),
+            checking_disabled: q.cd,
+        };
+        let policy = self.policy.load_full();
+        let name = q.name_text();
+
+        let mut upstream = pin!(self.upstreams.resolve(&req));
+        // Poll once: this sends the upstream query. Then judge the name while it is in flight.
+        let early = std::future::poll_fn(|cx| Poll::Ready(upstream.as_mut().poll(cx))).await;
+        let name_verdict = policy.judge_name(&name);
+        if name_verdict.is_enforced() {
+            self.respond_blocked(&q, &name, &name_verdict, client, false, out);
+            return true;
+        }
+        let result = match early {
+            Poll::Ready(r) => r,
+            Poll::Pending => upstream.await,
+        };
+        let resp = match result {
+            Ok(resp) => resp,
+            Err(e) => {
+                tracing::debug!(qname = %name, error = %e, "upstream failed");
+                Stats::bump(&self.stats.upstream_failures);
+                Stats::bump(&self.stats.servfail);
+                wire::rcode_response(&q, wire::RCODE_SERVFAIL, out);
+                return true;
+            }
+        };
+        let Some(layout) = wire::walk_response(&resp) else {
+            tracing::debug!(qname = %name, "malformed upstream answer");
+            Stats::bump(&self.stats.upstream_failures);
+            Stats::bump(&self.stats.servfail);
+            wire::rcode_response(&q, wire::RCODE_SERVFAIL, out);
+            return true;
+        };
+        let verdict = if policy.wants_answer(&name_verdict) {
+            match crate::answer::answer_view(&name, &resp) {
+                Some(view) => policy.judge_answer(&name_verdict, &view, true),
+                None => name_verdict,
+            }
+        } else {
+            name_verdict
+        };
+        let now = Instant::now();
+        let (entry, lifetime) = CachedAnswer::from_upstream(
+            &resp,
+            &layout,
+            &self.cache_cfg,
+            Arc::new(verdict),
+            policy.generation(),
+            now,
+        );
+        let entry = Arc::new(entry);
+        if lifetime.is_some_and(|t| t > 0) {
+            self.cache.insert(key, entry.clone());
+        }
+        self.respond_with(&q, &entry, client, transport, now, false, out);
+        true
+    }
+
+    /// Answers from a (cached or fresh) upstream answer, applying its verdict.
+    #[allow(clippy::too_many_arguments)]
+    fn respond_with(
+        &self,
+        q: &Query,
+        entry: &CachedAnswer,
+        client: SocketAddr,
+        transport: Transport,
+        now: Instant,
+        from_cache: bool,
+        out: &mut Vec<u8>,
+    ) {
+        let verdict = &*entry.verdict;
+        if verdict.is_enforced() {
+            self.respond_blocked(q, &q.name_text(), verdict, client, from_cache, out);
+            return;
+        }
+        let max = match transport {
+            Transport::Udp => q.max_udp_response(),
+            Transport::Tcp => u16::MAX as usize,
+        };
+        if !entry.render(q, now, max, out) {
+            // Cannot happen for entries found under this query's key; answer safely anyway.
+            wire::rcode_response(q, wire::RCODE_SERVFAIL, out);
+            Stats::bump(&self.stats.servfail);
+            return;
+        }
+        if out.get(2).is_some_and(|f| f & 0x02 != 0) {
+            Stats::bump(&self.stats.truncated);
+        }
+        if verdict.is_block() {
+            // Monitor mode: answered normally, verdict recorded.
+            self.report(q, &q.name_text(), verdict, client, entry.rcode, from_cache);
+        } else if self.log_all {
+            self.report(q, &q.name_text(), verdict, client, entry.rcode, from_cache);
+        }
+    }
+
+    fn respond_blocked(&self, q: &Query, name: &str, verdict: &Verdict, client: SocketAddr, from_cache: bool, out: &mut Vec<u8>) {
+        let ttl = self.sinkhole.ttl;
+        let answer = match verdict.action() {
+            Some(Action::Sinkhole) => BlockAnswer::Sinkhole {
+                v4: &self.sinkhole.ipv4,
+                v6: &self.sinkhole.ipv6,
+                ttl,
+            },
+            Some(Action::Refused) => BlockAnswer::Refused,
+            _ => BlockAnswer::Nxdomain { ttl },
+        };
+        wire::block_response(q, answer, out);
+        let rcode = out.get(3).map(|b| b & 0xf).unwrap_or(0);
+        self.report(q, name, verdict, client, rcode, from_cache);
+    }
+
+    fn report(&self, q: &Query, name: &str, verdict: &Verdict, client: SocketAddr, rcode: u8, from_cache: bool) {
+        let outcome = if let (Some(c), Some(a)) = (verdict.category(), verdict.action()) {
+            self.stats.record_block(c, a);
+            Outcome::Blocked
+        } else {
+            Outcome::Answered
+        };
+        self.events.record(&QueryEvent {
+            time: SystemTime::now(),
+            client: client.ip(),
+            qname: name,
+            qtype: q.qtype,
+            verdict,
+            rcode,
+            from_cache,
+            outcome,
+        });
+    }
+
+    /// Re-runs the pipeline for a cached answer after a policy reload.
+    fn rejudge(&self, policy: &Policy, q: &Query, entry: &CachedAnswer) -> Arc<CachedAnswer> {
+        let name = q.name_text();
+        let name_verdict = policy.judge_name(&name);
+        let verdict = if policy.wants_answer(&name_verdict) {
+            match crate::answer::answer_view(&name, entry.wire()) {
+                // Not recorded: this answer was already counted when it arrived.
+                Some(view) => policy.judge_answer(&name_verdict, &view, false),
+                None => name_verdict,
+            }
+        } else {
+            name_verdict
+        };
+        Arc::new(entry.with_verdict(Arc::new(verdict), policy.generation()))
+    }
+
+    /// Both halves in one call (TCP and tests).
+    pub async fn answer(&self, pkt: &[u8], client: SocketAddr, transport: Transport, out: &mut Vec<u8>) -> bool {
+        match self.answer_fast(pkt, client, transport, out) {
+            Fast::Respond => true,
+            Fast::Drop => false,
+            Fast::Upstream(q) => self.answer_slow(*q, client, transport, out).await,
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! Query events: what the engine reports for every blocked (or logged) query, to logs, the
+//! admin store and metrics. The verdict travels whole, so every consumer can say why.
+
+use dnsward_policy::Verdict;
+use std::net::IpAddr;
+use std::time::SystemTime;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The pipeline blocked (or in monitor mode, logged) the query.
+    Blocked,
+    /// Answered normally (only reported when the sink asks for all queries).
+    Answered,
+}
+
+/// One query as seen by the engine.
+#[derive(Debug)]
+pub struct QueryEvent<'a> {
+    pub time: SystemTime,
+    pub client: IpAddr,
+    pub qname: &'a str,
+    pub qtype: u16,
+    pub verdict: &'a Verdict,
+    /// RCODE sent to the client.
+    pub rcode: u8,
+    pub from_cache: bool,
+    pub outcome: Outcome,
+}
+
+/// Where events go. Called on the query path: implementations must not block (queue and return).
+pub trait EventSink: Send + Sync {
+    fn record(&self, event: &QueryEvent<'_>);
+    /// Whether unblocked queries are wanted too (query logging); costs a call per query.
+    fn wants_all_queries(&self) -> bool {
+        false
+    }
+}
+
+/// Logs blocks through `tracing` (the default sink).
+pub struct TracingSink;
+
+impl EventSink for TracingSink {
+    fn record(&self, e: &QueryEvent<'_>) {
+        if e.outcome == Outcome::Blocked {
+            let category = e.verdict.category().map(|c| c.as_str()).unwrap_or("-");
+            let action = e.verdict.action().map(|a| a.as_str()).unwrap_or("-");
+            let reason = e
+                .verdict
+                .reason
+                .as_ref()
+                .map(|r| r.to_string())
+                .unwrap_or_default();
+            tracing::info!(
+                client = %e.client,
+                qname = e.qname,
+                qtype = e.qtype,
+                category,
+                action,
+                cached = e.from_cache,
+                %reason,
+                "blocked"
+            );
+        }
+    }
+}

@@ -1,0 +1,415 @@
+//! Upstream client: a few long-lived UDP sockets per upstream, queries multiplexed by random ID,
+//! TCP when the answer is truncated, failover across upstreams inside one timeout budget.
+//!
+//! Why not hickory-resolver here: it opens a UDP socket per query and builds record objects for
+//! every answer; a forwarder needs neither (see the benchmark figures in the README).
+
+use crate::wire;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::sync::oneshot;
+
+/// `[upstream]` settings.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamConfig {
+    /// Upstream resolvers as `IP:port` (or `IP`, port 53). Empty: the nameservers of /etc/resolv.conf.
+    pub servers: Vec<String>,
+    /// Total time budget for one client query, all retries and failovers included (ms).
+    /// When it runs out the client gets SERVFAIL.
+    pub timeout_ms: u64,
+    /// Time to wait for one upstream before trying the next (ms).
+    pub attempt_timeout_ms: u64,
+    /// UDP sockets kept open per upstream (source ports queries are spread over).
+    pub udp_sockets: usize,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        UpstreamConfig {
+            servers: Vec::new(),
+            timeout_ms: 2_000,
+            attempt_timeout_ms: 800,
+            udp_sockets: 4,
+        }
+    }
+}
+
+impl UpstreamConfig {
+    /// Resolves the configured server list (or /etc/resolv.conf) into socket addresses.
+    pub fn addresses(&self) -> Result<Vec<SocketAddr>, String> {
+        if self.servers.is_empty() {
+            let text = std::fs::read_to_string("/etc/resolv.conf").map_err(|e| {
+                format!("upstream.servers is empty and /etc/resolv.conf is unreadable ({e}); set upstream.servers or --upstream")
+            })?;
+            let addrs = resolv_conf_nameservers(&text);
+            if addrs.is_empty() {
+                return Err("upstream.servers is empty and /etc/resolv.conf has no nameserver; set upstream.servers or --upstream".into());
+            }
+            return Ok(addrs);
+        }
+        self.servers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| parse_server(s).map_err(|e| format!("upstream.servers[{i}] = {s:?}: {e}")))
+            .collect()
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        for (i, s) in self.servers.iter().enumerate() {
+            parse_server(s).map_err(|e| format!("upstream.servers[{i}] = {s:?}: {e}"))?;
+        }
+        if self.timeout_ms == 0 || self.timeout_ms > 30_000 {
+            return Err(format!("upstream.timeout_ms: {} must be between 1 and 30000", self.timeout_ms));
+        }
+        if self.attempt_timeout_ms == 0 || self.attempt_timeout_ms > self.timeout_ms {
+            return Err(format!(
+                "upstream.attempt_timeout_ms: {} must be between 1 and upstream.timeout_ms ({})",
+                self.attempt_timeout_ms, self.timeout_ms
+            ));
+        }
+        if self.udp_sockets == 0 || self.udp_sockets > 256 {
+            return Err(format!("upstream.udp_sockets: {} must be between 1 and 256", self.udp_sockets));
+        }
+        Ok(())
+    }
+}
+
+fn parse_server(s: &str) -> Result<SocketAddr, String> {
+    if s.contains("://") {
+        return Err("only plain IP:port upstreams (UDP with TCP fallback) are supported in this version".into());
+    }
+    if let Ok(addr) = s.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    s.parse::<std::net::IpAddr>()
+        .map(|ip| SocketAddr::new(ip, 53))
+        .map_err(|_| "expected an address like 192.0.2.53, 192.0.2.53:53 or [2001:db8::53]:53".into())
+}
+
+/// The `nameserver` lines of a resolv.conf, port 53.
+pub fn resolv_conf_nameservers(text: &str) -> Vec<SocketAddr> {
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            (f.next()? == "nameserver").then_some(())?;
+            // Link-local IPv6 with a zone (fe80::1%eth0) is not usable through std's parser.
+            let ip: std::net::IpAddr = f.next()?.parse().ok()?;
+            Some(SocketAddr::new(ip, 53))
+        })
+        .collect()
+}
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum UpstreamError {
+    #[error("no upstream answered within {0} ms")]
+    Timeout(u64),
+    #[error("upstream {0}: {1}")]
+    Failed(SocketAddr, String),
+}
+
+struct Waiter {
+    tx: oneshot::Sender<Vec<u8>>,
+    /// The question we asked (lowercase), to reject answers to anything else.
+    question: Box<[u8]>,
+}
+
+struct UdpChannel {
+    socket: Arc<UdpSocket>,
+    pending: Mutex<HashMap<u16, Waiter>>,
+}
+
+struct Upstream {
+    addr: SocketAddr,
+    channels: Vec<Arc<UdpChannel>>,
+    next_channel: AtomicUsize,
+    failures: AtomicU64,
+    answers: AtomicU64,
+}
+
+/// The set of upstreams with failover. Create inside a tokio runtime.
+pub struct Upstreams {
+    servers: Vec<Upstream>,
+    preferred: AtomicUsize,
+    timeout: Duration,
+    attempt_timeout: Duration,
+    latency_us_total: AtomicU64,
+    latency_count: AtomicU64,
+}
+
+/// What to ask: the question (lowercase name + type + class) and the DO/CD bits.
+#[derive(Clone, Debug)]
+pub struct UpstreamRequest {
+    pub question: Box<[u8]>,
+    pub dnssec_ok: bool,
+    pub checking_disabled: bool,
+}
+
+impl Upstreams {
+    pub async fn new(addrs: &[SocketAddr], cfg: &UpstreamConfig) -> std::io::Result<Arc<Self>> {
+        let mut servers = Vec::with_capacity(addrs.len());
+        for &addr in addrs {
+            let mut channels = Vec::with_capacity(cfg.udp_sockets);
+            for _ in 0..cfg.udp_sockets {
+                let bind: SocketAddr = if addr.is_ipv4() {
+                    "0.0.0.0:0".parse().expect("literal")
+                } else {
+                    "[::]:0".parse().expect("literal")
+                };
+                let socket = UdpSocket::bind(bind).await?;
+                socket.connect(addr).await?;
+                let channel = Arc::new(UdpChannel {
+                    socket: Arc::new(socket),
+                    pending: Mutex::new(HashMap::new()),
+                });
+                tokio::spawn(receive_loop(Arc::downgrade(&channel), channel.socket.clone()));
+                channels.push(channel);
+            }
+            servers.push(Upstream {
+                addr,
+                channels,
+                next_channel: AtomicUsize::new(0),
+                failures: AtomicU64::new(0),
+                answers: AtomicU64::new(0),
+            });
+        }
+        Ok(Arc::new(Upstreams {
+            servers,
+            preferred: AtomicUsize::new(0),
+            timeout: Duration::from_millis(cfg.timeout_ms),
+            attempt_timeout: Duration::from_millis(cfg.attempt_timeout_ms),
+            latency_us_total: AtomicU64::new(0),
+            latency_count: AtomicU64::new(0),
+        }))
+    }
+
+    pub fn addresses(&self) -> Vec<SocketAddr> {
+        self.servers.iter().map(|s| s.addr).collect()
+    }
+
+    /// Mean upstream latency in microseconds over all answered queries so far.
+    pub fn mean_latency_us(&self) -> Option<u64> {
+        let n = self.latency_count.load(Ordering::Relaxed);
+        (n > 0).then(|| self.latency_us_total.load(Ordering::Relaxed) / n)
+    }
+
+    /// Asks the upstreams, failing over inside the time budget. The first UDP packet is sent on
+    /// the first poll, so a caller can poll once and then do other work while it is in flight.
+    pub async fn resolve(&self, req: &UpstreamRequest) -> Result<Vec<u8>, UpstreamError> {
+        let started = Instant::now();
+        let deadline = started + self.timeout;
+        let n = self.servers.len();
+        let first = self.preferred.load(Ordering::Relaxed) % n.max(1);
+        let mut last_err = UpstreamError::Timeout(self.timeout.as_millis() as u64);
+        // Each upstream gets a try in turn; with time left, a second round.
+        for attempt in 0..(2 * n) {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            let idx = (first + attempt) % n;
+            let server = &self.servers[idx];
+            let budget = self.attempt_timeout.min(deadline - now);
+            match self.exchange(server, req, budget, deadline).await {
+                Ok(resp) => {
+                    server.answers.fetch_add(1, Ordering::Relaxed);
+                    let us = started.elapsed().as_micros() as u64;
+                    self.latency_us_total.fetch_add(us, Ordering::Relaxed);
+                    self.latency_count.fetch_add(1, Ordering::Relaxed);
+                    if idx != first {
+                        // Fail over: later queries start with the upstream that answered.
+                        self.preferred.store(idx, Ordering::Relaxed);
+                    }
+                    return Ok(resp);
+                }
+                Err(e) => {
+                    server.failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(upstream = %server.addr, error = %e, "upstream attempt failed");
+                    last_err = e;
+                }
+            }
+        }
+        Err(match last_err {
+            UpstreamError::Timeout(_) => UpstreamError::Timeout(self.timeout.as_millis() as u64),
+            e => e,
+        })
+    }
+
+    async fn exchange(
+        &self,
+        server: &Upstream,
+        req: &UpstreamRequest,
+        budget: Duration,
+        deadline: Instant,
+    ) -> Result<Vec<u8>, UpstreamError> {
+        let resp = udp_exchange(server, req, budget).await?;
+        let truncated = resp.get(2).map(|f| f & 0x02 != 0).unwrap_or(false);
+        if !truncated {
+            return Ok(resp);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        tcp_exchange(server.addr, req, left).await
+    }
+}
+
+async fn udp_exchange(
+    server: &Upstream,
+    req: &UpstreamRequest,
+    budget: Duration,
+) -> Result<Vec<u8>, UpstreamError> {
+    let ch = &server.channels[server.next_channel.fetch_add(1, Ordering::Relaxed) % server.channels.len()];
+    let (tx, rx) = oneshot::channel();
+    let id = {
+        let mut pending = ch.pending.lock();
+        let mut id = rand::random::<u16>();
+        let mut tries = 0;
+        while pending.contains_key(&id) {
+            id = rand::random::<u16>();
+            tries += 1;
+            if tries > 64 {
+                return Err(UpstreamError::Failed(server.addr, "too many queries in flight".into()));
+            }
+        }
+        pending.insert(
+            id,
+            Waiter {
+                tx,
+                question: req.question.clone(),
+            },
+        );
+        id
+    };
+    // Removes the waiter however this future ends (answer, timeout or cancellation).
+    struct Cleanup<'a>(&'a UdpChannel, u16);
+    impl Drop for Cleanup<'_> {
+        fn drop(&mut self) {
+            self.0.pending.lock().remove(&self.1);
+        }
+    }
+    let _cleanup = Cleanup(ch, id);
+    let mut pkt = Vec::with_capacity(req.question.len() + 24);
+    wire::upstream_query(id, &req.question, req.dnssec_ok, req.checking_disabled, &mut pkt);
+    if let Err(e) = ch.socket.send(&pkt).await {
+        return Err(UpstreamError::Failed(server.addr, format!("send: {e}")));
+    }
+    match tokio::time::timeout(budget, rx).await {
+        Ok(Ok(resp)) => Ok(resp),
+        Ok(Err(_)) => Err(UpstreamError::Failed(server.addr, "receiver closed".into())),
+        Err(_) => Err(UpstreamError::Timeout(budget.as_millis() as u64)),
+    }
+}
+
+/// Reads answers from one upstream socket and hands each to the query waiting for its ID,
+/// if the question matches. Anything else (late, spoofed, garbage) is dropped.
+async fn receive_loop(channel: std::sync::Weak<UdpChannel>, socket: Arc<UdpSocket>) {
+    let mut buf = vec![0u8; 65_535];
+    loop {
+        let n = match socket.recv(&mut buf).await {
+            Ok(n) => n,
+            Err(e) => {
+                // ICMP port unreachable surfaces as ECONNREFUSED on a connected socket: the
+                // waiting query times out and fails over; keep reading.
+                tracing::trace!(error = %e, "upstream socket receive error");
+                if channel.strong_count() == 0 {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                continue;
+            }
+        };
+        let Some(channel) = channel.upgrade() else { return };
+        let pkt = &buf[..n];
+        if n < wire::HEADER_LEN || pkt[2] & 0x80 == 0 {
+            continue;
+        }
+        let id = u16::from_be_bytes([pkt[0], pkt[1]]);
+        let mut pending = channel.pending.lock();
+        let Some(waiter) = pending.get(&id) else { continue };
+        if !question_matches(pkt, &waiter.question) {
+            continue;
+        }
+        if let Some(waiter) = pending.remove(&id) {
+            drop(pending);
+            let _ = waiter.tx.send(pkt.to_vec());
+        }
+    }
+}
+
+fn question_matches(pkt: &[u8], question: &[u8]) -> bool {
+    if u16::from_be_bytes([pkt[4], pkt[5]]) != 1 {
+        return false;
+    }
+    match pkt.get(wire::HEADER_LEN..wire::HEADER_LEN + question.len()) {
+        Some(q) => q.eq_ignore_ascii_case(question),
+        None => false,
+    }
+}
+
+async fn tcp_exchange(
+    addr: SocketAddr,
+    req: &UpstreamRequest,
+    budget: Duration,
+) -> Result<Vec<u8>, UpstreamError> {
+    let work = async {
+        let mut stream = TcpStream::connect(addr)
+            .await
+            .map_err(|e| UpstreamError::Failed(addr, format!("tcp connect: {e}")))?;
+        let id = rand::random::<u16>();
+        let mut pkt = Vec::with_capacity(req.question.len() + 26);
+        pkt.extend_from_slice(&[0, 0]);
+        let mut body = Vec::new();
+        wire::upstream_query(id, &req.question, req.dnssec_ok, req.checking_disabled, &mut body);
+        pkt[..2].copy_from_slice(&(body.len() as u16).to_be_bytes());
+        pkt.extend_from_slice(&body);
+        let io = |e: std::io::Error| UpstreamError::Failed(addr, format!("tcp: {e}"));
+        stream.write_all(&pkt).await.map_err(io)?;
+        let len = stream.read_u16().await.map_err(io)? as usize;
+        let mut resp = vec![0u8; len];
+        stream.read_exact(&mut resp).await.map_err(io)?;
+        if len < wire::HEADER_LEN
+            || u16::from_be_bytes([resp[0], resp[1]]) != id
+            || !question_matches(&resp, &req.question)
+        {
+            return Err(UpstreamError::Failed(addr, "tcp answer does not match the query".into()));
+        }
+        Ok(resp)
+    };
+    match tokio::time::timeout(budget, work).await {
+        Ok(r) => r,
+        Err(_) => Err(UpstreamError::Timeout(budget.as_millis() as u64)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolv_conf_parsing() {
+        let text = "# c\nnameserver 192.0.2.1\nnameserver 2001:db8::1\nnameserver fe80::1%eth0\nsearch x\n";
+        let addrs = resolv_conf_nameservers(text);
+        assert_eq!(addrs, vec!["192.0.2.1:53".parse().unwrap(), "[2001:db8::1]:53".parse().unwrap()]);
+    }
+
+    #[test]
+    fn config_errors_name_the_key() {
+        let cfg = UpstreamConfig {
+            servers: vec!["127.0.0.1:53".into(), "not an address".into()],
+            ..Default::default()
+        };
+        let err = cfg.validate().unwrap_err();
+        assert!(err.starts_with("upstream.servers[1]"), "{err}");
+        let cfg = UpstreamConfig {
+            attempt_timeout_ms: 5_000,
+            ..Default::default()
+        };
+        assert!(cfg.validate().unwrap_err().starts_with("upstream.attempt_timeout_ms"));
+        assert_eq!(parse_server("192.0.2.9").unwrap(), "192.0.2.9:53".parse().unwrap());
+    }
+}

@@ -1,0 +1,784 @@
+//! DNS wire format on the hot path: parse a query without allocating, patch a cached response,
+//! synthesise block and error answers, and walk a response to find its TTLs and OPT record.
+//!
+//! Full parsing with hickory-proto happens only where the records' meaning is needed (answer
+//! checks); everything a cache hit needs is done here on bytes.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+pub const HEADER_LEN: usize = 12;
+pub const TYPE_A: u16 = 1;
+pub const TYPE_NS: u16 = 2;
+pub const TYPE_CNAME: u16 = 5;
+pub const TYPE_SOA: u16 = 6;
+pub const TYPE_AAAA: u16 = 28;
+pub const TYPE_OPT: u16 = 41;
+pub const TYPE_IXFR: u16 = 251;
+pub const TYPE_AXFR: u16 = 252;
+pub const TYPE_ANY: u16 = 255;
+pub const TYPE_HINFO: u16 = 13;
+pub const CLASS_IN: u16 = 1;
+
+pub const RCODE_NOERROR: u8 = 0;
+pub const RCODE_FORMERR: u8 = 1;
+pub const RCODE_SERVFAIL: u8 = 2;
+pub const RCODE_NXDOMAIN: u8 = 3;
+pub const RCODE_NOTIMP: u8 = 4;
+pub const RCODE_REFUSED: u8 = 5;
+/// Extended RCODE BADVERS (16): upper 8 bits = 1 in the OPT TTL field, lower 4 bits = 0.
+pub const EXT_RCODE_BADVERS_HIGH: u8 = 1;
+
+/// UDP payload size dnsward advertises (the DNS flag day 2020 value: avoids IP fragmentation).
+pub const OUR_UDP_PAYLOAD: u16 = 1232;
+
+const FLAG_QR: u16 = 0x8000;
+const FLAG_AA: u16 = 0x0400;
+const FLAG_TC: u16 = 0x0200;
+const FLAG_RD: u16 = 0x0100;
+const FLAG_RA: u16 = 0x0080;
+const FLAG_AD: u16 = 0x0020;
+const FLAG_CD: u16 = 0x0010;
+
+/// EDNS(0) information from a query's OPT record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EdnsInfo {
+    /// The requestor's UDP payload size (values below 512 are treated as 512).
+    pub udp_payload: u16,
+    pub dnssec_ok: bool,
+    pub version: u8,
+}
+
+/// A query parsed in place. The name is kept both as the client sent it (for echoing its case)
+/// and lowercased (for cache keys and policy).
+#[derive(Clone, Debug)]
+pub struct Query {
+    pub id: u16,
+    pub opcode: u8,
+    pub rd: bool,
+    pub cd: bool,
+    pub ad: bool,
+    pub qtype: u16,
+    pub qclass: u16,
+    /// The client's question section bytes: name (uncompressed) + type + class.
+    pub question: QuestionBuf,
+    pub edns: Option<EdnsInfo>,
+}
+
+/// Question bytes on the stack: a wire name is at most 255 bytes, plus type and class.
+#[derive(Clone)]
+pub struct QuestionBuf {
+    bytes: [u8; 259],
+    len: u16,
+}
+
+impl std::fmt::Debug for QuestionBuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "QuestionBuf({:?})", self.as_bytes())
+    }
+}
+
+impl PartialEq for QuestionBuf {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for QuestionBuf {}
+
+impl QuestionBuf {
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+    /// The wire name (with its terminating zero), as the client wrote it.
+    pub fn name_wire(&self) -> &[u8] {
+        &self.bytes[..self.len as usize - 4]
+    }
+}
+
+impl Query {
+    /// Cache key: lowercased wire name + type + class + DO/CD bits. Written into `out`.
+    pub fn cache_key<'a>(&self, out: &'a mut [u8; 260]) -> &'a [u8] {
+        let q = self.question.as_bytes();
+        for (o, b) in out.iter_mut().zip(q.iter()) {
+            *o = b.to_ascii_lowercase();
+        }
+        // type and class bytes were lowercased too: restore them.
+        let n = q.len();
+        out[n - 4..n].copy_from_slice(&q[n - 4..n]);
+        let do_bit = self.edns.map(|e| e.dnssec_ok).unwrap_or(false);
+        out[n] = (do_bit as u8) | ((self.cd as u8) << 1);
+        &out[..n + 1]
+    }
+
+    /// The query name as text, lowercase, without the trailing dot (`.` for the root).
+    /// Bytes outside letters, digits, `-` and `_` are written as `\DDD`, so no two wire names
+    /// map to the same text.
+    pub fn name_text(&self) -> String {
+        name_to_text(self.question.name_wire())
+    }
+
+    pub fn dnssec_ok(&self) -> bool {
+        self.edns.map(|e| e.dnssec_ok).unwrap_or(false)
+    }
+
+    /// Largest response the client accepts over UDP.
+    pub fn max_udp_response(&self) -> usize {
+        self.edns.map(|e| e.udp_payload.max(512) as usize).unwrap_or(512)
+    }
+}
+
+/// Why a packet is not a query we answer normally.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum QueryError {
+    /// Too short for a header, or a response: never answered (no reflection of garbage).
+    Drop,
+    /// Answer with this RCODE (header echoed, question echoed when it parsed).
+    Respond {
+        id: u16,
+        opcode: u8,
+        rd: bool,
+        rcode: u8,
+        question: Option<QuestionBuf>,
+        edns: Option<EdnsInfo>,
+        /// BADVERS must be signalled through the OPT record's extended RCODE.
+        badvers: bool,
+    },
+}
+
+fn be16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
+}
+
+fn be32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes([
+        *b.get(at)?,
+        *b.get(at + 1)?,
+        *b.get(at + 2)?,
+        *b.get(at + 3)?,
+    ]))
+}
+
+/// Parses a query packet. Never panics, never allocates.
+pub fn parse_query(pkt: &[u8]) -> Result<Query, QueryError> {
+    if pkt.len() < HEADER_LEN {
+        return Err(QueryError::Drop);
+    }
+    let id = be16(pkt, 0).unwrap_or(0);
+    let flags = be16(pkt, 2).unwrap_or(0);
+    if flags & FLAG_QR != 0 {
+        return Err(QueryError::Drop);
+    }
+    let opcode = ((flags >> 11) & 0xf) as u8;
+    let rd = flags & FLAG_RD != 0;
+    let qdcount = be16(pkt, 4).unwrap_or(0);
+    let ancount = be16(pkt, 6).unwrap_or(0);
+    let nscount = be16(pkt, 8).unwrap_or(0);
+    let arcount = be16(pkt, 10).unwrap_or(0);
+    let respond = |rcode: u8, question: Option<QuestionBuf>, edns: Option<EdnsInfo>| {
+        QueryError::Respond {
+            id,
+            opcode,
+            rd,
+            rcode,
+            question,
+            edns,
+            badvers: false,
+        }
+    };
+    if opcode != 0 {
+        return Err(respond(RCODE_NOTIMP, None, None));
+    }
+    if qdcount != 1 {
+        return Err(respond(RCODE_FORMERR, None, None));
+    }
+    // Question name: uncompressed in a query (a pointer here is malformed).
+    let mut pos = HEADER_LEN;
+    let mut qbuf = QuestionBuf {
+        bytes: [0; 259],
+        len: 0,
+    };
+    let mut name_len = 0usize;
+    loop {
+        let Some(&len) = pkt.get(pos) else {
+            return Err(respond(RCODE_FORMERR, None, None));
+        };
+        if len & 0xc0 != 0 {
+            return Err(respond(RCODE_FORMERR, None, None));
+        }
+        let len = len as usize;
+        if name_len + len + 1 > 255 || pos + 1 + len > pkt.len() {
+            return Err(respond(RCODE_FORMERR, None, None));
+        }
+        qbuf.bytes[name_len..name_len + 1 + len].copy_from_slice(&pkt[pos..pos + 1 + len]);
+        name_len += 1 + len;
+        pos += 1 + len;
+        if len == 0 {
+            break;
+        }
+    }
+    let (Some(qtype), Some(qclass)) = (be16(pkt, pos), be16(pkt, pos + 2)) else {
+        return Err(respond(RCODE_FORMERR, None, None));
+    };
+    qbuf.bytes[name_len..name_len + 4].copy_from_slice(&pkt[pos..pos + 4]);
+    qbuf.len = (name_len + 4) as u16;
+    pos += 4;
+
+    // Find the OPT record among the other sections (queries rarely carry any).
+    let mut edns = None;
+    let others = ancount as usize + nscount as usize + arcount as usize;
+    for i in 0..others {
+        let Some(after_name) = skip_name(pkt, pos) else {
+            return Err(respond(RCODE_FORMERR, Some(qbuf), None));
+        };
+        let (Some(rtype), Some(rclass), Some(ttl), Some(rdlen)) = (
+            be16(pkt, after_name),
+            be16(pkt, after_name + 2),
+            be32(pkt, after_name + 4),
+            be16(pkt, after_name + 8),
+        ) else {
+            return Err(respond(RCODE_FORMERR, Some(qbuf), None));
+        };
+        let end = after_name + 10 + rdlen as usize;
+        if end > pkt.len() {
+            return Err(respond(RCODE_FORMERR, Some(qbuf), None));
+        }
+        if rtype == TYPE_OPT {
+            let in_additional = i >= ancount as usize + nscount as usize;
+            // RFC 6891: one OPT, owner is the root, additional section only.
+            if edns.is_some() || !in_additional || after_name != pos + 1 {
+                return Err(respond(RCODE_FORMERR, Some(qbuf), None));
+            }
+            let info = EdnsInfo {
+                udp_payload: rclass.max(512),
+                dnssec_ok: ttl & 0x8000 != 0,
+                version: ((ttl >> 16) & 0xff) as u8,
+            };
+            edns = Some(info);
+        }
+        pos = end;
+    }
+    if let Some(e) = edns {
+        if e.version != 0 {
+            return Err(QueryError::Respond {
+                id,
+                opcode,
+                rd,
+                rcode: RCODE_NOERROR,
+                question: Some(qbuf),
+                edns: Some(e),
+                badvers: true,
+            });
+        }
+    }
+    Ok(Query {
+        id,
+        opcode,
+        rd,
+        cd: flags & FLAG_CD != 0,
+        ad: flags & FLAG_AD != 0,
+        qtype,
+        qclass,
+        question: qbuf,
+        edns,
+    })
+}
+
+/// Skips a (possibly compressed) name starting at `pos`; returns the offset after it.
+pub fn skip_name(pkt: &[u8], mut pos: usize) -> Option<usize> {
+    let mut total = 0usize;
+    loop {
+        let len = *pkt.get(pos)?;
+        match len & 0xc0 {
+            0x00 => {
+                pos += 1 + len as usize;
+                total += 1 + len as usize;
+                if total > 255 || pos > pkt.len() {
+                    return None;
+                }
+                if len == 0 {
+                    return Some(pos);
+                }
+            }
+            0xc0 => {
+                pkt.get(pos + 1)?;
+                return Some(pos + 2);
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// Reads a (possibly compressed) name into text, bounded against pointer loops.
+pub fn read_name_text(pkt: &[u8], mut pos: usize) -> Option<String> {
+    let mut wire = [0u8; 256];
+    let mut wlen = 0usize;
+    let mut jumps = 0;
+    loop {
+        let len = *pkt.get(pos)?;
+        match len & 0xc0 {
+            0x00 => {
+                let l = len as usize;
+                if wlen + 1 + l > 255 {
+                    return None;
+                }
+                wire[wlen..wlen + 1 + l].copy_from_slice(pkt.get(pos..pos + 1 + l)?);
+                wlen += 1 + l;
+                if l == 0 {
+                    return Some(name_to_text(&wire[..wlen]));
+                }
+                pos += 1 + l;
+            }
+            0xc0 => {
+                jumps += 1;
+                if jumps > 64 {
+                    return None;
+                }
+                let target = (((len & 0x3f) as usize) << 8) | *pkt.get(pos + 1)? as usize;
+                if target >= pos {
+                    // Pointers must point backwards; forward or self pointers are loops or junk.
+                    return None;
+                }
+                pos = target;
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// Wire name (uncompressed, terminated) to lowercase text without the trailing dot.
+pub fn name_to_text(wire: &[u8]) -> String {
+    let mut out = String::with_capacity(wire.len());
+    let mut pos = 0;
+    while let Some(&len) = wire.get(pos) {
+        if len == 0 {
+            break;
+        }
+        if !out.is_empty() {
+            out.push('.');
+        }
+        for &b in wire.get(pos + 1..pos + 1 + len as usize).unwrap_or(&[]) {
+            let c = b.to_ascii_lowercase();
+            if c.is_ascii_alphanumeric() || c == b'-' || c == b'_' {
+                out.push(c as char);
+            } else {
+                out.push_str(&format!("\\{c:03}"));
+            }
+        }
+        pos += 1 + len as usize;
+    }
+    if out.is_empty() {
+        out.push('.');
+    }
+    out
+}
+
+/// Text name (`a.b.c`) to uncompressed wire form. Returns None for invalid names.
+pub fn text_to_wire(name: &str) -> Option<Vec<u8>> {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    let mut out = Vec::with_capacity(name.len() + 2);
+    if !name.is_empty() {
+        for label in name.split('.') {
+            if label.is_empty() || label.len() > 63 {
+                return None;
+            }
+            out.push(label.len() as u8);
+            out.extend_from_slice(label.as_bytes());
+        }
+    }
+    out.push(0);
+    (out.len() <= 255).then_some(out)
+}
+
+fn put16(out: &mut Vec<u8>, v: u16) {
+    out.extend_from_slice(&v.to_be_bytes());
+}
+
+fn put32(out: &mut Vec<u8>, v: u32) {
+    out.extend_from_slice(&v.to_be_bytes());
+}
+
+/// Appends our OPT record (root owner, our payload size, DO echoed, optional extended RCODE).
+pub fn push_opt(out: &mut Vec<u8>, dnssec_ok: bool, ext_rcode_high: u8) {
+    out.push(0);
+    put16(out, TYPE_OPT);
+    put16(out, OUR_UDP_PAYLOAD);
+    let ttl = ((ext_rcode_high as u32) << 24) | if dnssec_ok { 0x8000 } else { 0 };
+    put32(out, ttl);
+    put16(out, 0);
+}
+
+fn response_flags(opcode: u8, rd: bool, cd: bool, rcode: u8) -> u16 {
+    let mut flags = FLAG_QR | FLAG_RA | ((opcode as u16 & 0xf) << 11) | (rcode as u16 & 0xf);
+    if rd {
+        flags |= FLAG_RD;
+    }
+    if cd {
+        flags |= FLAG_CD;
+    }
+    flags
+}
+
+fn push_header(out: &mut Vec<u8>, id: u16, flags: u16, qd: u16, an: u16, ns: u16, ar: u16) {
+    put16(out, id);
+    put16(out, flags);
+    put16(out, qd);
+    put16(out, an);
+    put16(out, ns);
+    put16(out, ar);
+}
+
+/// Builds the answer to a packet that [`parse_query`] rejected with `Respond`.
+pub fn error_response(err: &QueryError, out: &mut Vec<u8>) -> bool {
+    let QueryError::Respond {
+        id,
+        opcode,
+        rd,
+        rcode,
+        question,
+        edns,
+        badvers,
+    } = err
+    else {
+        return false;
+    };
+    out.clear();
+    let qd = question.is_some() as u16;
+    let ar = edns.is_some() as u16;
+    push_header(out, *id, response_flags(*opcode, *rd, false, *rcode), qd, 0, 0, ar);
+    if let Some(q) = question {
+        out.extend_from_slice(q.as_bytes());
+    }
+    if let Some(e) = edns {
+        let high = if *badvers { EXT_RCODE_BADVERS_HIGH } else { 0 };
+        push_opt(out, e.dnssec_ok, high);
+    }
+    true
+}
+
+/// A header-and-question-only answer with the given RCODE (REFUSED, SERVFAIL, NOTIMP...).
+pub fn rcode_response(q: &Query, rcode: u8, out: &mut Vec<u8>) {
+    out.clear();
+    let ar = q.edns.is_some() as u16;
+    push_header(out, q.id, response_flags(0, q.rd, q.cd, rcode), 1, 0, 0, ar);
+    out.extend_from_slice(q.question.as_bytes());
+    if let Some(e) = q.edns {
+        push_opt(out, e.dnssec_ok, 0);
+    }
+}
+
+/// What a synthesised block answer contains.
+pub enum BlockAnswer<'a> {
+    /// NXDOMAIN with a synthetic SOA (so clients cache the block for `ttl`).
+    Nxdomain { ttl: u32 },
+    /// A/AAAA with these addresses; other types (or no address of the type) get NODATA.
+    Sinkhole {
+        v4: &'a [Ipv4Addr],
+        v6: &'a [Ipv6Addr],
+        ttl: u32,
+    },
+    Refused,
+}
+
+/// Synthesises the answer for a blocked query.
+pub fn block_response(q: &Query, answer: BlockAnswer<'_>, out: &mut Vec<u8>) {
+    let (rcode, ttl) = match answer {
+        BlockAnswer::Refused => return rcode_response(q, RCODE_REFUSED, out),
+        BlockAnswer::Nxdomain { ttl } => (RCODE_NXDOMAIN, ttl),
+        BlockAnswer::Sinkhole { ttl, .. } => (RCODE_NOERROR, ttl),
+    };
+    out.clear();
+    push_header(out, q.id, response_flags(0, q.rd, q.cd, rcode), 1, 0, 0, 0);
+    out.extend_from_slice(q.question.as_bytes());
+    let mut answers = 0u16;
+    if let BlockAnswer::Sinkhole { v4, v6, .. } = answer {
+        if q.qclass == CLASS_IN && q.qtype == TYPE_A {
+            for ip in v4 {
+                push_rr_ptr(out, TYPE_A, ttl, &ip.octets());
+                answers += 1;
+            }
+        } else if q.qclass == CLASS_IN && q.qtype == TYPE_AAAA {
+            for ip in v6 {
+                push_rr_ptr(out, TYPE_AAAA, ttl, &ip.octets());
+                answers += 1;
+            }
+        }
+    }
+    let mut authority = 0u16;
+    if answers == 0 {
+        // NXDOMAIN or NODATA: SOA owned by the query name, minimum = the block TTL (RFC 2308).
+        out.extend_from_slice(&[0xc0, 0x0c]);
+        put16(out, TYPE_SOA);
+        put16(out, CLASS_IN);
+        put32(out, ttl);
+        let rdata_at = out.len();
+        put16(out, 0);
+        for label in [&b"\x07dnsward\x07invalid\x00"[..], &b"\x07blocked\x07dnsward\x07invalid\x00"[..]] {
+            out.extend_from_slice(label);
+        }
+        for v in [1u32, 3600, 600, 86400, ttl] {
+            put32(out, v);
+        }
+        let rdlen = (out.len() - rdata_at - 2) as u16;
+        out[rdata_at..rdata_at + 2].copy_from_slice(&rdlen.to_be_bytes());
+        authority = 1;
+    }
+    out[6..8].copy_from_slice(&answers.to_be_bytes());
+    out[8..10].copy_from_slice(&authority.to_be_bytes());
+    if let Some(e) = q.edns {
+        push_opt(out, e.dnssec_ok, 0);
+        out[10..12].copy_from_slice(&1u16.to_be_bytes());
+    }
+}
+
+fn push_rr_ptr(out: &mut Vec<u8>, rtype: u16, ttl: u32, rdata: &[u8]) {
+    out.extend_from_slice(&[0xc0, 0x0c]);
+    put16(out, rtype);
+    put16(out, CLASS_IN);
+    put32(out, ttl);
+    put16(out, rdata.len() as u16);
+    out.extend_from_slice(rdata);
+}
+
+/// RFC 8482: answer ANY with a single synthesised HINFO instead of everything we know.
+pub fn any_hinfo_response(q: &Query, out: &mut Vec<u8>) {
+    out.clear();
+    push_header(out, q.id, response_flags(0, q.rd, q.cd, RCODE_NOERROR), 1, 1, 0, 0);
+    out.extend_from_slice(q.question.as_bytes());
+    push_rr_ptr(out, TYPE_HINFO, 3600, b"\x07RFC8482\x00");
+    if let Some(e) = q.edns {
+        push_opt(out, e.dnssec_ok, 0);
+        out[10..12].copy_from_slice(&1u16.to_be_bytes());
+    }
+}
+
+/// The query dnsward sends upstream: fresh ID, RD, the client's question (lowercased), and our OPT.
+pub fn upstream_query(id: u16, question_lower: &[u8], dnssec_ok: bool, cd: bool, out: &mut Vec<u8>) {
+    out.clear();
+    let mut flags = FLAG_RD;
+    if cd {
+        flags |= FLAG_CD;
+    }
+    push_header(out, id, flags, 1, 0, 0, 1);
+    out.extend_from_slice(question_lower);
+    push_opt(out, dnssec_ok, 0);
+}
+
+/// What the cache needs from an upstream response, found by one walk over its records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResponseLayout {
+    pub rcode: u8,
+    pub truncated: bool,
+    pub authoritative: bool,
+    pub authentic_data: bool,
+    /// Offset and value of every TTL field except the OPT record's.
+    pub ttls: Vec<(u16, u32)>,
+    /// Byte range of the OPT record, if any (to be cut out: dnsward writes its own).
+    pub opt: Option<(usize, usize)>,
+    pub ancount: u16,
+    pub nscount: u16,
+    /// The SOA in the authority section: (TTL, MINIMUM), for negative caching (RFC 2308).
+    pub soa: Option<(u32, u32)>,
+    /// Offset where the question section ends.
+    pub question_end: usize,
+}
+
+/// Walks an upstream response. Returns None if it is malformed in any way.
+pub fn walk_response(pkt: &[u8]) -> Option<ResponseLayout> {
+    let flags = be16(pkt, 2)?;
+    if flags & FLAG_QR == 0 {
+        return None;
+    }
+    let qd = be16(pkt, 4)?;
+    let an = be16(pkt, 6)?;
+    let ns = be16(pkt, 8)?;
+    let ar = be16(pkt, 10)?;
+    let mut pos = HEADER_LEN;
+    for _ in 0..qd {
+        pos = skip_name(pkt, pos)? + 4;
+        if pos > pkt.len() {
+            return None;
+        }
+    }
+    let question_end = pos;
+    let mut layout = ResponseLayout {
+        rcode: (flags & 0xf) as u8,
+        truncated: flags & FLAG_TC != 0,
+        authoritative: flags & FLAG_AA != 0,
+        authentic_data: flags & FLAG_AD != 0,
+        ttls: Vec::with_capacity((an + ns + ar) as usize),
+        opt: None,
+        ancount: an,
+        nscount: ns,
+        soa: None,
+        question_end,
+    };
+    let total = an as usize + ns as usize + ar as usize;
+    for i in 0..total {
+        let start = pos;
+        let after_name = skip_name(pkt, pos)?;
+        let rtype = be16(pkt, after_name)?;
+        let ttl = be32(pkt, after_name + 4)?;
+        let rdlen = be16(pkt, after_name + 8)? as usize;
+        let rdata = after_name + 10;
+        let end = rdata + rdlen;
+        if end > pkt.len() || end > u16::MAX as usize {
+            return None;
+        }
+        if rtype == TYPE_OPT {
+            if layout.opt.is_some() {
+                return None;
+            }
+            layout.opt = Some((start, end));
+        } else {
+            // RFC 2181 §8: a TTL with the top bit set is treated as zero.
+            let ttl = if ttl & 0x8000_0000 != 0 { 0 } else { ttl };
+            layout.ttls.push(((after_name + 4) as u16, ttl));
+            let in_authority = i >= an as usize && i < an as usize + ns as usize;
+            if rtype == TYPE_SOA && in_authority && layout.soa.is_none() {
+                let after_mname = skip_name(pkt, rdata)?;
+                let after_rname = skip_name(pkt, after_mname)?;
+                let minimum = be32(pkt, after_rname + 16)?;
+                if after_rname + 20 > end {
+                    return None;
+                }
+                layout.soa = Some((ttl, minimum));
+            }
+        }
+        pos = end;
+    }
+    if pos != pkt.len() {
+        // Trailing garbage: a sign of a broken or spoofed packet.
+        return None;
+    }
+    Some(layout)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(name: &str, qtype: u16, edns: Option<(u16, bool)>) -> Vec<u8> {
+        let mut out = Vec::new();
+        push_header(&mut out, 0x1234, FLAG_RD, 1, 0, 0, edns.is_some() as u16);
+        out.extend(text_to_wire(name).unwrap());
+        put16(&mut out, qtype);
+        put16(&mut out, CLASS_IN);
+        if let Some((size, d)) = edns {
+            out.push(0);
+            put16(&mut out, TYPE_OPT);
+            put16(&mut out, size);
+            put32(&mut out, if d { 0x8000 } else { 0 });
+            put16(&mut out, 0);
+        }
+        out
+    }
+
+    #[test]
+    fn parses_query_with_edns() {
+        let pkt = query("WwW.Example.COM", TYPE_A, Some((4096, true)));
+        let q = parse_query(&pkt).unwrap();
+        assert_eq!(q.id, 0x1234);
+        assert!(q.rd);
+        assert_eq!(q.qtype, TYPE_A);
+        assert_eq!(q.name_text(), "www.example.com");
+        assert_eq!(q.edns.unwrap().udp_payload, 4096);
+        assert!(q.dnssec_ok());
+        let mut k = [0u8; 260];
+        let key = q.cache_key(&mut k).to_vec();
+        let q2 = parse_query(&query("www.example.com", TYPE_A, Some((1232, true)))).unwrap();
+        assert_eq!(key, q2.cache_key(&mut k));
+        let q3 = parse_query(&query("www.example.com", TYPE_A, None)).unwrap();
+        assert_ne!(key, q3.cache_key(&mut k), "DO bit is part of the key");
+        assert_eq!(q3.max_udp_response(), 512);
+    }
+
+    #[test]
+    fn rejects_malformed_queries() {
+        assert_eq!(parse_query(&[0; 5]).unwrap_err(), QueryError::Drop);
+        let mut resp = query("a.com", TYPE_A, None);
+        resp[2] |= 0x80;
+        assert_eq!(parse_query(&resp).unwrap_err(), QueryError::Drop);
+        // Truncated question.
+        let pkt = query("example.com", TYPE_A, None);
+        let err = parse_query(&pkt[..pkt.len() - 3]).unwrap_err();
+        assert!(matches!(err, QueryError::Respond { rcode: RCODE_FORMERR, .. }));
+        // Compression pointer in the question.
+        let mut pkt = query("a.com", TYPE_A, None);
+        pkt[12] = 0xc0;
+        assert!(matches!(parse_query(&pkt), Err(QueryError::Respond { rcode: RCODE_FORMERR, .. })));
+        // Opcode 5 (UPDATE) is not implemented.
+        let mut pkt = query("a.com", TYPE_A, None);
+        pkt[2] |= 5 << 3;
+        assert!(matches!(parse_query(&pkt), Err(QueryError::Respond { rcode: RCODE_NOTIMP, .. })));
+        // A name over 255 bytes.
+        let mut pkt = Vec::new();
+        push_header(&mut pkt, 1, 0, 1, 0, 0, 0);
+        for _ in 0..5 {
+            pkt.push(63);
+            pkt.extend([b'a'; 63]);
+        }
+        pkt.push(0);
+        put16(&mut pkt, 1);
+        put16(&mut pkt, 1);
+        assert!(matches!(parse_query(&pkt), Err(QueryError::Respond { rcode: RCODE_FORMERR, .. })));
+    }
+
+    #[test]
+    fn edns_version_one_gets_badvers() {
+        let mut pkt = query("a.com", TYPE_A, Some((1232, false)));
+        let n = pkt.len();
+        pkt[n - 5] = 1; // version byte of the OPT TTL
+        let err = parse_query(&pkt).unwrap_err();
+        let mut out = Vec::new();
+        assert!(error_response(&err, &mut out));
+        let layout = walk_response(&out).unwrap();
+        let (s, _) = layout.opt.unwrap();
+        assert_eq!(out[s + 5], EXT_RCODE_BADVERS_HIGH);
+    }
+
+    #[test]
+    fn block_answers_are_well_formed() {
+        let q = parse_query(&query("bad.example", TYPE_A, Some((1232, false)))).unwrap();
+        let mut out = Vec::new();
+        block_response(&q, BlockAnswer::Nxdomain { ttl: 60 }, &mut out);
+        let l = walk_response(&out).unwrap();
+        assert_eq!(l.rcode, RCODE_NXDOMAIN);
+        assert_eq!(l.soa, Some((60, 60)));
+        assert!(l.opt.is_some());
+        let v4 = ["10.0.0.1".parse().unwrap()];
+        block_response(&q, BlockAnswer::Sinkhole { v4: &v4, v6: &[], ttl: 30 }, &mut out);
+        let l = walk_response(&out).unwrap();
+        assert_eq!((l.rcode, l.ancount, l.nscount), (RCODE_NOERROR, 1, 0));
+        let q6 = parse_query(&query("bad.example", TYPE_AAAA, None)).unwrap();
+        block_response(&q6, BlockAnswer::Sinkhole { v4: &v4, v6: &[], ttl: 30 }, &mut out);
+        let l = walk_response(&out).unwrap();
+        assert_eq!((l.rcode, l.ancount, l.nscount), (RCODE_NOERROR, 0, 1), "NODATA");
+    }
+
+    #[test]
+    fn name_text_escapes_odd_bytes_and_pointer_loops_fail() {
+        assert_eq!(name_to_text(b"\x03a.b\x03COM\x00"), "a\\046b.com");
+        assert_eq!(name_to_text(b"\x00"), ".");
+        // A pointer to itself.
+        let pkt = [0u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xc0, 12];
+        assert_eq!(read_name_text(&pkt, 12), None);
+        assert_eq!(walk_response(&[0x12]), None);
+    }
+
+    #[test]
+    fn fuzzish_inputs_never_panic() {
+        // Every prefix and single-byte corruption of a valid packet.
+        let pkt = query("www.example.com", TYPE_A, Some((4096, true)));
+        for n in 0..pkt.len() {
+            let _ = parse_query(&pkt[..n]);
+            let _ = walk_response(&pkt[..n]);
+            for v in [0u8, 0x3f, 0xc0, 0xff] {
+                let mut p = pkt.clone();
+                p[n] = v;
+                let _ = parse_query(&p);
+                let _ = walk_response(&p);
+                let _ = read_name_text(&p, 12);
+            }
+        }
+    }
+}

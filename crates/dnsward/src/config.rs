@@ -1,0 +1,124 @@
+//! The configuration: one serde tree, `deny_unknown_fields` everywhere, validated at load.
+//! Every key is documented in `dnsward.example.toml` (a test keeps the two in step).
+
+use dnsward_policy::{ActionConfig, SinkholeConfig};
+use dnsward_server::cache::CacheConfig;
+use dnsward_server::upstream::UpstreamConfig;
+use dnsward_server::ServerConfig;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub upstream: UpstreamConfig,
+    pub cache: CacheConfig,
+    pub lists: ListsConfig,
+    pub actions: ActionConfig,
+    pub sinkhole: SinkholeConfig,
+}
+
+/// `[lists]`: allow- and denylist files (relative paths are relative to the config file).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListsConfig {
+    /// Allowlists: a match here always wins over every other stage.
+    pub allow: Vec<PathBuf>,
+    /// Denylists: a match blocks with the `list` action.
+    pub deny: Vec<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config file {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl Config {
+    /// Reads, parses and validates a config file; relative list paths are resolved against it.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut cfg = Config::parse(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in cfg.lists.allow.iter_mut().chain(cfg.lists.deny.iter_mut()) {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        cfg.validate().map_err(|message| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        Ok(cfg)
+    }
+
+    /// Parses TOML text. Errors carry the line, column and key.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Checks values serde cannot; messages start with the key.
+    pub fn validate(&self) -> Result<(), String> {
+        self.server.validate()?;
+        self.upstream.validate()?;
+        self.cache.validate()?;
+        self.sinkhole.validate()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_documents_the_defaults() {
+        let text = include_str!("../../../dnsward.example.toml");
+        let cfg = Config::parse(text).expect("dnsward.example.toml parses");
+        assert_eq!(cfg, Config::default(), "dnsward.example.toml must show the built-in defaults");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_their_name() {
+        let err = Config::parse("[server]\nlisten = [\"127.0.0.1:53\"]\nlisen = 1\n").unwrap_err();
+        assert!(err.contains("lisen"), "{err}");
+        let err = Config::parse("[cache]\nmax_mib = \"lots\"\n").unwrap_err();
+        assert!(err.contains("max_mib"), "{err}");
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        let mut cfg = Config::default();
+        cfg.cache.min_ttl = 100;
+        cfg.cache.max_ttl = 10;
+        assert!(cfg.validate().unwrap_err().starts_with("cache.min_ttl"));
+        let cfg = Config::parse("[upstream]\nservers = [\"dns.example\"]\n").unwrap();
+        assert!(cfg.validate().unwrap_err().starts_with("upstream.servers[0]"));
+    }
+
+    #[test]
+    fn relative_list_paths_follow_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dnsward.toml");
+        std::fs::write(&path, "[lists]\ndeny = [\"deny.txt\"]\n").unwrap();
+        let cfg = Config::load(&path).unwrap();
+        assert_eq!(cfg.lists.deny, vec![dir.path().join("deny.txt")]);
+        let err = Config::load(&dir.path().join("missing.toml")).unwrap_err();
+        assert!(err.to_string().contains("missing.toml"));
+    }
+}

@@ -1,0 +1,8 @@
+//! The dnsward application: configuration, building the verdict pipeline from it, and running
+//! the resolver. `main.rs` is only the command line on top of this.
+
+pub mod app;
+pub mod config;
+
+pub use app::{build_policy, App};
+pub use config::Config;
