@@ -1,0 +1,137 @@
+//! The `dnsward` binary as a user runs it: `check` exit codes and reasons, config errors that
+//! name the key, `serve` with SIGHUP reload.
+
+mod support;
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use support::*;
+
+fn dnsward() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_dnsward"))
+}
+
+fn setup(config: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("deny.txt"), "# denied\n||evil.example^\n").unwrap();
+    std::fs::write(dir.path().join("allow.txt"), "good.evil.example\n").unwrap();
+    std::fs::write(dir.path().join("dnsward.toml"), config).unwrap();
+    dir
+}
+
+const LISTS: &str = "[lists]\ndeny = [\"deny.txt\"]\nallow = [\"allow.txt\"]\n";
+
+#[test]
+fn check_reports_verdicts_and_exit_codes() {
+    let dir = setup(LISTS);
+    let cfg = dir.path().join("dnsward.toml");
+    let out = dnsward().args(["check", "--config"]).arg(&cfg).args(["www.evil.example."]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "blocked -> exit 1");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("block category=list action=nxdomain"), "{text}");
+    assert!(text.contains("deny.txt:2"), "{text}");
+
+    let out = dnsward().args(["check", "--config"]).arg(&cfg).args(["good.evil.example", "example.org"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "nothing blocked -> exit 0");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("good.evil.example\tallow"), "{text}");
+    assert!(text.contains("example.org\tpass"), "{text}");
+
+    let out = dnsward().args(["check", "--json", "--monitor", "--config"]).arg(&cfg).arg("evil.example").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "monitor mode blocks nothing");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["name"], "evil.example");
+    assert_eq!(v["action"], "log");
+    assert_eq!(v["category"], "list");
+    assert_eq!(v["blocked"], false);
+    assert_eq!(v["reason"]["stage"], "denylist");
+}
+
+#[test]
+fn broken_config_and_missing_list_are_clear_errors() {
+    let dir = setup("[server]\nlisten = [\"127.0.0.1:5353\"]\nworkerz = 2\n");
+    let out = dnsward().args(["serve", "--config"]).arg(dir.path().join("dnsward.toml")).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("workerz") && err.contains("dnsward.toml"), "{err}");
+
+    let dir = setup("[cache]\nmin_ttl = 600\nmax_ttl = 60\n");
+    let out = dnsward().args(["check", "--config"]).arg(dir.path().join("dnsward.toml")).arg("a.b").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8(out.stderr).unwrap().contains("cache.min_ttl"));
+
+    let dir = setup("[lists]\ndeny = [\"nope.txt\"]\n");
+    let out = dnsward().args(["check", "--config"]).arg(dir.path().join("dnsward.toml")).arg("a.b").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("lists.deny") && err.contains("nope.txt"), "{err}");
+
+    let out = dnsward().args(["check", "--config", "/nonexistent/dnsward.toml", "a.b"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8(out.stderr).unwrap().contains("/nonexistent/dnsward.toml"));
+}
+
+fn free_port() -> u16 {
+    // UDP and TCP both free on the same port.
+    loop {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_answers_and_reloads_on_sighup() {
+    let up = start_upstream().await;
+    let dir = setup(LISTS);
+    std::fs::write(dir.path().join("deny.txt"), "bad.test\n").unwrap();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = dnsward()
+        .args(["serve", "--workers", "1", "--listen", &listen, "--upstream", &up.addr.to_string(), "--config"])
+        .arg(dir.path().join("dnsward.toml"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addr = listen.parse().unwrap();
+    let mut ready = false;
+    for _ in 0..100 {
+        let pkt = query("www.test.", RecordType::A, None).to_vec().unwrap();
+        if udp_raw(addr, &pkt, Duration::from_millis(100)).await.is_some() {
+            ready = true;
+            break;
+        }
+    }
+    assert!(ready, "dnsward serve answers");
+    let got = udp(addr, &query("bad.test.", RecordType::A, None)).await;
+    assert_eq!(got.metadata.response_code, ResponseCode::NXDomain);
+    let got = udp(addr, &query("later.test.", RecordType::A, None)).await;
+    assert_eq!(got.metadata.response_code, ResponseCode::NoError);
+
+    std::fs::write(dir.path().join("deny.txt"), "bad.test\nlater.test\n").unwrap();
+    let status = Command::new("kill").args(["-HUP", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let mut blocked = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let got = udp(addr, &query("later.test.", RecordType::A, None)).await;
+        if got.metadata.response_code == ResponseCode::NXDomain {
+            blocked = true;
+            break;
+        }
+    }
+    assert!(blocked, "SIGHUP reloaded the denylist");
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "clean exit on SIGTERM: {status:?}");
+    let mut log = String::new();
+    use std::io::Read;
+    child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
+    assert!(log.contains("reloaded lists and policy"), "{log}");
+    assert!(log.contains("blocked"), "blocks are logged with their reason: {log}");
+}

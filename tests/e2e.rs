@@ -1,0 +1,403 @@
+//! End-to-end: the real dnsward server on an ephemeral port in front of a real authoritative
+//! upstream on loopback, checked on the wire.
+
+mod support;
+
+use dnsward_policy::{Action, Category, VerdictKind};
+use hickory_proto::op::{MessageType, ResponseCode};
+use hickory_proto::rr::{RData, RecordType};
+use std::time::{Duration, Instant};
+use support::*;
+
+fn write_list(dir: &tempfile::TempDir, name: &str, text: &str) -> std::path::PathBuf {
+    let p = dir.path().join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_answers_pass_unchanged() {
+    let up = start_upstream().await;
+    let dw = start_dnsward(test_config(&[up.addr])).await;
+    let cases = [
+        ("www.test.", RecordType::A),
+        ("www.test.", RecordType::AAAA),
+        ("multi.test.", RecordType::A),
+        ("alias.test.", RecordType::A),
+        ("mail.test.", RecordType::MX),
+        ("txt.test.", RecordType::TXT),
+        ("test.", RecordType::NS),
+        ("test.", RecordType::SOA),
+        ("nothere.test.", RecordType::A),
+        ("www.test.", RecordType::MX),
+        ("www.test.", RecordType::CAA),
+    ];
+    for (name, rtype) in cases {
+        for edns in [None, Some(1232)] {
+            let q = query(name, rtype, edns);
+            let direct = udp(up.addr, &q).await;
+            let got = udp(dw.addr, &q).await;
+            let what = format!("{name} {rtype} edns={edns:?}");
+            assert_eq!(got.metadata.id, q.metadata.id, "{what}: ID");
+            assert_eq!(got.metadata.message_type, MessageType::Response, "{what}");
+            assert!(got.metadata.recursion_desired && got.metadata.recursion_available, "{what}: RD/RA");
+            assert!(!got.metadata.truncation, "{what}: TC");
+            assert_eq!(got.metadata.response_code, direct.metadata.response_code, "{what}: RCODE");
+            assert_eq!(rrs(&got.answers), rrs(&direct.answers), "{what}: answers");
+            assert_eq!(rrs(&got.authorities), rrs(&direct.authorities), "{what}: authority");
+            assert_eq!(got.edns.is_some(), edns.is_some(), "{what}: OPT only if the client sent one");
+        }
+    }
+    // All six addresses of a round-robin name.
+    let got = udp(dw.addr, &query("multi.test.", RecordType::A, None)).await;
+    assert_eq!(got.answers.len(), 6);
+    // NXDOMAIN keeps its SOA (clients need it for negative caching).
+    let got = udp(dw.addr, &query("nothere.test.", RecordType::A, None)).await;
+    assert_eq!(got.metadata.response_code, ResponseCode::NXDomain);
+    assert!(matches!(got.authorities[0].data, RData::SOA(_)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn question_case_is_echoed_and_ttls_count_down_from_cache() {
+    let up = start_upstream().await;
+    let dw = start_dnsward(test_config(&[up.addr])).await;
+    let first = udp(dw.addr, &query("www.test.", RecordType::A, None)).await;
+    let ttl1 = first.answers[0].ttl;
+    assert_eq!(ttl1, 300);
+    let hits_before = dw.app.engine().cache().hits();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // Mixed case (0x20, written into the raw packet): served from the same cache entry and
+    // echoed exactly as asked.
+    let mut pkt = query("www.test.", RecordType::A, None).to_vec().unwrap();
+    pkt[13] = b'W';
+    pkt[17] = b'T';
+    let raw = udp_raw(dw.addr, &pkt, Duration::from_secs(3)).await.unwrap();
+    assert_eq!(&raw[12..22], b"\x03Www\x04Test\x00");
+    let second = hickory_proto::op::Message::from_vec(&raw).unwrap();
+    assert_eq!(dw.app.engine().cache().hits(), hits_before + 1, "second query is a cache hit");
+    let ttl2 = second.answers[0].ttl;
+    assert!(ttl2 <= ttl1 - 2 && ttl2 >= ttl1 - 3, "TTL counted down: {ttl1} -> {ttl2}");
+    assert_eq!(rrs(&first.answers), rrs(&second.answers));
+    // Negative answers are cached too (RFC 2308), with the SOA minimum (30 s in the fixture).
+    let _ = udp(dw.addr, &query("nothere.test.", RecordType::A, None)).await;
+    let hits = dw.app.engine().cache().hits();
+    let neg = udp(dw.addr, &query("nothere.test.", RecordType::A, None)).await;
+    assert_eq!(neg.metadata.response_code, ResponseCode::NXDomain);
+    assert_eq!(dw.app.engine().cache().hits(), hits + 1);
+    assert!(neg.authorities[0].ttl <= 30);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn denylist_actions_on_the_wire() {
+    let up = start_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let deny = write_list(&dir, "deny.txt", "# test\nbad.test\n");
+
+    // nxdomain (default for lists), with a reason pointing at the list line.
+    let mut cfg = test_config(&[up.addr]);
+    cfg.lists.deny = vec![deny.clone()];
+    let dw = start_dnsward(cfg).await;
+    let got = udp(dw.addr, &query("bad.test.", RecordType::A, Some(1232))).await;
+    assert_eq!(got.metadata.response_code, ResponseCode::NXDomain);
+    assert!(got.answers.is_empty());
+    assert!(matches!(got.authorities[0].data, RData::SOA(_)));
+    let events = dw.events.events.lock().unwrap().clone();
+    let (name, verdict, _) = &events[0];
+    assert_eq!(name, "bad.test");
+    assert_eq!(verdict.category(), Some(Category::List));
+    let reason = verdict.reason.as_ref().unwrap();
+    assert!(reason.source.ends_with("deny.txt:2"), "{reason}");
+
+    // sinkhole: A and AAAA point at the sinkhole, other types get NODATA.
+    let mut cfg = test_config(&[up.addr]);
+    cfg.lists.deny = vec![deny.clone()];
+    cfg.actions.list = Action::Sinkhole;
+    cfg.sinkhole.ipv4 = vec!["10.99.0.1".parse().unwrap()];
+    cfg.sinkhole.ipv6 = vec!["fd00::99".parse().unwrap()];
+    cfg.sinkhole.ttl = 42;
+    let dw = start_dnsward(cfg).await;
+    let a = udp(dw.addr, &query("bad.test.", RecordType::A, None)).await;
+    assert_eq!(a.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(a.answers.len(), 1);
+    assert_eq!(a.answers[0].data.to_string(), "10.99.0.1");
+    assert_eq!(a.answers[0].ttl, 42);
+    let aaaa = udp(dw.addr, &query("bad.test.", RecordType::AAAA, None)).await;
+    assert_eq!(aaaa.answers[0].data.to_string(), "fd00::99");
+    let mx = udp(dw.addr, &query("bad.test.", RecordType::MX, None)).await;
+    assert_eq!(mx.metadata.response_code, ResponseCode::NoError);
+    assert!(mx.answers.is_empty(), "NODATA for other types");
+
+    // refused
+    let mut cfg = test_config(&[up.addr]);
+    cfg.lists.deny = vec![deny.clone()];
+    cfg.actions.list = Action::Refused;
+    let dw = start_dnsward(cfg).await;
+    let got = udp(dw.addr, &query("bad.test.", RecordType::A, None)).await;
+    assert_eq!(got.metadata.response_code, ResponseCode::Refused);
+
+    // monitor: the real answer, the verdict recorded as `log`.
+    let mut cfg = test_config(&[up.addr]);
+    cfg.lists.deny = vec![deny];
+    cfg.actions.monitor = true;
+    let dw = start_dnsward(cfg).await;
+    let got = udp(dw.addr, &query("bad.test.", RecordType::A, None)).await;
+    assert_eq!(got.answers[0].data.to_string(), "192.0.2.66");
+    let events = dw.events.events.lock().unwrap().clone();
+    assert_eq!(
+        events[0].1.kind,
+        VerdictKind::Block { category: Category::List, action: Action::Log }
+    );
+    // Cached hits of a monitored name are still reported.
+    let _ = udp(dw.addr, &query("bad.test.", RecordType::A, None)).await;
+    let events = dw.events.events.lock().unwrap().clone();
+    assert_eq!(events.len(), 2);
+    assert!(events[1].2, "second report comes from the cache");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allowlist_beats_denylist() {
+    let up = start_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = test_config(&[up.addr]);
+    cfg.lists.deny = vec![write_list(&dir, "deny.txt", "good.test\n")];
+    cfg.lists.allow = vec![write_list(&dir, "allow.txt", "0.0.0.0 ads.good.test\n")];
+    let dw = start_dnsward(cfg).await;
+    let blocked = udp(dw.addr, &query("good.test.", RecordType::A, None)).await;
+    assert_eq!(blocked.metadata.response_code, ResponseCode::NXDomain);
+    let allowed = udp(dw.addr, &query("ads.good.test.", RecordType::A, None)).await;
+    assert_eq!(allowed.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(allowed.answers[0].data.to_string(), "192.0.2.78");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncation_and_tcp_fallback() {
+    let up = start_upstream().await;
+    let dw = start_dnsward(test_config(&[up.addr])).await;
+    // The TXT set is about 2 KB: larger than dnsward's 1232-byte EDNS size towards the upstream,
+    // so dnsward itself has to fall back to TCP to fetch it.
+    let direct = tcp(up.addr, &query("big.test.", RecordType::TXT, None)).await;
+    assert_eq!(direct.answers.len(), 10);
+
+    // Plain DNS client (512 bytes): TC set, no partial answer.
+    let small = udp(dw.addr, &query("big.test.", RecordType::TXT, None)).await;
+    assert!(small.metadata.truncation);
+    assert!(small.answers.is_empty());
+    // EDNS 1232: still too big.
+    let mid = udp(dw.addr, &query("big.test.", RecordType::TXT, Some(1232))).await;
+    assert!(mid.metadata.truncation);
+    assert!(mid.edns.is_some());
+    // EDNS 4096: the client's size is honoured, full answer over UDP.
+    let large = udp(dw.addr, &query("big.test.", RecordType::TXT, Some(4096))).await;
+    assert!(!large.metadata.truncation);
+    assert_eq!(rrs(&large.answers), rrs(&direct.answers));
+    // The client's retry over TCP gets everything.
+    let over_tcp = tcp(dw.addr, &query("big.test.", RecordType::TXT, None)).await;
+    assert!(!over_tcp.metadata.truncation);
+    assert_eq!(rrs(&over_tcp.answers), rrs(&direct.answers));
+    assert!(dw.app.engine().stats.snapshot().truncated >= 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servfail_within_budget_when_upstream_is_dead() {
+    let (dead, _sock) = silent_upstream().await;
+    let mut cfg = test_config(&[dead]);
+    cfg.upstream.timeout_ms = 600;
+    cfg.upstream.attempt_timeout_ms = 300;
+    let dw = start_dnsward(cfg).await;
+    let started = Instant::now();
+    let got = udp(dw.addr, &query("www.test.", RecordType::A, None)).await;
+    let took = started.elapsed();
+    assert_eq!(got.metadata.response_code, ResponseCode::ServFail);
+    assert!(took >= Duration::from_millis(550), "waited for the budget: {took:?}");
+    assert!(took < Duration::from_millis(1500), "no hang beyond the budget: {took:?}");
+    assert_eq!(dw.app.engine().stats.snapshot().upstream_failures, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fails_over_to_the_next_upstream() {
+    let (dead, _sock) = silent_upstream().await;
+    let up = start_upstream().await;
+    let dw = start_dnsward(test_config(&[dead, up.addr])).await;
+    let got = udp(dw.addr, &query("www.test.", RecordType::A, None)).await;
+    assert_eq!(got.answers[0].data.to_string(), "192.0.2.10");
+    // After failing over, the live upstream is tried first: no second wait.
+    let started = Instant::now();
+    let got = udp(dw.addr, &query("multi.test.", RecordType::A, None)).await;
+    assert_eq!(got.answers.len(), 6);
+    assert!(started.elapsed() < Duration::from_millis(300), "{:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_packets_are_survived() {
+    let up = start_upstream().await;
+    let dw = start_dnsward(test_config(&[up.addr])).await;
+    let valid = query("www.test.", RecordType::A, Some(1232)).to_vec().unwrap();
+    let mut corpus: Vec<Vec<u8>> = vec![
+        vec![],
+        vec![0x12],
+        vec![0; 11],
+        vec![0; 12],
+        // QDCOUNT 1 but no question.
+        vec![0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0],
+        // A compression pointer loop as the question name.
+        vec![0, 2, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 12, 0, 1, 0, 1],
+        // A label running past the end.
+        vec![0, 3, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 63, b'a', b'b'],
+        // ARCOUNT claims records that are not there.
+        {
+            let mut p = valid.clone();
+            p[11] = 9;
+            p
+        },
+        vec![0xff; 600],
+    ];
+    // Every truncation and some byte flips of a valid query.
+    for n in 0..valid.len() {
+        corpus.push(valid[..n].to_vec());
+        let mut p = valid.clone();
+        p[n] ^= 0xa5;
+        corpus.push(p);
+    }
+    let mut formerr = 0;
+    for pkt in &corpus {
+        if let Some(resp) = udp_raw(dw.addr, pkt, Duration::from_millis(150)).await {
+            assert!(resp.len() >= 12, "any answer is a DNS message");
+            if resp[3] & 0x0f == 1 {
+                formerr += 1;
+            }
+        }
+    }
+    assert!(formerr >= 3, "malformed queries with a header get FORMERR ({formerr})");
+    // A response packet (QR set) is never answered: no reflection loops.
+    let mut resp_pkt = valid.clone();
+    resp_pkt[2] |= 0x80;
+    assert!(udp_raw(dw.addr, &resp_pkt, Duration::from_millis(200)).await.is_none());
+    // Oversized name: 4 x 63-byte labels + more = over 255 bytes.
+    let mut long = vec![0, 9, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+    for _ in 0..5 {
+        long.push(63);
+        long.extend([b'x'; 63]);
+    }
+    long.extend([0, 0, 1, 0, 1]);
+    let r = udp_raw(dw.addr, &long, Duration::from_secs(1)).await.unwrap();
+    assert_eq!(r[3] & 0x0f, 1, "FORMERR for a name over 255 bytes");
+    // Same over TCP: garbage frames, then a valid query on a fresh connection.
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut s = tokio::net::TcpStream::connect(dw.addr).await.unwrap();
+        let _ = s.write_all(&[0, 5, 1, 2, 3, 4, 5, 0xff, 0xff, 1]).await;
+    }
+    // The server still answers normally.
+    let ok = udp(dw.addr, &query("www.test.", RecordType::A, None)).await;
+    assert_eq!(ok.answers[0].data.to_string(), "192.0.2.10");
+    let ok = tcp(dw.addr, &query("www.test.", RecordType::A, None)).await;
+    assert_eq!(ok.answers[0].data.to_string(), "192.0.2.10");
+    assert!(dw.app.engine().stats.snapshot().malformed > 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_outside_the_acl_are_refused() {
+    let up = start_upstream().await;
+    let mut cfg = test_config(&[up.addr]);
+    cfg.server.allow_clients = vec!["192.0.2.0/24".parse().unwrap()];
+    let dw = start_dnsward(cfg).await;
+    let got = udp(dw.addr, &query("www.test.", RecordType::A, None)).await;
+    assert_eq!(got.metadata.response_code, ResponseCode::Refused);
+    assert!(got.answers.is_empty());
+    let got = tcp(dw.addr, &query("www.test.", RecordType::A, None)).await;
+    assert_eq!(got.metadata.response_code, ResponseCode::Refused);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_client_rate_limit_drops_silently() {
+    let up = start_upstream().await;
+    let mut cfg = test_config(&[up.addr]);
+    cfg.server.rate_limit.per_client_qps = 1;
+    cfg.server.rate_limit.burst = 3;
+    cfg.server.rate_limit.exempt = vec![];
+    let dw = start_dnsward(cfg).await;
+    let pkt = query("www.test.", RecordType::A, None).to_vec().unwrap();
+    let mut answered = 0;
+    for _ in 0..8 {
+        if udp_raw(dw.addr, &pkt, Duration::from_millis(200)).await.is_some() {
+            answered += 1;
+        }
+    }
+    assert!((3..=4).contains(&answered), "burst of 3 (+1 refill at most): {answered}");
+    assert!(dw.app.engine().stats.snapshot().rate_limited >= 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_queries_get_a_minimal_answer() {
+    let up = start_upstream().await;
+    let dw = start_dnsward(test_config(&[up.addr])).await;
+    let got = udp(dw.addr, &query("www.test.", RecordType::ANY, None)).await;
+    assert_eq!(got.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(got.answers.len(), 1);
+    assert_eq!(got.answers[0].record_type(), RecordType::HINFO);
+    // Non-IN classes are refused, zone transfers not implemented.
+    let mut chaos = query("version.bind.", RecordType::TXT, None);
+    chaos.queries[0].set_query_class(hickory_proto::rr::DNSClass::CH);
+    assert_eq!(udp(dw.addr, &chaos).await.metadata.response_code, ResponseCode::Refused);
+    let axfr = query("test.", RecordType::AXFR, None);
+    assert_eq!(udp(dw.addr, &axfr).await.metadata.response_code, ResponseCode::NotImp);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_swaps_lists_and_rejudges_cached_answers() {
+    let up = start_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let deny = write_list(&dir, "deny.txt", "bad.test\n");
+    let cfg_path = dir.path().join("dnsward.toml");
+    std::fs::write(&cfg_path, "[lists]\ndeny = [\"deny.txt\"]\n").unwrap();
+    let mut cfg = dnsward::Config::load(&cfg_path).unwrap();
+    cfg.server.listen = vec!["127.0.0.1:0".parse().unwrap()];
+    cfg.upstream.servers = vec![up.addr.to_string()];
+    // Reload re-reads the file: keep the test upstream and port in it.
+    std::fs::write(
+        &cfg_path,
+        format!("[lists]\ndeny = [\"deny.txt\"]\n[upstream]\nservers = [\"{}\"]\n", up.addr),
+    )
+    .unwrap();
+    let dw = start_dnsward_with_path(cfg, Some(cfg_path.clone())).await;
+    // later.test is answered and cached.
+    let got = udp(dw.addr, &query("later.test.", RecordType::A, None)).await;
+    assert_eq!(got.answers[0].data.to_string(), "192.0.2.90");
+    // Add it to the denylist and reload: the cached answer is re-judged.
+    std::fs::write(&deny, "bad.test\nlater.test\n").unwrap();
+    dw.app.reload().unwrap();
+    let got = udp(dw.addr, &query("later.test.", RecordType::A, None)).await;
+    assert_eq!(got.metadata.response_code, ResponseCode::NXDomain);
+    // A broken reload keeps the running policy.
+    std::fs::remove_file(&deny).unwrap();
+    let err = dw.app.reload().unwrap_err();
+    assert!(format!("{err:#}").contains("deny.txt"), "{err:#}");
+    std::fs::write(&cfg_path, "[lists]\ndeny = [\"deny.txt\"]\nbogus = 1\n").unwrap();
+    assert!(dw.app.reload().is_err());
+    let got = udp(dw.addr, &query("later.test.", RecordType::A, None)).await;
+    assert_eq!(got.metadata.response_code, ResponseCode::NXDomain);
+    let got = udp(dw.addr, &query("www.test.", RecordType::A, None)).await;
+    assert_eq!(got.metadata.response_code, ResponseCode::NoError);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_listener_answers() {
+    if std::net::UdpSocket::bind("[::1]:0").is_err() {
+        eprintln!("SKIP: no IPv6 loopback in this environment");
+        return;
+    }
+    let up = start_upstream().await;
+    let mut cfg = test_config(&[up.addr]);
+    cfg.server.listen = vec!["[::1]:0".parse().unwrap(), "127.0.0.1:0".parse().unwrap()];
+    let dw = start_dnsward(cfg).await;
+    let v6 = dw.app.server.addrs[0];
+    assert!(v6.is_ipv6());
+    let sock = tokio::net::UdpSocket::bind("[::1]:0").await.unwrap();
+    sock.send_to(&query("www.test.", RecordType::AAAA, None).to_vec().unwrap(), v6).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let (n, _) = tokio::time::timeout(Duration::from_secs(3), sock.recv_from(&mut buf)).await.unwrap().unwrap();
+    let msg = hickory_proto::op::Message::from_vec(&buf[..n]).unwrap();
+    assert_eq!(msg.answers[0].data.to_string(), "2001:db8::10");
+    let got = tcp(v6, &query("www.test.", RecordType::A, None)).await;
+    assert_eq!(got.answers[0].data.to_string(), "192.0.2.10");
+}

@@ -99,6 +99,13 @@ impl CachedAnswer {
         wire[0] = 0;
         wire[1] = 0;
         let lifetime = cache_lifetime(layout, cfg);
+        // Clients must not keep a record longer than we would: cap every TTL at the configured
+        // maximum, and in negative answers at the negative lifetime (RFC 2308 §3: the SOA's TTL
+        // in a negative answer is min(SOA TTL, MINIMUM)).
+        let cap = if is_negative(layout) { lifetime.unwrap_or(0) } else { cfg.max_ttl };
+        for (_, ttl) in ttls.iter_mut() {
+            *ttl = (*ttl).min(cap);
+        }
         let entry = CachedAnswer {
             wire: wire.into_boxed_slice(),
             ttls: ttls.into_boxed_slice(),
@@ -191,13 +198,15 @@ pub fn truncate_in_place(q: &Query, out: &mut Vec<u8>) {
     }
 }
 
+fn is_negative(layout: &ResponseLayout) -> bool {
+    layout.rcode == wire::RCODE_NXDOMAIN || (layout.rcode == wire::RCODE_NOERROR && layout.ancount == 0)
+}
+
 fn cache_lifetime(layout: &ResponseLayout, cfg: &CacheConfig) -> Option<u32> {
     if layout.truncated {
         return None;
     }
-    let negative = layout.rcode == wire::RCODE_NXDOMAIN
-        || (layout.rcode == wire::RCODE_NOERROR && layout.ancount == 0);
-    if negative {
+    if is_negative(layout) {
         // RFC 2308 §5: without an SOA a negative answer is not cached.
         let (ttl, minimum) = layout.soa?;
         return Some(ttl.min(minimum).min(cfg.max_negative_ttl));

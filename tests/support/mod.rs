@@ -1,0 +1,156 @@
+//! Test support: a real authoritative upstream (hickory-server serving fixture zones on
+//! loopback), dnsward started in-process on an ephemeral port, and a wire-level DNS client.
+#![allow(dead_code)]
+
+use dnsward::{App, Config};
+use dnsward_policy::Verdict;
+use dnsward_server::{EventSink, QueryEvent};
+use hickory_proto::op::{Edns, Message, Query};
+use hickory_proto::rr::{Name, RecordType};
+use hickory_server::store::in_memory::InMemoryZoneHandler;
+use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneType};
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+
+pub const ZONE: &str = include_str!("../fixtures/test.zone");
+
+/// An authoritative server for the fixture zone on 127.0.0.1 (UDP + TCP, same port).
+pub struct Upstream {
+    pub addr: SocketAddr,
+    _server: hickory_server::Server<Catalog>,
+}
+
+pub async fn start_upstream() -> Upstream {
+    let (origin, records) = hickory_proto::serialize::txt::Parser::new(ZONE, None, None)
+        .parse()
+        .expect("fixture zone parses");
+    let handler = InMemoryZoneHandler::<hickory_server::net::runtime::TokioRuntimeProvider>::new(origin.clone(), records, ZoneType::Primary, AxfrPolicy::Deny)
+        .expect("zone loads");
+    let mut catalog = Catalog::new();
+    catalog.upsert(origin.into(), vec![Arc::new(handler)]);
+    let mut server = hickory_server::Server::new(catalog);
+    // Same port for UDP and TCP; retry if the TCP port is taken.
+    for _ in 0..20 {
+        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = udp.local_addr().unwrap();
+        if let Ok(tcp) = TcpListener::bind(addr).await {
+            server.register_socket(udp);
+            server.register_listener(tcp, Duration::from_secs(5), 4096);
+            return Upstream { addr, _server: server };
+        }
+    }
+    panic!("no free port for the test upstream");
+}
+
+/// A UDP socket that never answers: a dead upstream.
+pub async fn silent_upstream() -> (SocketAddr, UdpSocket) {
+    let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    (s.local_addr().unwrap(), s)
+}
+
+/// Collects every event the engine reports.
+#[derive(Default)]
+pub struct Recorder {
+    pub events: Mutex<Vec<(String, Verdict, bool)>>,
+}
+
+impl EventSink for Recorder {
+    fn record(&self, e: &QueryEvent<'_>) {
+        self.events
+            .lock()
+            .unwrap()
+            .push((e.qname.to_string(), e.verdict.clone(), e.from_cache));
+    }
+}
+
+pub fn test_config(upstreams: &[SocketAddr]) -> Config {
+    let mut cfg = Config::default();
+    cfg.server.listen = vec!["127.0.0.1:0".parse().unwrap()];
+    cfg.server.workers = 2;
+    cfg.upstream.servers = upstreams.iter().map(|a| a.to_string()).collect();
+    cfg.upstream.timeout_ms = 1_000;
+    cfg.upstream.attempt_timeout_ms = 400;
+    cfg
+}
+
+pub struct Dnsward {
+    pub app: App,
+    pub addr: SocketAddr,
+    pub events: Arc<Recorder>,
+}
+
+pub async fn start_dnsward(cfg: Config) -> Dnsward {
+    start_dnsward_with_path(cfg, None).await
+}
+
+pub async fn start_dnsward_with_path(cfg: Config, path: Option<std::path::PathBuf>) -> Dnsward {
+    let events = Arc::new(Recorder::default());
+    let app = App::start(cfg, path, Arc::new(|_: &mut Config| {}), Some(events.clone()))
+        .await
+        .expect("dnsward starts");
+    let addr = app.server.addrs[0];
+    Dnsward { app, addr, events }
+}
+
+pub fn query(name: &str, rtype: RecordType, edns_payload: Option<u16>) -> Message {
+    let mut msg = Message::query();
+    msg.metadata.id = rand_id();
+    msg.metadata.recursion_desired = true;
+    msg.add_query(Query::query(Name::from_str(name).unwrap(), rtype));
+    if let Some(size) = edns_payload {
+        let mut edns = Edns::new();
+        edns.set_max_payload(size);
+        msg.set_edns(edns);
+    }
+    msg
+}
+
+fn rand_id() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0x4a11);
+    NEXT.fetch_add(7919, Ordering::Relaxed)
+}
+
+/// Sends raw bytes over UDP and waits up to `wait` for one answer.
+pub async fn udp_raw(server: SocketAddr, pkt: &[u8], wait: Duration) -> Option<Vec<u8>> {
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    sock.send_to(pkt, server).await.unwrap();
+    let mut buf = vec![0u8; 65535];
+    match tokio::time::timeout(wait, sock.recv_from(&mut buf)).await {
+        Ok(Ok((n, _))) => Some(buf[..n].to_vec()),
+        _ => None,
+    }
+}
+
+pub async fn udp(server: SocketAddr, msg: &Message) -> Message {
+    let bytes = udp_raw(server, &msg.to_vec().unwrap(), Duration::from_secs(3))
+        .await
+        .expect("an answer over UDP");
+    Message::from_vec(&bytes).expect("answer parses")
+}
+
+pub async fn tcp(server: SocketAddr, msg: &Message) -> Message {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = TcpStream::connect(server).await.unwrap();
+    let body = msg.to_vec().unwrap();
+    let mut framed = (body.len() as u16).to_be_bytes().to_vec();
+    framed.extend(body);
+    s.write_all(&framed).await.unwrap();
+    let len = tokio::time::timeout(Duration::from_secs(3), s.read_u16()).await.unwrap().unwrap();
+    let mut buf = vec![0u8; len as usize];
+    s.read_exact(&mut buf).await.unwrap();
+    Message::from_vec(&buf).unwrap()
+}
+
+/// (owner, type, rdata text) of a section, sorted, TTLs left out.
+pub fn rrs(records: &[hickory_proto::rr::Record]) -> Vec<(String, RecordType, String)> {
+    let mut v: Vec<_> = records
+        .iter()
+        .map(|r| (r.name.to_ascii().to_lowercase(), r.record_type(), r.data.to_string()))
+        .collect();
+    v.sort();
+    v
+}
