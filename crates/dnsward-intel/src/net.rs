@@ -133,6 +133,11 @@ impl<T> RangeSet<T> {
         best.map(|(_, i)| &self.vals[i])
     }
 
+    /// All ranges as `(first, last, value)`, sorted by first address.
+    pub fn iter(&self) -> impl Iterator<Item = (u128, u128, &T)> {
+        self.starts.iter().zip(&self.ends).zip(&self.vals).map(|((&s, &e), v)| (s, e, v))
+    }
+
     pub fn contains(&self, key: u128) -> bool {
         self.get(key).is_some()
     }
