@@ -401,3 +401,36 @@ async fn ipv6_listener_answers() {
     let got = tcp(v6, &query("www.test.", RecordType::A, None)).await;
     assert_eq!(got.answers[0].data.to_string(), "192.0.2.10");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_over_tls_and_https_upstreams() {
+    let dir = tempfile::tempdir().unwrap();
+    let enc = start_encrypted_upstream(dir.path()).await;
+    for server in [format!("tls://{}#dns.test", enc.dot), format!("https://{}/dns-query#dns.test", enc.doh)] {
+        let mut cfg = test_config(&[]);
+        cfg.upstream.servers = vec![server.clone()];
+        cfg.upstream.ca_file = Some(enc.ca_file.clone());
+        let dw = start_dnsward(cfg).await;
+        let got = udp(dw.addr, &query("multi.test.", RecordType::A, None)).await;
+        assert_eq!(got.metadata.response_code, ResponseCode::NoError, "{server}");
+        assert_eq!(got.answers.len(), 6, "{server}");
+        let got = udp(dw.addr, &query("nothere.test.", RecordType::A, None)).await;
+        assert_eq!(got.metadata.response_code, ResponseCode::NXDomain, "{server}");
+        // Large answers need no TCP fallback over a stream transport.
+        let got = udp(dw.addr, &query("big.test.", RecordType::TXT, Some(4096))).await;
+        assert_eq!(got.answers.len(), 10, "{server}");
+    }
+    // A certificate that does not match the configured name is refused: SERVFAIL, not an answer.
+    let mut cfg = test_config(&[]);
+    cfg.upstream.servers = vec![format!("tls://{}#other.test", enc.dot)];
+    cfg.upstream.ca_file = Some(enc.ca_file.clone());
+    let dw = start_dnsward(cfg).await;
+    let got = udp(dw.addr, &query("www.test.", RecordType::A, None)).await;
+    assert_eq!(got.metadata.response_code, ResponseCode::ServFail);
+    // Without the CA the certificate is not trusted either.
+    let mut cfg = test_config(&[]);
+    cfg.upstream.servers = vec![format!("tls://{}#dns.test", enc.dot)];
+    let dw = start_dnsward(cfg).await;
+    let got = udp(dw.addr, &query("www.test.", RecordType::A, None)).await;
+    assert_eq!(got.metadata.response_code, ResponseCode::ServFail);
+}

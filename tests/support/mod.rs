@@ -23,7 +23,7 @@ pub struct Upstream {
     _server: hickory_server::Server<Catalog>,
 }
 
-pub async fn start_upstream() -> Upstream {
+fn fixture_catalog() -> Catalog {
     let (origin, records) = hickory_proto::serialize::txt::Parser::new(ZONE, None, None)
         .parse()
         .expect("fixture zone parses");
@@ -31,7 +31,11 @@ pub async fn start_upstream() -> Upstream {
         .expect("zone loads");
     let mut catalog = Catalog::new();
     catalog.upsert(origin.into(), vec![Arc::new(handler)]);
-    let mut server = hickory_server::Server::new(catalog);
+    catalog
+}
+
+pub async fn start_upstream() -> Upstream {
+    let mut server = hickory_server::Server::new(fixture_catalog());
     // Same port for UDP and TCP; retry if the TCP port is taken.
     for _ in 0..20 {
         let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -87,6 +91,11 @@ pub async fn start_dnsward(cfg: Config) -> Dnsward {
 }
 
 pub async fn start_dnsward_with_path(cfg: Config, path: Option<std::path::PathBuf>) -> Dnsward {
+    // RUST_LOG=debug cargo test ... shows the server's logs.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let events = Arc::new(Recorder::default());
     let app = App::start(cfg, path, Arc::new(|_: &mut Config| {}), Some(events.clone()))
         .await
@@ -153,4 +162,62 @@ pub fn rrs(records: &[hickory_proto::rr::Record]) -> Vec<(String, RecordType, St
         .collect();
     v.sort();
     v
+}
+
+/// The fixture zone served over DNS-over-TLS and DNS-over-HTTPS on loopback, with a certificate
+/// for `dns.test` issued by a throwaway CA (written to `ca.pem` in `dir`).
+pub struct EncryptedUpstream {
+    pub dot: SocketAddr,
+    pub doh: SocketAddr,
+    pub ca_file: std::path::PathBuf,
+    _server: hickory_server::Server<Catalog>,
+}
+
+pub async fn start_encrypted_upstream(dir: &std::path::Path) -> EncryptedUpstream {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["dns.test".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, ca_cert.pem()).unwrap();
+
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls_config = |alpn: &[u8]| {
+        let mut cfg = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![leaf.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+            )
+            .unwrap();
+        cfg.alpn_protocols = vec![alpn.to_vec()];
+        Arc::new(cfg)
+    };
+    let mut server = hickory_server::Server::new(fixture_catalog());
+    let dot_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let doh_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dot = dot_listener.local_addr().unwrap();
+    let doh = doh_listener.local_addr().unwrap();
+    server
+        .register_tls_listener_with_tls_config(dot_listener, Duration::from_secs(5), tls_config(b"dot"))
+        .unwrap();
+    server
+        .register_https_listener_with_tls_config(
+            doh_listener,
+            Duration::from_secs(5),
+            tls_config(b"h2"),
+            Some("dns.test".to_string()),
+            "/dns-query".to_string(),
+        )
+        .unwrap();
+    EncryptedUpstream { dot, doh, ca_file, _server: server }
 }

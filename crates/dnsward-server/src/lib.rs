@@ -8,6 +8,7 @@ pub mod access;
 pub mod answer;
 pub mod cache;
 pub mod config;
+pub mod encrypted;
 pub mod engine;
 pub mod events;
 pub mod listener;

@@ -1,9 +1,11 @@
 //! Upstream client: a few long-lived UDP sockets per upstream, queries multiplexed by random ID,
 //! TCP when the answer is truncated, failover across upstreams inside one timeout budget.
+//! DNS over TLS and DNS over HTTPS upstreams are options ([`crate::encrypted`]).
 //!
 //! Why not hickory-resolver here: it opens a UDP socket per query and builds record objects for
 //! every answer; a forwarder needs neither (see the benchmark figures in the README).
 
+use crate::encrypted::{EncryptedKind, EncryptedUpstream};
 use crate::wire;
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -19,8 +21,13 @@ use tokio::sync::oneshot;
 #[derive(Clone, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct UpstreamConfig {
-    /// Upstream resolvers as `IP:port` (or `IP`, port 53). Empty: the nameservers of /etc/resolv.conf.
+    /// Upstream resolvers: `IP` or `IP:port` (UDP, TCP on truncation), `tls://IP[:port][#name]`
+    /// (DNS over TLS, port 853), `https://IP[:port][/path][#name]` (DNS over HTTPS, port 443,
+    /// path /dns-query). `#name` is the TLS server name (default: the IP).
+    /// Empty: the nameservers of /etc/resolv.conf.
     pub servers: Vec<String>,
+    /// Extra CA certificates (PEM) trusted for DoT/DoH upstreams, besides the built-in Mozilla roots.
+    pub ca_file: Option<std::path::PathBuf>,
     /// Total time budget for one client query, all retries and failovers included (ms).
     /// When it runs out the client gets SERVFAIL.
     pub timeout_ms: u64,
@@ -34,6 +41,7 @@ impl Default for UpstreamConfig {
     fn default() -> Self {
         UpstreamConfig {
             servers: Vec::new(),
+            ca_file: None,
             timeout_ms: 2_000,
             attempt_timeout_ms: 800,
             udp_sockets: 4,
@@ -42,8 +50,8 @@ impl Default for UpstreamConfig {
 }
 
 impl UpstreamConfig {
-    /// Resolves the configured server list (or /etc/resolv.conf) into socket addresses.
-    pub fn addresses(&self) -> Result<Vec<SocketAddr>, String> {
+    /// Resolves the configured server list (or /etc/resolv.conf) into upstream specs.
+    pub fn specs(&self) -> Result<Vec<UpstreamSpec>, String> {
         if self.servers.is_empty() {
             let text = std::fs::read_to_string("/etc/resolv.conf").map_err(|e| {
                 format!("upstream.servers is empty and /etc/resolv.conf is unreadable ({e}); set upstream.servers or --upstream")
@@ -52,7 +60,7 @@ impl UpstreamConfig {
             if addrs.is_empty() {
                 return Err("upstream.servers is empty and /etc/resolv.conf has no nameserver; set upstream.servers or --upstream".into());
             }
-            return Ok(addrs);
+            return Ok(addrs.into_iter().map(UpstreamSpec::plain).collect());
         }
         self.servers
             .iter()
@@ -81,16 +89,68 @@ impl UpstreamConfig {
     }
 }
 
-fn parse_server(s: &str) -> Result<SocketAddr, String> {
-    if s.contains("://") {
-        return Err("only plain IP:port upstreams (UDP with TCP fallback) are supported in this version".into());
+/// How to reach one upstream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpstreamSpec {
+    pub addr: SocketAddr,
+    /// None: plain DNS (UDP, TCP on truncation).
+    pub encrypted: Option<(EncryptedKind, String)>,
+}
+
+impl UpstreamSpec {
+    pub fn plain(addr: SocketAddr) -> Self {
+        UpstreamSpec { addr, encrypted: None }
     }
+}
+
+impl std::fmt::Display for UpstreamSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.encrypted {
+            None => write!(f, "{}", self.addr),
+            Some((EncryptedKind::Tls, name)) => write!(f, "tls://{}#{name}", self.addr),
+            Some((EncryptedKind::Https { path }, name)) => write!(f, "https://{}{path}#{name}", self.addr),
+        }
+    }
+}
+
+fn parse_addr(s: &str, default_port: u16) -> Result<SocketAddr, String> {
     if let Ok(addr) = s.parse::<SocketAddr>() {
         return Ok(addr);
     }
-    s.parse::<std::net::IpAddr>()
-        .map(|ip| SocketAddr::new(ip, 53))
-        .map_err(|_| "expected an address like 192.0.2.53, 192.0.2.53:53 or [2001:db8::53]:53".into())
+    let bare = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')).unwrap_or(s);
+    bare.parse::<std::net::IpAddr>()
+        .map(|ip| SocketAddr::new(ip, default_port))
+        .map_err(|_| format!("expected an IP address with optional port, like 192.0.2.53 or [2001:db8::53]:{default_port} (names cannot be used: dnsward would need DNS to find its DNS)"))
+}
+
+/// Parses one `upstream.servers` entry.
+pub fn parse_server(s: &str) -> Result<UpstreamSpec, String> {
+    let (rest, name) = match s.split_once('#') {
+        Some((r, n)) if !n.is_empty() => (r, Some(n.to_string())),
+        Some(_) => return Err("empty TLS server name after #".into()),
+        None => (s, None),
+    };
+    if let Some(host) = rest.strip_prefix("tls://") {
+        let addr = parse_addr(host, 853)?;
+        let name = name.unwrap_or_else(|| addr.ip().to_string());
+        return Ok(UpstreamSpec { addr, encrypted: Some((EncryptedKind::Tls, name)) });
+    }
+    if let Some(url) = rest.strip_prefix("https://") {
+        let (host, path) = match url.find('/') {
+            Some(i) => (&url[..i], url[i..].to_string()),
+            None => (url, "/dns-query".to_string()),
+        };
+        let addr = parse_addr(host, 443)?;
+        let name = name.unwrap_or_else(|| addr.ip().to_string());
+        return Ok(UpstreamSpec { addr, encrypted: Some((EncryptedKind::Https { path }, name)) });
+    }
+    if rest.contains("://") {
+        return Err("unknown scheme: use IP[:port], tls://IP[:port][#name] or https://IP[:port][/path][#name]".into());
+    }
+    if name.is_some() {
+        return Err("a #server-name only applies to tls:// and https:// upstreams".into());
+    }
+    Ok(UpstreamSpec::plain(parse_addr(rest, 53)?))
 }
 
 /// The `nameserver` lines of a resolv.conf, port 53.
@@ -127,6 +187,9 @@ struct UdpChannel {
 
 struct Upstream {
     addr: SocketAddr,
+    label: String,
+    /// Set for DoT/DoH upstreams; plain upstreams use the UDP channels.
+    encrypted: Option<EncryptedUpstream>,
     channels: Vec<Arc<UdpChannel>>,
     next_channel: AtomicUsize,
     failures: AtomicU64,
@@ -152,11 +215,25 @@ pub struct UpstreamRequest {
 }
 
 impl Upstreams {
-    pub async fn new(addrs: &[SocketAddr], cfg: &UpstreamConfig) -> std::io::Result<Arc<Self>> {
-        let mut servers = Vec::with_capacity(addrs.len());
-        for &addr in addrs {
-            let mut channels = Vec::with_capacity(cfg.udp_sockets);
-            for _ in 0..cfg.udp_sockets {
+    pub async fn new(specs: &[UpstreamSpec], cfg: &UpstreamConfig) -> std::io::Result<Arc<Self>> {
+        let mut servers = Vec::with_capacity(specs.len());
+        let needs_tls = specs.iter().any(|s| s.encrypted.is_some());
+        let tls = if needs_tls {
+            Some(crate::encrypted::client_config(cfg.ca_file.as_deref()).map_err(std::io::Error::other)?)
+        } else {
+            None
+        };
+        for spec in specs {
+            let addr = spec.addr;
+            let encrypted = match (&spec.encrypted, &tls) {
+                (Some((kind, name)), Some(tls)) => {
+                    Some(EncryptedUpstream::new(addr, name.clone(), kind.clone(), tls.clone()))
+                }
+                _ => None,
+            };
+            let sockets = if encrypted.is_some() { 0 } else { cfg.udp_sockets };
+            let mut channels = Vec::with_capacity(sockets);
+            for _ in 0..sockets {
                 let bind: SocketAddr = if addr.is_ipv4() {
                     "0.0.0.0:0".parse().expect("literal")
                 } else {
@@ -173,6 +250,8 @@ impl Upstreams {
             }
             servers.push(Upstream {
                 addr,
+                label: spec.to_string(),
+                encrypted,
                 channels,
                 next_channel: AtomicUsize::new(0),
                 failures: AtomicU64::new(0),
@@ -189,8 +268,9 @@ impl Upstreams {
         }))
     }
 
-    pub fn addresses(&self) -> Vec<SocketAddr> {
-        self.servers.iter().map(|s| s.addr).collect()
+    /// The upstreams as configured (`192.0.2.1:53`, `tls://...`), for logs and the admin API.
+    pub fn labels(&self) -> Vec<String> {
+        self.servers.iter().map(|s| s.label.clone()).collect()
     }
 
     /// Mean upstream latency in microseconds over all answered queries so far.
@@ -248,6 +328,15 @@ impl Upstreams {
         budget: Duration,
         deadline: Instant,
     ) -> Result<Vec<u8>, UpstreamError> {
+        if let Some(enc) = &server.encrypted {
+            let resp = enc
+                .exchange(&req.question, req.dnssec_ok, req.checking_disabled, budget)
+                .await?;
+            if resp.len() < wire::HEADER_LEN || !question_matches(&resp, &req.question) {
+                return Err(UpstreamError::Failed(server.addr, "answer does not match the query".into()));
+            }
+            return Ok(resp);
+        }
         let resp = udp_exchange(server, req, budget).await?;
         let truncated = resp.get(2).map(|f| f & 0x02 != 0).unwrap_or(false);
         if !truncated {
@@ -410,6 +499,19 @@ mod tests {
             ..Default::default()
         };
         assert!(cfg.validate().unwrap_err().starts_with("upstream.attempt_timeout_ms"));
-        assert_eq!(parse_server("192.0.2.9").unwrap(), "192.0.2.9:53".parse().unwrap());
+        assert_eq!(parse_server("192.0.2.9").unwrap(), UpstreamSpec::plain("192.0.2.9:53".parse().unwrap()));
+        let dot = parse_server("tls://192.0.2.9#dns.example").unwrap();
+        assert_eq!(dot.addr, "192.0.2.9:853".parse().unwrap());
+        assert_eq!(dot.encrypted, Some((EncryptedKind::Tls, "dns.example".into())));
+        let doh = parse_server("https://[2001:db8::1]:8443/q").unwrap();
+        assert_eq!(doh.addr, "[2001:db8::1]:8443".parse().unwrap());
+        assert_eq!(
+            doh.encrypted,
+            Some((EncryptedKind::Https { path: "/q".into() }, "2001:db8::1".into()))
+        );
+        assert_eq!(parse_server("https://192.0.2.1").unwrap().to_string(), "https://192.0.2.1:443/dns-query#192.0.2.1");
+        assert!(parse_server("quic://192.0.2.1").unwrap_err().contains("unknown scheme"));
+        assert!(parse_server("dns.google").unwrap_err().contains("names cannot be used"));
+        assert!(parse_server("192.0.2.1#x").is_err());
     }
 }

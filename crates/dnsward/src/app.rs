@@ -59,11 +59,11 @@ impl App {
         events: Option<Arc<dyn EventSink>>,
     ) -> Result<App> {
         let policy = build_policy(&cfg)?;
-        let addrs = cfg.upstream.addresses().map_err(anyhow::Error::msg)?;
-        let upstreams = Upstreams::new(&addrs, &cfg.upstream)
+        let specs = cfg.upstream.specs().map_err(anyhow::Error::msg)?;
+        let upstreams = Upstreams::new(&specs, &cfg.upstream)
             .await
-            .context("cannot open upstream sockets")?;
-        tracing::info!(upstreams = ?addrs, "upstreams");
+            .context("cannot set up the upstreams")?;
+        tracing::info!(upstreams = ?upstreams.labels(), "upstreams");
         let engine = Arc::new(Engine::new(EngineParts {
             server: cfg.server.clone(),
             cache: cfg.cache.clone(),
