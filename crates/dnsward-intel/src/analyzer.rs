@@ -86,6 +86,10 @@ pub struct FluxFeatures {
     /// IPs of this answer not seen before in the window, and their share (0 on a first lookup).
     pub new_ips: u32,
     pub growth: f64,
+    /// Lookups after the first in the window that brought new IPs.
+    pub churn_lookups: u32,
+    /// Distinct ASNs (/16s without an ASN database) within this answer alone.
+    pub answer_asns: u32,
     /// Distinct IPs per lookup over the window.
     pub ips_per_lookup: f64,
     pub ns_names: u32,
@@ -178,8 +182,8 @@ struct Seen {
 
 #[derive(Clone, Debug, Default)]
 struct DomainHistory {
-    /// (time, min TTL) of the lookups in the window, oldest first.
-    lookups: Vec<(u32, u32)>,
+    /// (time, min TTL, brought new IPs) of the lookups in the window, oldest first.
+    lookups: Vec<(u32, u32, bool)>,
     ips: Vec<Seen>,
     ns_names: Vec<(u64, u32)>,
     ns_ips: Vec<Seen>,
@@ -235,6 +239,11 @@ fn sane_ttl(t: u32) -> u32 {
 
 /// Distinct non-zero values and their Shannon entropy (bits). Sorts `v`.
 fn distinct_entropy(v: &mut [u64]) -> (u32, f64) {
+    if let Some(&first) = v.first() {
+        if v.iter().all(|&x| x == first) {
+            return ((first != 0) as u32, 0.0);
+        }
+    }
     v.sort_unstable();
     let n = v.iter().filter(|&&x| x != 0).count();
     if n == 0 {
@@ -414,8 +423,7 @@ impl AnswerAnalyzer {
     #[inline]
     fn classify(&self, ip: IpAddr) -> IpInfo {
         let key = ip_key(ip);
-        let asn = self.geo.asn(ip).unwrap_or(0);
-        let cc = self.geo.country(ip);
+        let (asn, cc) = self.geo.info(ip);
         let mut flags = 0;
         if self.lists.cdn_ranges.contains(key) {
             flags |= F_CDN | F_HOSTING;
@@ -458,6 +466,10 @@ impl AnswerAnalyzer {
         f.cname_depth = obs.cnames.len() as u32;
         f.cname_loop = cname_loop;
         f.min_ttl = if min_ttl == u32::MAX { 0 } else { min_ttl };
+        {
+            let mut v: Vec<u64> = if f.prefix_only { infos.iter().map(|i| net16(i.key)).collect() } else { infos.iter().map(|i| i.asn as u64).collect() };
+            f.answer_asns = distinct_entropy(&mut v).0;
+        }
 
         // ---- CDN / pool / parking context
         f.rr_pool = self.lists.is_rr_pool(qname) || cn.iter().any(|(c, _)| self.lists.is_rr_pool(c));
@@ -530,7 +542,12 @@ impl AnswerAnalyzer {
 
         let exempt = f.cdn.is_some() || f.rr_pool || parked;
         if finding.is_none() && !exempt {
+            // diversity must be seen in one answer, or be sustained churn (not one migration)
+            let sustained = f.answer_asns >= self.cfg.min_flux_asns
+                || f.churn_lookups >= 2
+                || (f.churn_lookups >= 1 && n_asn_eff > self.cfg.min_flux_asns);
             let a_flux = f.flux_score >= self.cfg.flux_threshold
+                && sustained
                 && n_asn_eff >= self.cfg.min_flux_asns
                 && f.residential_share >= self.cfg.min_residential_share;
             let ns_flux = f.ns_flux_score >= self.cfg.double_flux_threshold
@@ -667,7 +684,7 @@ impl AnswerAnalyzer {
     ) -> Option<String> {
         let horizon = now.saturating_sub(self.cfg.window_secs.min(u32::MAX as u64) as u32);
         // prune
-        h.lookups.retain(|&(t, _)| t >= horizon);
+        h.lookups.retain(|&(t, _, _)| t >= horizon);
         h.ips.retain(|s| s.last >= horizon);
         h.ns_ips.retain(|s| s.last >= horizon);
         h.ns_names.retain(|&(_, t)| t >= horizon);
@@ -676,7 +693,7 @@ impl AnswerAnalyzer {
             if h.lookups.len() >= MAX_LOOKUPS_KEPT {
                 h.lookups.remove(0);
             }
-            h.lookups.push((now, min_ttl));
+            h.lookups.push((now, min_ttl, false));
         }
         // addresses
         let was_parked_recently = h.parked_last != 0 && now.saturating_sub(h.parked_last) as u64 <= self.cfg.parking_memory_secs;
@@ -693,6 +710,11 @@ impl AnswerAnalyzer {
                     }
                     h.ips.push(Seen { key: i.key, last: now, asn: i.asn, cc: i.cc, flags: i.flags });
                 }
+            }
+        }
+        if new_ips > 0 && !first_lookup {
+            if let Some(l) = h.lookups.last_mut() {
+                l.2 = true;
             }
         }
         // name servers
@@ -745,7 +767,8 @@ impl AnswerAnalyzer {
         f.country_entropy = a.cc_h;
         f.hosting_share = a.hosting;
         f.residential_share = a.residential;
-        f.window_min_ttl = h.lookups.iter().map(|&(_, t)| t).min().unwrap_or(f.min_ttl);
+        f.window_min_ttl = h.lookups.iter().map(|&(_, t, _)| t).min().unwrap_or(f.min_ttl);
+        f.churn_lookups = h.lookups.iter().skip(1).filter(|l| l.2).count() as u32;
         f.new_ips = new_ips;
         f.growth = if first_lookup || infos.is_empty() { 0.0 } else { new_ips as f64 / infos.len() as f64 };
         f.ips_per_lookup = if f.lookups > 0 { a.ips as f64 / f.lookups as f64 } else { 0.0 };

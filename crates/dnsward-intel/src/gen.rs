@@ -298,6 +298,13 @@ fn flux_k(rng: &mut StdRng) -> usize {
     }
 }
 
+fn next_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V4(Ipv4Addr::from(u32::from(v4) ^ 1)),
+        v6 => v6,
+    }
+}
+
 fn ip_in_range(s: u128, e: u128, rng: &mut StdRng) -> IpAddr {
     let span = (e - s).min(u32::MAX as u128) as u64;
     key_to_ip(s + rng.gen_range(0..=span) as u128)
@@ -473,7 +480,11 @@ pub fn generate(geo: &GeoDb, lists: &Lists, cfg: &GenConfig, out: &mut dyn Write
         let name = if rng.gen_bool(0.5) { format!("www.{}", word_name(&mut rng, i + 20_000)) } else { word_name(&mut rng, i + 20_000) };
         let on_isp = rng.gen_bool(0.3);
         let pick = |rng: &mut StdRng| if on_isp { w.residential.pick(rng) } else { w.hosting.pick(rng) };
-        let mut ips: Vec<IpAddr> = (0..rng.gen_range(1..=2)).map(|_| pick(&mut rng)).collect();
+        let mut ips: Vec<IpAddr> = vec![pick(&mut rng)];
+        if rng.gen_bool(0.4) {
+            // second address: usually next to the first (same block), sometimes a second provider
+            ips.push(if rng.gen_bool(0.8) { next_ip(ips[0]) } else { pick(&mut rng) });
+        }
         let ttl = *[300u32, 600, 1800, 3600, 14400, 86400].choose(&mut rng).unwrap();
         let migrate = rng.gen_bool(0.1);
         let ns_host = w.hosting.pick(&mut rng);

@@ -20,6 +20,54 @@ pub struct GeoDb {
     asn: Option<(PathBuf, Reader<Vec<u8>>)>,
     country: Option<(PathBuf, Reader<Vec<u8>>)>,
     flat_country: bool,
+    cache: GeoCache,
+}
+
+/// Direct-mapped cache of (ASN, country) per IPv4 /24 or IPv6 /48, filled only when both
+/// databases answer with a network at least that wide (so a hit is exact).
+struct GeoCache {
+    shards: Box<[parking_lot::Mutex<Box<[CacheEnt]>>]>,
+}
+
+#[derive(Clone, Copy, Default)]
+struct CacheEnt {
+    tag: u64,
+    asn: u32,
+    cc: u16,
+}
+
+const CACHE_SHARDS: usize = 16;
+const CACHE_SLOTS: usize = 4096;
+
+impl std::fmt::Debug for GeoCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GeoCache")
+    }
+}
+
+impl GeoCache {
+    fn new() -> GeoCache {
+        GeoCache { shards: (0..CACHE_SHARDS).map(|_| parking_lot::Mutex::new(vec![CacheEnt::default(); CACHE_SLOTS].into_boxed_slice())).collect() }
+    }
+
+    #[inline]
+    fn slot(tag: u64) -> (usize, usize) {
+        let h = tag.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        ((h >> 60) as usize % CACHE_SHARDS, (h >> 20) as usize % CACHE_SLOTS)
+    }
+
+    #[inline]
+    fn get(&self, tag: u64) -> Option<(u32, u16)> {
+        let (s, i) = Self::slot(tag);
+        let e = self.shards[s].lock()[i];
+        (e.tag == tag).then_some((e.asn, e.cc))
+    }
+
+    #[inline]
+    fn put(&self, tag: u64, asn: u32, cc: u16) {
+        let (s, i) = Self::slot(tag);
+        self.shards[s].lock()[i] = CacheEnt { tag, asn, cc };
+    }
 }
 
 /// Two-letter country code packed into a `u16` (0 = unknown).
@@ -44,7 +92,7 @@ pub fn cc_str(c: Cc) -> String {
 
 impl GeoDb {
     pub fn none() -> GeoDb {
-        GeoDb { asn: None, country: None, flat_country: false }
+        GeoDb { asn: None, country: None, flat_country: false, cache: GeoCache::new() }
     }
 
     /// Open the configured databases. Errors name the file and the cause.
@@ -85,6 +133,58 @@ impl GeoDb {
 
     pub fn asn_path(&self) -> Option<&Path> {
         self.asn.as_ref().map(|(p, _)| p.as_path())
+    }
+
+    /// ASN (0 = unknown) and country of `ip`, through the per-network cache.
+    #[inline]
+    pub fn info(&self, ip: IpAddr) -> (u32, Cc) {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        if self.asn.is_none() && self.country.is_none() {
+            return (0, 0);
+        }
+        let (tag, width) = match ip {
+            IpAddr::V4(v4) => ((1 << 63) | (u32::from(v4) >> 8) as u64, 24u8),
+            IpAddr::V6(v6) => ((u128::from(v6) >> 80) as u64 & !(1 << 63), 48u8),
+        };
+        let tag = tag | (1 << 62); // never 0
+        if let Some(hit) = self.cache.get(tag) {
+            return hit;
+        }
+        let mut cacheable = true;
+        let asn = match &self.asn {
+            Some((_, r)) => match r.lookup(ip) {
+                Ok(res) => {
+                    cacheable &= res.network().map(|n| n.prefix() <= width).unwrap_or(false);
+                    res.decode_path::<u32>(P_ASN).ok().flatten().unwrap_or(0)
+                }
+                Err(_) => {
+                    cacheable = false;
+                    0
+                }
+            },
+            None => 0,
+        };
+        let cc = match &self.country {
+            Some((_, r)) => match r.lookup(ip) {
+                Ok(res) => {
+                    cacheable &= res.network().map(|n| n.prefix() <= width).unwrap_or(false);
+                    let c = cc_from(&res, self.flat_country).or_else(|| cc_from(&res, !self.flat_country));
+                    c.unwrap_or(0)
+                }
+                Err(_) => {
+                    cacheable = false;
+                    0
+                }
+            },
+            None => 0,
+        };
+        if cacheable {
+            self.cache.put(tag, asn, cc);
+        }
+        (asn, cc)
     }
 
     /// ASN of `ip` (None when unknown or no ASN database).
@@ -155,7 +255,11 @@ fn asn_of(r: &Reader<Vec<u8>>, ip: IpAddr) -> Option<u32> {
 
 #[inline]
 fn cc_of(r: &Reader<Vec<u8>>, ip: IpAddr, flat: bool) -> Option<Cc> {
-    let res = r.lookup(ip).ok()?;
+    cc_from(&r.lookup(ip).ok()?, flat)
+}
+
+#[inline]
+fn cc_from(res: &maxminddb::LookupResult<'_, Vec<u8>>, flat: bool) -> Option<Cc> {
     let s: Option<&str> = if flat {
         res.decode_path(P_CC_FLAT).ok()?
     } else {

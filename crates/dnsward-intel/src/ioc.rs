@@ -1,8 +1,7 @@
 //! Response-IP policy lists: `type value context...` lines with type `ip`, `cidr`, `asn` or
 //! `domain` (the format of `seed-iocs.txt`). `#` starts a comment; blank lines are ignored.
 use crate::error::IntelError;
-use crate::net::{ip_key, parse_cidr, suffix_lookup, RangeSet};
-use std::collections::HashMap;
+use crate::net::{ip_key, parse_cidr, suffix_lookup, FxMap, RangeSet};
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -28,11 +27,11 @@ impl std::fmt::Display for IocSource {
 #[derive(Debug, Default)]
 pub struct IocSet {
     sources: Vec<IocSource>,
-    ips: HashMap<u128, u32>,
+    ips: FxMap<u128, u32>,
     cidrs: Vec<(u128, u128, u32)>,
     cidr_set: RangeSet<u32>,
-    asns: HashMap<u32, u32>,
-    domains: HashMap<Box<str>, u32>,
+    asns: FxMap<u32, u32>,
+    domains: FxMap<Box<str>, u32>,
 }
 
 impl IocSet {

@@ -145,8 +145,8 @@ impl<T> RangeSet<T> {
 
 /// Longest-suffix lookup of a DNS name in a label-suffix map (`a.b.example.com` matches
 /// `example.com`). Returns the matched suffix.
-pub fn suffix_lookup<'a, V>(
-    map: &'a std::collections::HashMap<Box<str>, V>,
+pub fn suffix_lookup<'a, V, S: std::hash::BuildHasher>(
+    map: &'a std::collections::HashMap<Box<str>, V, S>,
     name: &'a str,
 ) -> Option<(&'a str, &'a V)> {
     let name = name.trim_end_matches('.');
@@ -161,6 +161,59 @@ pub fn suffix_lookup<'a, V>(
         }
     }
 }
+
+/// Small fast hasher (FxHash-like) for the hot-path maps; inputs are not attacker-chosen
+/// keys of a growing table (the tables are built at start), so DoS resistance is not needed.
+#[derive(Clone, Copy, Default)]
+pub struct FxBuild;
+
+pub struct FxHasher(u64);
+
+impl std::hash::BuildHasher for FxBuild {
+    type Hasher = FxHasher;
+    fn build_hasher(&self) -> FxHasher {
+        FxHasher(0)
+    }
+}
+
+impl std::hash::Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for c in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..c.len()].copy_from_slice(c);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.0 = (self.0.rotate_left(5) ^ i as u64).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.0 = (self.0.rotate_left(5) ^ i as u64).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    #[inline]
+    fn write_u128(&mut self, i: u128) {
+        self.write_u64(i as u64);
+        self.write_u64((i >> 64) as u64);
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0 ^ (self.0 >> 32)
+    }
+}
+
+pub type FxMap<K, V> = std::collections::HashMap<K, V, FxBuild>;
+pub type FxSet<K> = std::collections::HashSet<K, FxBuild>;
 
 /// Lower-case and strip the trailing dot, borrowing when nothing changes.
 pub fn norm_name(s: &str) -> std::borrow::Cow<'_, str> {
