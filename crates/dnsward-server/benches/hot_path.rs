@@ -1,0 +1,82 @@
+//! CPU cost of the engine's synchronous half: parsing a query and answering it from the cache
+//! (the path every cache hit takes), and the miss path's query parsing + name text.
+//!
+//!   cargo bench -p dnsward-server --bench hot_path
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use dnsward_policy::{DomainSet, Policy, SinkholeConfig};
+use dnsward_server::cache::CacheConfig;
+use dnsward_server::engine::{EngineParts, Fast};
+use dnsward_server::upstream::{UpstreamConfig, UpstreamSpec, Upstreams};
+use dnsward_server::{wire, Engine, ServerConfig, Transport, TracingSink};
+use std::hint::black_box;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+
+fn query(name: &str) -> Vec<u8> {
+    let mut pkt = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 1];
+    pkt.extend(wire::text_to_wire(name).unwrap());
+    pkt.extend([0, 1, 0, 1]);
+    // OPT: payload 1232
+    pkt.extend([0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]);
+    pkt
+}
+
+/// A tiny upstream: answers every query with one A record.
+fn spawn_responder() -> SocketAddr {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = sock.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1500];
+        while let Ok((n, peer)) = sock.recv_from(&mut buf) {
+            let q = &buf[..n];
+            let qend = wire::skip_name(q, 12).unwrap() + 4;
+            let mut r = q[..qend].to_vec();
+            r[2] = 0x81;
+            r[3] = 0x80;
+            r[6..12].copy_from_slice(&[0, 1, 0, 0, 0, 0]);
+            r.extend([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0x0e, 0x10, 0, 4, 192, 0, 2, 1]);
+            let _ = sock.send_to(&r, peer);
+        }
+    });
+    addr
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let up = spawn_responder();
+    let mut deny = DomainSet::new();
+    deny.load_str("deny", "ads.example\n*.tracker.example\n");
+    let engine = rt.block_on(async {
+        let upstreams = Upstreams::new(&[UpstreamSpec::plain(up)], &UpstreamConfig::default()).await.unwrap();
+        Engine::new(EngineParts {
+            server: ServerConfig::default(),
+            cache: CacheConfig::default(),
+            sinkhole: SinkholeConfig::default(),
+            policy: Policy::builder().deny(deny).build(),
+            upstreams,
+            events: Arc::new(TracingSink),
+        })
+    });
+    let engine = Arc::new(engine);
+    let client: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+    let pkt = query("www.example.com");
+    let mut out = Vec::with_capacity(4096);
+    rt.block_on(engine.answer(&pkt, client, Transport::Udp, &mut out));
+    assert!(matches!(engine.answer_fast(&pkt, client, Transport::Udp, &mut out), Fast::Respond));
+
+    c.bench_function("parse_query", |b| b.iter(|| black_box(wire::parse_query(black_box(&pkt)).unwrap())));
+    c.bench_function("cache_hit_answer_fast", |b| {
+        b.iter(|| {
+            let r = engine.answer_fast(black_box(&pkt), client, Transport::Udp, &mut out);
+            black_box(matches!(r, Fast::Respond));
+        })
+    });
+    let policy = engine.policy();
+    c.bench_function("judge_name_lists", |b| {
+        b.iter(|| black_box(policy.judge_name(black_box("a.b.www.example.com"))))
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
