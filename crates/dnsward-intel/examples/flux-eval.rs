@@ -3,7 +3,9 @@
 //! ```text
 //! cargo run -p dnsward-intel --release --example flux-eval -- \
 //!     --asn-mmdb /work/shared/data/geo/asn.mmdb --country-mmdb /work/shared/data/geo/country.mmdb \
-//!     [--gen stream.jsonl] [--seed 7] [--replay stream.jsonl] [--ioc FILE]... [--detections out.jsonl] [--json]
+//!     [--gen stream.jsonl] [--gen-iocs iocs.txt] [--seed 7] [--scale 1.0] [--lookups 6]
+//!     [--replay stream.jsonl] [--ioc FILE]... [--detections out.jsonl] [--replay-prefix-only]
+//!     [--no-rr-allowlist] [--json]
 //! ```
 //! With `--gen` only: write the stream. With `--replay` only: evaluate a stream. With both
 //! (same path): generate then evaluate. Without either: generate into memory and evaluate.
@@ -15,6 +17,7 @@ fn main() {
     let mut cfg = IntelConfig::default();
     let mut gcfg = gen::GenConfig::default();
     let (mut gen_out, mut replay_in, mut det_out, mut json) = (None::<PathBuf>, None::<PathBuf>, None::<PathBuf>, false);
+    let (mut prefix_only, mut gen_iocs) = (false, None::<PathBuf>);
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut val = || args.next().unwrap_or_else(|| die(&format!("{a} needs a value")));
@@ -34,7 +37,8 @@ fn main() {
                 }
             }
             "--no-rr-allowlist" => cfg.rr_pool_suffixes.clear(),
-            "--no-mmdb-for-replay" => {}
+            "--replay-prefix-only" => prefix_only = true,
+            "--gen-iocs" => gen_iocs = Some(PathBuf::from(val())),
             "--json" => json = true,
             "-h" | "--help" => {
                 eprintln!("see the doc comment of examples/flux-eval.rs");
@@ -59,18 +63,29 @@ fn main() {
         }
         .unwrap_or_else(|e| die(&e));
         eprintln!("generated in {:.1}s: {}", t0.elapsed().as_secs_f64(), serde_json::to_string(&sum).unwrap());
+        if let Some(p) = &gen_iocs {
+            std::fs::write(p, &sum.ioc_list).unwrap_or_else(|e| die(&format!("{}: {e}", p.display())));
+        }
         if replay_in.is_none() && gen_out.is_some() {
             return;
         }
     }
+    let replay_analyzer;
+    let analyzer = if prefix_only {
+        let c = IntelConfig { asn_mmdb: None, country_mmdb: None, ..cfg.clone() };
+        replay_analyzer = AnswerAnalyzer::new(&c).unwrap_or_else(|e| die(&e.to_string()));
+        &replay_analyzer
+    } else {
+        &analyzer
+    };
     let mut det_file = det_out.map(|p| BufWriter::new(std::fs::File::create(&p).unwrap_or_else(|e| die(&format!("{}: {e}", p.display())))));
     let det: Option<&mut dyn std::io::Write> = det_file.as_mut().map(|f| f as &mut dyn std::io::Write);
     let rep = match &replay_in {
         Some(p) => {
             let f = std::fs::File::open(p).unwrap_or_else(|e| die(&format!("{}: {e}", p.display())));
-            eval::replay(&analyzer, BufReader::new(f), det)
+            eval::replay(analyzer, BufReader::new(f), det)
         }
-        None => eval::replay(&analyzer, &mem[..], det),
+        None => eval::replay(analyzer, &mem[..], det),
     }
     .unwrap_or_else(|e| die(&e.to_string()));
     if json {

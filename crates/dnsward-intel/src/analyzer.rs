@@ -646,16 +646,28 @@ impl AnswerAnalyzer {
             }
         }
         if self.iocs.has_asns() {
+            // ASN indicators are broad (a bulletproof hoster also rents VPSs to NTP-pool
+            // volunteers): they block when at least half of the answer lands in listed ASNs.
+            let mut hit: Option<(&IpInfo, &crate::ioc::IocSource)> = None;
+            let mut listed = 0usize;
             for i in infos {
                 if i.asn == 0 {
                     continue;
                 }
                 if let Some(src) = self.iocs.asn(i.asn) {
-                    let ip = key_to_ip(i.key);
                     if i.flags & F_PARKING != 0 {
-                        f.ioc_suppressed.get_or_insert_with(|| format!("{ip} in AS{} listed ({src}) but is a parking-service address", i.asn));
+                        f.ioc_suppressed.get_or_insert_with(|| format!("{} in AS{} listed ({src}) but is a parking-service address", key_to_ip(i.key), i.asn));
                         continue;
                     }
+                    listed += 1;
+                    hit.get_or_insert((i, src));
+                }
+            }
+            if let Some((i, src)) = hit {
+                let ip = key_to_ip(i.key);
+                if listed * 2 < infos.len() {
+                    f.ioc_suppressed.get_or_insert_with(|| format!("{listed} of {} answers in listed ASNs, e.g. {ip} in AS{} ({src}): minority of a pool", infos.len(), i.asn));
+                } else {
                     let org = self.geo.asn_org(ip).map(|o| format!(" {o}")).unwrap_or_default();
                     return Some(Finding {
                         kind: FindingKind::IocAsn,

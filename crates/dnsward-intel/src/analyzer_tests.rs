@@ -137,6 +137,11 @@ fn ioc_ip_cidr_asn_domain_and_cname_chain() {
     let f = r.finding.as_ref().unwrap();
     assert_eq!(f.kind, FindingKind::IocAsn);
     assert!(f.detail.contains("AS53667 FranTech Solutions") && f.detail.contains("fixture-iocs.txt:4"), "{}", f.detail);
+    // one listed-ASN address in a 4-address pool answer: not blocked, reported
+    let addrs = [(ip("242.0.9.9"), 300), (ip("240.1.1.1"), 300), (ip("240.2.1.1"), 300), (ip("241.1.1.1"), 300)];
+    let r = a.observe(&obs("3.pool.ntp.org", &addrs), 1);
+    assert!(r.finding.is_none(), "{r:?}");
+    assert!(r.features.ioc_suppressed.as_deref().unwrap().contains("minority"));
     // CNAME chain to a listed IP
     let cn = [("hop1.cdn-ish.example", 60), ("hop2.other.example", 60)];
     let addrs = [(ip("240.1.1.1"), 60), (ip("198.51.100.7"), 60)];

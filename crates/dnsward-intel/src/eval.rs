@@ -88,8 +88,10 @@ struct DomState {
     parked: bool,
 }
 
+/// Labels that should be flagged: `*flux*` (fast/double flux findings), `parking_move`,
+/// `ioc` (IOC findings).
 pub fn is_positive(label: &str) -> bool {
-    label.contains("flux") || label == "parking_move"
+    label.contains("flux") || label == "parking_move" || label == "ioc"
 }
 
 /// Replay a JSON-lines stream. `detections`, when given, receives one JSON line per
@@ -128,6 +130,7 @@ pub fn replay<R: BufRead>(analyzer: &AnswerAnalyzer, input: R, mut detections: O
         let expect_move = label == "parking_move";
         let ours = match &a.finding {
             Some(f) if expect_move => f.kind == FindingKind::ParkingMove,
+            Some(f) if label == "ioc" => matches!(f.kind, FindingKind::IocIp | FindingKind::IocAsn | FindingKind::IocDomain),
             Some(f) => matches!(f.kind, FindingKind::FastFlux | FindingKind::DoubleFlux),
             None => false,
         };

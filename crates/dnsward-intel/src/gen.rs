@@ -29,6 +29,8 @@ pub struct GenConfig {
     pub volunteer_pool: usize,
     pub parked: usize,
     pub benign: usize,
+    /// Fresh names answering into listed addresses / AS53667 (needs the IOC list in `GenSummary::ioc_list`).
+    pub ioc: usize,
     /// Lookups of every domain in the stream.
     pub lookups_per_domain: usize,
     pub start_t: u64,
@@ -47,6 +49,7 @@ impl Default for GenConfig {
             volunteer_pool: 50,
             parked: 150,
             benign: 500,
+            ioc: 60,
             lookups_per_domain: 6,
             start_t: 1_790_000_000,
             span_secs: 4 * 3600,
@@ -63,6 +66,10 @@ pub struct GenSummary {
     pub hosting_networks: usize,
     pub university_networks: usize,
     pub countries: usize,
+    /// IOC list matching the stream (`ip`/`asn` lines): the `ioc` set's targets plus some
+    /// parking-service addresses of parked domains (which must stay `parked`, not blocked).
+    #[serde(skip)]
+    pub ioc_list: String,
 }
 
 #[derive(Clone, Copy)]
@@ -135,6 +142,7 @@ struct World {
     cdn: Vec<(String, Vec<(u128, u128)>, Vec<String>)>,
     parking_ips: Vec<(u128, u128)>,
     parking_ns: Vec<String>,
+    bulletproof: Vec<Net>,
 }
 
 fn lc_contains(org: &str, words: &[&str]) -> bool {
@@ -150,7 +158,7 @@ fn build_world(geo: &GeoDb, lists: &Lists) -> Result<World, String> {
         #[serde(borrow)]
         autonomous_system_organization: Option<&'a str>,
     }
-    let (mut res, mut host, mut uni) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut res, mut host, mut uni, mut bulletproof) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut cloud: HashMap<u32, Vec<Net>> = HashMap::new();
     for item in r.networks(WithinOptions::default()).map_err(|e| e.to_string())? {
         let Ok(item) = item else { continue };
@@ -175,6 +183,9 @@ fn build_world(geo: &GeoDb, lists: &Lists) -> Result<World, String> {
         let ip = IpAddr::V4(Ipv4Addr::from(start));
         let n = Net { start, size, asn, cc: geo.country(ip) };
         let listed_hosting = lists.hosting_asn.contains(&asn) || lists.hosting_ranges.contains(key);
+        if asn == 53667 {
+            bulletproof.push(n);
+        }
         if CLOUD_ASNS.contains(&asn) {
             cloud.entry(asn).or_default().push(n);
         }
@@ -228,6 +239,7 @@ fn build_world(geo: &GeoDb, lists: &Lists) -> Result<World, String> {
         cdn,
         parking_ips,
         parking_ns,
+        bulletproof,
     })
 }
 
@@ -460,6 +472,9 @@ pub fn generate(geo: &GeoDb, lists: &Lists, cfg: &GenConfig, out: &mut dyn Write
         let moves = i % 5 == 0;
         let fresh = if rng.gen_bool(0.5) { w.residential.pick(&mut rng) } else { w.hosting.pick(&mut rng) };
         let label = if moves { "parking_move" } else { "parked" };
+        if i % 3 == 1 {
+            sum.ioc_list.push_str(&format!("ip {park_ip} generated: parking-service address that also sits on an IOC feed\n"));
+        }
         let ts = times(&mut rng, cfg);
         let half = ts.len() / 2;
         for (j, t) in ts.into_iter().enumerate() {
@@ -498,6 +513,28 @@ pub fn generate(geo: &GeoDb, lists: &Lists, cfg: &GenConfig, out: &mut dyn Write
             recs.push(r);
         }
         *sum.domains.entry("benign".into()).or_default() += 1;
+    }
+
+    // ---- IOC: fresh names landing on listed addresses or in AS53667, half via a CNAME chain
+    sum.ioc_list.push_str("asn 53667 generated: bulletproof hoster\n");
+    for i in 0..cfg.ioc {
+        let name = format!("{}-{}.{}", rand_label(&mut rng, 4, 8), WORDS.choose(&mut rng).unwrap(), TLDS_BAD.choose(&mut rng).unwrap());
+        let ip = if i % 2 == 0 && !w.bulletproof.is_empty() {
+            Pool::ip_in(w.bulletproof.choose(&mut rng).unwrap(), &mut rng)
+        } else {
+            let ip = w.hosting.pick(&mut rng);
+            sum.ioc_list.push_str(&format!("ip {ip} generated: malware distribution\n"));
+            ip
+        };
+        let chain = i % 4 >= 2;
+        for t in times(&mut rng, cfg) {
+            let mut r = rec(t, &name, vec![(ip, 300)], "ioc");
+            if chain {
+                r.cnames = vec![NameRec { name: format!("go.{}.xyz", rand_label(&mut rng, 5, 7)), ttl: 60 }, NameRec { name: format!("edge-{i}.{}.top", rand_label(&mut rng, 4, 6)), ttl: 60 }];
+            }
+            recs.push(r);
+        }
+        *sum.domains.entry("ioc".into()).or_default() += 1;
     }
 
     recs.sort_by(|a, b| a.t.cmp(&b.t).then_with(|| a.name.cmp(&b.name)));
