@@ -1,0 +1,254 @@
+//! `/metrics` in Prometheus text exposition format (0.0.4).
+
+use crate::api::AdminBackend;
+use crate::store::EventStore;
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering::Relaxed;
+
+fn head(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Render every metric.
+pub fn render(store: &EventStore, backend: &dyn AdminBackend, threshold: f64) -> String {
+    let mut o = String::with_capacity(8192);
+    let s = backend.stats();
+
+    if let Some(e) = &s.engine {
+        head(
+            &mut o,
+            "dnsward_queries_total",
+            "counter",
+            "DNS queries received, by transport.",
+        );
+        let _ = writeln!(
+            o,
+            "dnsward_queries_total{{transport=\"udp\"}} {}",
+            e.queries_udp
+        );
+        let _ = writeln!(
+            o,
+            "dnsward_queries_total{{transport=\"tcp\"}} {}",
+            e.queries_tcp
+        );
+
+        head(
+            &mut o,
+            "dnsward_blocks_total",
+            "counter",
+            "Blocked queries, by category.",
+        );
+        for (c, n) in &e.blocks_by_category {
+            let _ = writeln!(o, "dnsward_blocks_total{{category=\"{}\"}} {n}", escape(c));
+        }
+        head(
+            &mut o,
+            "dnsward_block_actions_total",
+            "counter",
+            "Blocked queries, by action taken.",
+        );
+        for (a, n) in &e.blocks_by_action {
+            let _ = writeln!(
+                o,
+                "dnsward_block_actions_total{{action=\"{}\"}} {n}",
+                escape(a)
+            );
+        }
+        head(
+            &mut o,
+            "dnsward_responses_total",
+            "counter",
+            "Queries not answered normally, by reason.",
+        );
+        for (r, n) in [
+            ("malformed", e.malformed),
+            ("refused_acl", e.refused_acl),
+            ("rate_limited", e.rate_limited),
+            ("dropped_overload", e.dropped_overload),
+            ("servfail", e.servfail),
+            ("truncated", e.truncated),
+        ] {
+            let _ = writeln!(o, "dnsward_responses_total{{result=\"{r}\"}} {n}");
+        }
+        head(
+            &mut o,
+            "dnsward_upstream_failures_total",
+            "counter",
+            "Upstream queries that failed.",
+        );
+        let _ = writeln!(o, "dnsward_upstream_failures_total {}", e.upstream_failures);
+    }
+
+    head(
+        &mut o,
+        "dnsward_queries_by_type_total",
+        "counter",
+        "Queries seen by the event sink, by query type and result (every query when query logging or client scoring is on; otherwise blocks only).",
+    );
+    for (t, r, n) in store.counters().queries_by_type() {
+        let _ = writeln!(
+            o,
+            "dnsward_queries_by_type_total{{qtype=\"{t}\",result=\"{r}\"}} {n}"
+        );
+    }
+
+    head(
+        &mut o,
+        "dnsward_cache_entries",
+        "gauge",
+        "Entries in the answer cache.",
+    );
+    let _ = writeln!(o, "dnsward_cache_entries {}", s.cache_entries);
+    head(
+        &mut o,
+        "dnsward_cache_bytes",
+        "gauge",
+        "Bytes used by the answer cache.",
+    );
+    let _ = writeln!(o, "dnsward_cache_bytes {}", s.cache_bytes);
+    head(
+        &mut o,
+        "dnsward_cache_lookups_total",
+        "counter",
+        "Answer cache lookups, by result.",
+    );
+    let _ = writeln!(
+        o,
+        "dnsward_cache_lookups_total{{result=\"hit\"}} {}",
+        s.cache_hits
+    );
+    let _ = writeln!(
+        o,
+        "dnsward_cache_lookups_total{{result=\"miss\"}} {}",
+        s.cache_misses
+    );
+    head(
+        &mut o,
+        "dnsward_cache_hit_ratio",
+        "gauge",
+        "Cache hits / lookups since start.",
+    );
+    let lookups = s.cache_hits + s.cache_misses;
+    let ratio = if lookups == 0 {
+        0.0
+    } else {
+        s.cache_hits as f64 / lookups as f64
+    };
+    let _ = writeln!(o, "dnsward_cache_hit_ratio {ratio}");
+
+    if let Some(h) = backend.upstream_latency() {
+        h.render(
+            &mut o,
+            "dnsward_upstream_latency_seconds",
+            "Upstream query latency.",
+        );
+    }
+    if let Some(h) = backend.classifier_latency() {
+        h.render(
+            &mut o,
+            "dnsward_classifier_latency_seconds",
+            "Name classifier (DGA model) latency.",
+        );
+    }
+
+    let c = store.counters();
+    head(
+        &mut o,
+        "dnsward_store_events_total",
+        "counter",
+        "Events handled by the event store, by fate.",
+    );
+    for (k, v) in [
+        ("enqueued", &c.enqueued),
+        ("dropped", &c.dropped),
+        ("lost", &c.lost),
+    ] {
+        let _ = writeln!(
+            o,
+            "dnsward_store_events_total{{result=\"{k}\"}} {}",
+            v.load(Relaxed)
+        );
+    }
+    head(
+        &mut o,
+        "dnsward_store_written_total",
+        "counter",
+        "Rows written to the event store, by table.",
+    );
+    for (k, v) in [
+        ("blocks", &c.written_blocks),
+        ("queries", &c.written_queries),
+        ("client_evidence", &c.written_evidence),
+    ] {
+        let _ = writeln!(
+            o,
+            "dnsward_store_written_total{{table=\"{k}\"}} {}",
+            v.load(Relaxed)
+        );
+    }
+    head(
+        &mut o,
+        "dnsward_store_write_errors_total",
+        "counter",
+        "Failed store transactions.",
+    );
+    let _ = writeln!(
+        o,
+        "dnsward_store_write_errors_total {}",
+        c.write_errors.load(Relaxed)
+    );
+    head(
+        &mut o,
+        "dnsward_store_retention_deleted_total",
+        "counter",
+        "Rows deleted by retention.",
+    );
+    let _ = writeln!(
+        o,
+        "dnsward_store_retention_deleted_total {}",
+        c.retention_deleted.load(Relaxed)
+    );
+    head(
+        &mut o,
+        "dnsward_store_degraded",
+        "gauge",
+        "1 when the store fell back to memory (disk full or unwritable).",
+    );
+    let _ = writeln!(
+        o,
+        "dnsward_store_degraded {}",
+        u8::from(store.is_degraded())
+    );
+    c.batch_latency.render(
+        &mut o,
+        "dnsward_store_batch_seconds",
+        "Time to commit one batch of events.",
+    );
+
+    head(
+        &mut o,
+        "dnsward_clients_tracked",
+        "gauge",
+        "Clients tracked by infected-client scoring.",
+    );
+    let _ = writeln!(o, "dnsward_clients_tracked {}", store.tracked_clients());
+    head(
+        &mut o,
+        "dnsward_clients_suspected",
+        "gauge",
+        "Clients whose score is at or above the threshold.",
+    );
+    let _ = writeln!(
+        o,
+        "dnsward_clients_suspected {}",
+        store.clients(threshold, usize::MAX).len()
+    );
+    o
+}

@@ -1,0 +1,1088 @@
+//! The event store: an [`EventSink`] that queues events off the DNS path, and a writer thread
+//! that batches them into SQLite (WAL), feeds client scoring and the JSON-lines / dnstap streams.
+//! API reads use their own connections, so a slow reader never holds up the writer (or DNS).
+
+use crate::config::AdminConfig;
+use crate::dnsbl::DnsblZones;
+use crate::dnsnames::{
+    qtype_index, qtype_name, rcode_name, result_index, METRIC_QTYPES, METRIC_RESULTS,
+};
+use crate::error::AdminError;
+use crate::hist::Histogram;
+use crate::scoring::{ClientSummary, Evidence, EvidenceKind, Observation, Scorer, ScoringParams};
+use crate::stream::{EventStreams, StreamEvent};
+use crate::time::{now_secs, now_us, rfc3339_us, unix_us};
+use dnsward_policy::{Category, DomainSet, Verdict, VerdictKind};
+use dnsward_server::events::{EventSink, Outcome, QueryEvent};
+use parking_lot::{Mutex, RwLock};
+use rusqlite::{params, Connection, OpenFlags};
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Events per transaction (at most).
+const BATCH_MAX: usize = 1000;
+/// A partial batch is written after this long.
+const BATCH_INTERVAL: Duration = Duration::from_millis(100);
+/// Retention runs this often (and at open).
+const RETENTION_INTERVAL: Duration = Duration::from_secs(60);
+/// Rows deleted per retention statement (keeps each transaction short).
+const RETENTION_CHUNK: i64 = 50_000;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS blocks(
+  id INTEGER PRIMARY KEY,
+  ts_us INTEGER NOT NULL,
+  client TEXT NOT NULL,
+  qname TEXT NOT NULL,
+  qtype INTEGER NOT NULL,
+  category TEXT NOT NULL,
+  action TEXT NOT NULL,
+  rcode INTEGER NOT NULL,
+  cached INTEGER NOT NULL,
+  reason TEXT
+);
+CREATE INDEX IF NOT EXISTS blocks_time ON blocks(ts_us);
+CREATE INDEX IF NOT EXISTS blocks_client_time ON blocks(client, ts_us);
+CREATE INDEX IF NOT EXISTS blocks_category_time ON blocks(category, ts_us);
+CREATE TABLE IF NOT EXISTS queries(
+  id INTEGER PRIMARY KEY,
+  ts_us INTEGER NOT NULL,
+  client TEXT NOT NULL,
+  qname TEXT NOT NULL,
+  qtype INTEGER NOT NULL,
+  verdict TEXT NOT NULL,
+  rcode INTEGER NOT NULL,
+  cached INTEGER NOT NULL,
+  reason TEXT
+);
+CREATE INDEX IF NOT EXISTS queries_time ON queries(ts_us);
+CREATE INDEX IF NOT EXISTS queries_client_time ON queries(client, ts_us);
+CREATE TABLE IF NOT EXISTS client_evidence(
+  id INTEGER PRIMARY KEY,
+  client TEXT NOT NULL,
+  ts_us INTEGER NOT NULL,
+  kind TEXT NOT NULL,
+  weight REAL NOT NULL,
+  detail TEXT NOT NULL,
+  key TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS evidence_client_time ON client_evidence(client, ts_us);
+CREATE INDEX IF NOT EXISTS evidence_time ON client_evidence(ts_us);
+CREATE TABLE IF NOT EXISTS rules(
+  list TEXT NOT NULL,
+  rule TEXT NOT NULL,
+  added_at INTEGER NOT NULL,
+  comment TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY(list, rule)
+);
+PRAGMA user_version = 1;
+";
+
+/// Which policy list an API rule belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ListKind {
+    Allow,
+    Deny,
+}
+
+impl ListKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ListKind::Allow => "allow",
+            ListKind::Deny => "deny",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ListKind> {
+        match s {
+            "allow" => Some(ListKind::Allow),
+            "deny" => Some(ListKind::Deny),
+            _ => None,
+        }
+    }
+}
+
+/// An allow/deny rule added through the API.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct RuleRow {
+    pub list: ListKind,
+    pub rule: String,
+    pub added_at: String,
+    pub comment: String,
+}
+
+/// One stored block, as the API returns it.
+#[derive(Clone, Debug, Serialize)]
+pub struct BlockRow {
+    pub id: i64,
+    /// RFC 3339 UTC, millisecond precision.
+    pub time: String,
+    /// Unix time in microseconds.
+    pub ts_us: i64,
+    pub client: String,
+    pub name: String,
+    pub qtype: String,
+    pub qtype_num: u16,
+    pub category: String,
+    pub action: String,
+    pub rcode: String,
+    pub cached: bool,
+    /// The verdict's reason: stage, source (list file:line or model), rule, score, family,
+    /// detail (features).
+    pub reason: serde_json::Value,
+}
+
+/// Filters for [`EventStore::blocks`].
+#[derive(Clone, Debug, Default)]
+pub struct BlocksQuery {
+    pub since_us: Option<i64>,
+    pub client: Option<String>,
+    pub category: Option<String>,
+    pub limit: usize,
+}
+
+/// A top blocked name.
+#[derive(Clone, Debug, Serialize)]
+pub struct TopRow {
+    pub name: String,
+    pub category: String,
+    pub count: u64,
+    pub clients: u64,
+    pub last_seen: String,
+}
+
+/// Store counters (also rendered in `/metrics`).
+#[derive(Default)]
+pub struct StoreCounters {
+    /// Events queued by the sink.
+    pub enqueued: AtomicU64,
+    /// Events dropped because the queue was full (DNS is never slowed down instead).
+    pub dropped: AtomicU64,
+    pub written_blocks: AtomicU64,
+    pub written_queries: AtomicU64,
+    pub written_evidence: AtomicU64,
+    pub write_errors: AtomicU64,
+    /// Events lost because neither the file nor the in-memory fallback could take them.
+    pub lost: AtomicU64,
+    pub retention_deleted: AtomicU64,
+    /// Batch write time.
+    pub batch_latency: Histogram,
+    /// Queries seen by the sink, by qtype x result (complete only when the engine reports every
+    /// query to the sink, i.e. `wants_all_queries`; blocks always).
+    pub(crate) by_type: [[AtomicU64; METRIC_RESULTS.len()]; METRIC_QTYPES.len() + 1],
+}
+
+impl StoreCounters {
+    /// `(qtype, result, count)` for every non-zero cell.
+    pub fn queries_by_type(&self) -> Vec<(&'static str, &'static str, u64)> {
+        let mut v = Vec::new();
+        for (ti, row) in self.by_type.iter().enumerate() {
+            let t = METRIC_QTYPES.get(ti).map(|(_, n)| *n).unwrap_or("other");
+            for (ri, c) in row.iter().enumerate() {
+                let n = c.load(Ordering::Relaxed);
+                if n > 0 {
+                    v.push((t, METRIC_RESULTS[ri], n));
+                }
+            }
+        }
+        v
+    }
+}
+
+/// An event copied off the DNS path.
+#[derive(Clone, Debug)]
+pub struct OwnedEvent {
+    pub ts_us: i64,
+    pub client: IpAddr,
+    pub qname: Box<str>,
+    pub qtype: u16,
+    pub verdict: Verdict,
+    pub rcode: u8,
+    pub cached: bool,
+    pub blocked: bool,
+    /// Stored and streamed (false: only looked at by client scoring).
+    pub keep: bool,
+}
+
+enum Msg {
+    Event(OwnedEvent),
+    Sinkhole {
+        ts_us: i64,
+        client: IpAddr,
+        port: u16,
+        host: Option<String>,
+        name: Option<String>,
+    },
+    Flush(SyncSender<()>),
+    Exec(String, SyncSender<Result<(), String>>),
+    Shutdown,
+}
+
+#[derive(Clone, Debug)]
+enum DbLoc {
+    File(PathBuf),
+    Memory(String),
+}
+
+struct Shared {
+    loc: RwLock<(u64, DbLoc)>,
+    pool: Mutex<Vec<(u64, Connection)>>,
+    degraded: AtomicBool,
+}
+
+impl Shared {
+    fn open_conn(loc: &DbLoc) -> rusqlite::Result<Connection> {
+        let c = match loc {
+            DbLoc::File(p) => Connection::open_with_flags(
+                p,
+                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?,
+            DbLoc::Memory(uri) => {
+                let c = Connection::open_with_flags(
+                    uri,
+                    OpenFlags::SQLITE_OPEN_READ_WRITE
+                        | OpenFlags::SQLITE_OPEN_URI
+                        | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                c.pragma_update(None, "read_uncommitted", true)?;
+                c
+            }
+        };
+        c.busy_timeout(Duration::from_secs(5))?;
+        Ok(c)
+    }
+
+    /// Run `f` on a pooled connection to the current database.
+    fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, String> {
+        let (generation, loc) = self.loc.read().clone();
+        let pooled = {
+            let mut pool = self.pool.lock();
+            pool.retain(|(g, _)| *g == generation);
+            pool.pop()
+        };
+        let conn = match pooled {
+            Some((_, c)) => c,
+            None => Self::open_conn(&loc).map_err(|e| format!("store: {e}"))?,
+        };
+        let r = f(&conn).map_err(|e| format!("store: {e}"));
+        let mut pool = self.pool.lock();
+        if pool.len() < 8 {
+            pool.push((generation, conn));
+        }
+        r
+    }
+}
+
+/// The embedded event store. Implements [`EventSink`]; cheap to share (`Arc`).
+pub struct EventStore {
+    log_all: bool,
+    scoring: bool,
+    zones: &'static DnsblZones,
+    tx: SyncSender<Msg>,
+    shared: Arc<Shared>,
+    counters: Arc<StoreCounters>,
+    scorer: Arc<Mutex<Scorer>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    db_path: PathBuf,
+}
+
+fn open_file_db(path: &Path) -> Result<Connection, String> {
+    if let Some(dir) = path.parent() {
+        if !dir.as_os_str().is_empty() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+    }
+    let c = Connection::open(path).map_err(|e| e.to_string())?;
+    let mode: String = c
+        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+        .map_err(|e| e.to_string())?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(format!("could not switch to WAL mode (got {mode})"));
+    }
+    c.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(|e| e.to_string())?;
+    c.busy_timeout(Duration::from_secs(5))
+        .map_err(|e| e.to_string())?;
+    c.execute_batch(SCHEMA).map_err(|e| e.to_string())?;
+    Ok(c)
+}
+
+static MEM_SEQ: AtomicU64 = AtomicU64::new(0);
+
+fn open_memory_db() -> rusqlite::Result<(Connection, DbLoc)> {
+    let uri = format!(
+        "file:dnsward-events-{}-{}?mode=memory&cache=shared",
+        std::process::id(),
+        MEM_SEQ.fetch_add(1, Ordering::Relaxed)
+    );
+    let c = Connection::open_with_flags(
+        &uri,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    c.execute_batch(SCHEMA)?;
+    Ok((c, DbLoc::Memory(uri)))
+}
+
+impl EventStore {
+    /// Open (or create) the store at `cfg.db_path` and start the writer thread. When the file
+    /// cannot be opened or written, the store runs in memory and says so loudly (DNS goes on).
+    pub fn open(cfg: &AdminConfig) -> Result<Arc<EventStore>, AdminError> {
+        cfg.validate().map_err(AdminError::Config)?;
+        let streams = EventStreams::open(cfg)?;
+        let shared = Arc::new(Shared {
+            loc: RwLock::new((0, DbLoc::File(cfg.db_path.clone()))),
+            pool: Mutex::new(Vec::new()),
+            degraded: AtomicBool::new(false),
+        });
+        let conn = match open_file_db(&cfg.db_path) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(
+                    path = %cfg.db_path.display(),
+                    error = %e,
+                    "EVENT STORE UNAVAILABLE: cannot open the database; keeping events IN MEMORY ONLY (lost on restart)"
+                );
+                let (c, loc) = open_memory_db().map_err(|source| AdminError::Db {
+                    path: ":memory:".into(),
+                    source,
+                })?;
+                *shared.loc.write() = (1, loc);
+                shared.degraded.store(true, Ordering::Relaxed);
+                c
+            }
+        };
+        let counters = Arc::new(StoreCounters::default());
+        let mut scorer = Scorer::new(ScoringParams::from_config(cfg));
+        restore_scores(&conn, &mut scorer);
+        let scorer = Arc::new(Mutex::new(scorer));
+        let (tx, rx) = mpsc::sync_channel(cfg.queue_capacity);
+        let mut writer = Writer {
+            conn,
+            shared: shared.clone(),
+            counters: counters.clone(),
+            scorer: scorer.clone(),
+            scoring: cfg.client_scoring,
+            retention_days: cfg.retention_days,
+            max_events: cfg.max_events,
+            streams,
+            failed_memory: false,
+        };
+        writer.retention();
+        let handle = std::thread::Builder::new()
+            .name("dnsward-store".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|source| AdminError::Output {
+                what: "store writer thread".into(),
+                source,
+            })?;
+        Ok(Arc::new(EventStore {
+            log_all: cfg.log_all_queries,
+            scoring: cfg.client_scoring,
+            zones: DnsblZones::builtin(),
+            tx,
+            shared,
+            counters,
+            scorer,
+            writer: Mutex::new(Some(handle)),
+            db_path: cfg.db_path.clone(),
+        }))
+    }
+
+    /// Wait until everything queued so far is committed (and streamed). After `flush` returns,
+    /// a crash or restart loses none of those events.
+    pub fn flush(&self) {
+        let (ack_tx, ack_rx) = mpsc::sync_channel(1);
+        if self.tx.send(Msg::Flush(ack_tx)).is_ok() {
+            let _ = ack_rx.recv();
+        }
+    }
+
+    /// Flush and stop the writer thread (also done on drop).
+    pub fn shutdown(&self) {
+        let _ = self.tx.send(Msg::Shutdown);
+        if let Some(h) = self.writer.lock().take() {
+            let _ = h.join();
+        }
+    }
+
+    pub fn counters(&self) -> &StoreCounters {
+        &self.counters
+    }
+
+    /// True when the database file could not be written and events are kept in memory.
+    pub fn is_degraded(&self) -> bool {
+        self.shared.degraded.load(Ordering::Relaxed)
+    }
+
+    pub fn db_path(&self) -> &Path {
+        &self.db_path
+    }
+
+    /// Report a connection to the sinkhole (from the sinkhole server): evidence for scoring.
+    pub fn record_sinkhole_hit(
+        &self,
+        client: IpAddr,
+        port: u16,
+        host_or_sni: Option<&str>,
+        name: Option<&str>,
+    ) {
+        let msg = Msg::Sinkhole {
+            ts_us: now_us(),
+            client,
+            port,
+            host: host_or_sni.map(str::to_string),
+            name: name.map(str::to_string),
+        };
+        if self.tx.try_send(msg).is_err() {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Run a statement on the writer connection (tests: e.g. `PRAGMA max_page_count=...`).
+    #[doc(hidden)]
+    pub fn exec_on_writer(&self, sql: &str) -> Result<(), String> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.tx
+            .send(Msg::Exec(sql.to_string(), tx))
+            .map_err(|_| "writer stopped".to_string())?;
+        rx.recv().map_err(|_| "writer stopped".to_string())?
+    }
+
+    /// Most recent blocks, newest first. Blocking (run it off the async runtime).
+    pub fn blocks(&self, q: &BlocksQuery) -> Result<Vec<BlockRow>, String> {
+        let mut sql = String::from(
+            "SELECT id, ts_us, client, qname, qtype, category, action, rcode, cached, reason FROM blocks",
+        );
+        let mut conds = Vec::new();
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        if let Some(s) = q.since_us {
+            conds.push("ts_us >= ?");
+            args.push(s.into());
+        }
+        if let Some(c) = &q.client {
+            conds.push("client = ?");
+            args.push(c.clone().into());
+        }
+        if let Some(c) = &q.category {
+            conds.push("category = ?");
+            args.push(c.clone().into());
+        }
+        if !conds.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&conds.join(" AND "));
+        }
+        sql.push_str(" ORDER BY ts_us DESC, id DESC LIMIT ?");
+        args.push((q.limit as i64).into());
+        self.shared.with_conn(|c| {
+            let mut st = c.prepare_cached(&sql)?;
+            let rows = st.query_map(rusqlite::params_from_iter(args.iter()), |r| {
+                let ts_us: i64 = r.get(1)?;
+                let qtype: u16 = r.get::<_, i64>(4)? as u16;
+                let reason: Option<String> = r.get(9)?;
+                Ok(BlockRow {
+                    id: r.get(0)?,
+                    time: rfc3339_us(ts_us),
+                    ts_us,
+                    client: r.get(2)?,
+                    name: r.get(3)?,
+                    qtype: qtype_name(qtype),
+                    qtype_num: qtype,
+                    category: r.get(5)?,
+                    action: r.get(6)?,
+                    rcode: rcode_name(r.get::<_, i64>(7)? as u8),
+                    cached: r.get::<_, i64>(8)? != 0,
+                    reason: reason
+                        .and_then(|s| serde_json::from_str(&s).ok())
+                        .unwrap_or(serde_json::Value::Null),
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// Most blocked names since `since_us`, most blocked first.
+    pub fn top(&self, since_us: i64, limit: usize) -> Result<Vec<TopRow>, String> {
+        self.shared.with_conn(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT qname, MIN(category), COUNT(*) AS n, COUNT(DISTINCT client), MAX(ts_us)
+                 FROM blocks WHERE ts_us >= ?1 GROUP BY qname ORDER BY n DESC, qname LIMIT ?2",
+            )?;
+            let rows = st.query_map(params![since_us, limit as i64], |r| {
+                Ok(TopRow {
+                    name: r.get(0)?,
+                    category: r.get(1)?,
+                    count: r.get::<_, i64>(2)? as u64,
+                    clients: r.get::<_, i64>(3)? as u64,
+                    last_seen: rfc3339_us(r.get(4)?),
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// Number of stored blocks (exact; a full count, so not for hot paths).
+    pub fn block_count(&self) -> Result<u64, String> {
+        self.shared
+            .with_conn(|c| c.query_row("SELECT COUNT(*) FROM blocks", [], |r| r.get::<_, i64>(0)))
+            .map(|n| n as u64)
+    }
+
+    /// Number of stored (non-blocked) logged queries.
+    pub fn query_count(&self) -> Result<u64, String> {
+        self.shared
+            .with_conn(|c| c.query_row("SELECT COUNT(*) FROM queries", [], |r| r.get::<_, i64>(0)))
+            .map(|n| n as u64)
+    }
+
+    /// Suspected (and watched) clients, highest score first; `min_score` 0 lists every client
+    /// with evidence.
+    pub fn clients(&self, min_score: f64, limit: usize) -> Vec<ClientSummary> {
+        self.scorer.lock().clients(now_secs(), min_score, limit)
+    }
+
+    /// One client: in-memory state with its stored evidence (newest first, up to `limit`).
+    /// `None` when there is no evidence at all.
+    pub fn client(&self, ip: IpAddr, limit: usize) -> Result<Option<ClientSummary>, String> {
+        let ip = crate::dnsbl::canonical_ip(ip);
+        let now = now_secs();
+        let mem = self.scorer.lock().client(ip, now);
+        let stored: Vec<Evidence> = self.shared.with_conn(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT ts_us, kind, weight, detail FROM client_evidence
+                 WHERE client = ?1 ORDER BY ts_us DESC LIMIT ?2",
+            )?;
+            let rows = st.query_map(params![ip.to_string(), limit as i64], |r| {
+                let ts: i64 = r.get(0)?;
+                let kind: String = r.get(1)?;
+                Ok((ts, kind, r.get::<_, f64>(2)?, r.get::<_, String>(3)?))
+            })?;
+            let mut v = Vec::new();
+            for row in rows {
+                let (ts, kind, w, d) = row?;
+                if let Some(k) = EvidenceKind::parse(&kind) {
+                    v.push(Evidence::new(ts as f64 / 1e6, k, w, d));
+                }
+            }
+            Ok(v)
+        })?;
+        match mem {
+            Some(mut s) => {
+                if !stored.is_empty() {
+                    s.evidence = stored;
+                }
+                Ok(Some(s))
+            }
+            None if stored.is_empty() => Ok(None),
+            None => {
+                // Forgotten by the in-memory LRU: recompute from the stored evidence.
+                let params = self.scorer.lock().params().clone();
+                let mut s = Scorer::new(params);
+                for e in stored.iter().rev() {
+                    s.add_evidence(ip, e.clone(), &e.detail);
+                }
+                Ok(s.client(ip, now).map(|mut c| {
+                    c.evidence = stored;
+                    c
+                }))
+            }
+        }
+    }
+
+    /// Allow/deny rules added through the API, for the binary to add to the policy on every
+    /// (re)build.
+    pub fn api_rules(&self) -> Vec<(ListKind, String)> {
+        self.list_rules()
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "cannot read API rules");
+                Vec::new()
+            })
+            .into_iter()
+            .map(|r| (r.list, r.rule))
+            .collect()
+    }
+
+    pub fn list_rules(&self) -> Result<Vec<RuleRow>, String> {
+        self.shared.with_conn(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT list, rule, added_at, comment FROM rules ORDER BY added_at, rule",
+            )?;
+            let rows = st.query_map([], |r| {
+                let list: String = r.get(0)?;
+                Ok(RuleRow {
+                    list: ListKind::parse(&list).unwrap_or(ListKind::Deny),
+                    rule: r.get(1)?,
+                    added_at: rfc3339_us(r.get(2)?),
+                    comment: r.get(3)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// Validate (the same parser as list files) and persist a rule. `Ok(false)` when it existed.
+    pub fn add_rule(&self, list: ListKind, rule: &str, comment: &str) -> Result<bool, RuleError> {
+        let rule = validate_rule(rule)?;
+        self.shared
+            .with_conn(|c| {
+                c.execute(
+                    "INSERT OR IGNORE INTO rules(list, rule, added_at, comment) VALUES (?1, ?2, ?3, ?4)",
+                    params![list.as_str(), rule, now_us(), comment],
+                )
+            })
+            .map(|n| n > 0)
+            .map_err(RuleError::Store)
+    }
+
+    /// Remove a rule; `Ok(false)` when there was none.
+    pub fn remove_rule(&self, list: ListKind, rule: &str) -> Result<bool, String> {
+        let rule = rule.trim();
+        self.shared
+            .with_conn(|c| {
+                c.execute(
+                    "DELETE FROM rules WHERE list = ?1 AND rule = ?2",
+                    params![list.as_str(), rule],
+                )
+            })
+            .map(|n| n > 0)
+    }
+
+    pub fn tracked_clients(&self) -> usize {
+        self.scorer.lock().tracked()
+    }
+}
+
+/// Why a rule was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RuleError {
+    #[error("rule: {0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Store(String),
+}
+
+/// Check a rule with the list parser; returns it trimmed.
+pub fn validate_rule(rule: &str) -> Result<&str, RuleError> {
+    let rule = rule.trim();
+    if rule.is_empty() || rule.starts_with('#') || rule.starts_with('!') {
+        return Err(RuleError::Invalid("empty rule".into()));
+    }
+    if rule.len() > 300 || rule.contains(['\n', '\r']) {
+        return Err(RuleError::Invalid(
+            "must be one line of at most 300 bytes".into(),
+        ));
+    }
+    let mut set = DomainSet::new();
+    set.add_rule("api", rule).map_err(RuleError::Invalid)?;
+    if set.is_empty() {
+        return Err(RuleError::Invalid("the rule matches nothing".into()));
+    }
+    Ok(rule)
+}
+
+fn restore_scores(conn: &Connection, scorer: &mut Scorer) {
+    let horizon = now_us() - (scorer.params().half_life_secs * 10.0 * 1e6) as i64;
+    let r: rusqlite::Result<usize> = (|| {
+        let mut st = conn.prepare(
+            "SELECT client, ts_us, kind, weight, detail, key FROM client_evidence
+             WHERE ts_us >= ?1 ORDER BY ts_us LIMIT 200000",
+        )?;
+        let mut rows = st.query(params![horizon])?;
+        let mut n = 0;
+        while let Some(r) = rows.next()? {
+            let client: String = r.get(0)?;
+            let kind: String = r.get(2)?;
+            let (Ok(ip), Some(kind)) = (client.parse::<IpAddr>(), EvidenceKind::parse(&kind))
+            else {
+                continue;
+            };
+            let ev = Evidence::new(r.get::<_, i64>(1)? as f64 / 1e6, kind, r.get(3)?, r.get(4)?);
+            let key: String = r.get(5)?;
+            scorer.add_evidence(ip, ev, &key);
+            n += 1;
+        }
+        Ok(n)
+    })();
+    match r {
+        Ok(n) if n > 0 => tracing::info!(evidence = n, "restored client scores"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot restore client scores"),
+    }
+}
+
+impl Drop for EventStore {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+impl EventSink for EventStore {
+    fn record(&self, e: &QueryEvent<'_>) {
+        let blocked = e.outcome == Outcome::Blocked;
+        self.counters.by_type[qtype_index(e.qtype)][result_index(blocked, e.rcode)]
+            .fetch_add(1, Ordering::Relaxed);
+        let keep = blocked || self.log_all;
+        if !keep && !(self.scoring && self.zones.maybe_under(e.qname)) {
+            return;
+        }
+        let ev = OwnedEvent {
+            ts_us: unix_us(e.time),
+            client: e.client,
+            qname: e.qname.into(),
+            qtype: e.qtype,
+            verdict: e.verdict.clone(),
+            rcode: e.rcode,
+            cached: e.from_cache,
+            blocked,
+            keep,
+        };
+        match self.tx.try_send(Msg::Event(ev)) {
+            Ok(()) => {
+                self.counters.enqueued.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn wants_all_queries(&self) -> bool {
+        self.log_all || self.scoring
+    }
+}
+
+struct Writer {
+    conn: Connection,
+    shared: Arc<Shared>,
+    counters: Arc<StoreCounters>,
+    scorer: Arc<Mutex<Scorer>>,
+    scoring: bool,
+    retention_days: u32,
+    max_events: u64,
+    streams: EventStreams,
+    failed_memory: bool,
+}
+
+enum Pending {
+    Event(OwnedEvent),
+    Evidence(IpAddr, Evidence, String),
+}
+
+impl Writer {
+    fn run(&mut self, rx: mpsc::Receiver<Msg>) {
+        let mut batch: Vec<Pending> = Vec::with_capacity(BATCH_MAX);
+        let mut batch_started = Instant::now();
+        let mut last_retention = Instant::now();
+        loop {
+            let timeout = if batch.is_empty() {
+                Duration::from_secs(1)
+            } else {
+                BATCH_INTERVAL.saturating_sub(batch_started.elapsed())
+            };
+            let msg = rx.recv_timeout(timeout);
+            match msg {
+                Ok(Msg::Event(e)) => {
+                    if batch.is_empty() {
+                        batch_started = Instant::now();
+                    }
+                    self.take_event(e, &mut batch);
+                }
+                Ok(Msg::Sinkhole {
+                    ts_us,
+                    client,
+                    port,
+                    host,
+                    name,
+                }) => {
+                    if batch.is_empty() {
+                        batch_started = Instant::now();
+                    }
+                    let hit = self.scorer.lock().sinkhole_hit(
+                        ts_us as f64 / 1e6,
+                        client,
+                        port,
+                        host.as_deref(),
+                        name.as_deref(),
+                    );
+                    if let Some((ip, ev)) = hit {
+                        let key = format!("{port}/{}", host.as_deref().unwrap_or(""));
+                        batch.push(Pending::Evidence(ip, ev, key));
+                    }
+                }
+                Ok(Msg::Flush(ack)) => {
+                    self.write(&mut batch);
+                    self.streams.flush();
+                    let _ = ack.send(());
+                }
+                Ok(Msg::Exec(sql, ack)) => {
+                    self.write(&mut batch);
+                    let _ = ack.send(self.conn.execute_batch(&sql).map_err(|e| e.to_string()));
+                }
+                Ok(Msg::Shutdown) | Err(RecvTimeoutError::Disconnected) => {
+                    self.write(&mut batch);
+                    self.streams.flush();
+                    return;
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            if batch.len() >= BATCH_MAX
+                || (!batch.is_empty() && batch_started.elapsed() >= BATCH_INTERVAL)
+            {
+                self.write(&mut batch);
+            }
+            if last_retention.elapsed() >= RETENTION_INTERVAL {
+                self.retention();
+                self.streams.flush();
+                last_retention = Instant::now();
+            }
+        }
+    }
+
+    fn take_event(&mut self, e: OwnedEvent, batch: &mut Vec<Pending>) {
+        if self.scoring {
+            let new = self.scorer.lock().observe(&Observation {
+                at: e.ts_us as f64 / 1e6,
+                client: e.client,
+                qname: &e.qname,
+                category: e.verdict.category(),
+                rcode: e.rcode,
+            });
+            for (ip, ev) in new {
+                let key = match ev.kind {
+                    EvidenceKind::FluxOrIocLookup => e.qname.to_string(),
+                    _ => String::new(),
+                };
+                batch.push(Pending::Evidence(ip, ev, key));
+            }
+        }
+        if e.keep {
+            self.streams.send(&StreamEvent::from(&e));
+            batch.push(Pending::Event(e));
+        }
+    }
+
+    fn write(&mut self, batch: &mut Vec<Pending>) {
+        if batch.is_empty() {
+            return;
+        }
+        let t0 = Instant::now();
+        match insert_batch(&mut self.conn, batch) {
+            Ok((b, q, ev)) => {
+                self.counters.written_blocks.fetch_add(b, Ordering::Relaxed);
+                self.counters
+                    .written_queries
+                    .fetch_add(q, Ordering::Relaxed);
+                self.counters
+                    .written_evidence
+                    .fetch_add(ev, Ordering::Relaxed);
+            }
+            Err(e) => {
+                self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
+                if self.shared.degraded.load(Ordering::Relaxed) {
+                    if !self.failed_memory {
+                        tracing::error!(error = %e, "EVENT STORE: the in-memory fallback failed too; events are being DROPPED");
+                        self.failed_memory = true;
+                    }
+                    self.counters
+                        .lost
+                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                } else {
+                    self.degrade(&e.to_string());
+                    match insert_batch(&mut self.conn, batch) {
+                        Ok((b, q, ev)) => {
+                            self.counters.written_blocks.fetch_add(b, Ordering::Relaxed);
+                            self.counters
+                                .written_queries
+                                .fetch_add(q, Ordering::Relaxed);
+                            self.counters
+                                .written_evidence
+                                .fetch_add(ev, Ordering::Relaxed);
+                        }
+                        Err(_) => {
+                            self.counters
+                                .lost
+                                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }
+        }
+        self.counters.batch_latency.observe(t0.elapsed());
+        batch.clear();
+    }
+
+    /// The database file cannot be written (disk full, read-only, I/O error): carry on in memory.
+    fn degrade(&mut self, error: &str) {
+        let path = match &self.shared.loc.read().1 {
+            DbLoc::File(p) => p.display().to_string(),
+            DbLoc::Memory(u) => u.clone(),
+        };
+        tracing::error!(
+            path = %path,
+            error = %error,
+            "EVENT STORE WRITE FAILED (disk full or unwritable?): switching to an IN-MEMORY store; \
+             new events and API rules are NOT persisted until restart. DNS service continues."
+        );
+        match open_memory_db() {
+            Ok((conn, loc)) => {
+                // Carry the API rules over so the policy does not lose them.
+                let rules: Vec<(String, String, i64, String)> = self
+                    .conn
+                    .prepare("SELECT list, rule, added_at, comment FROM rules")
+                    .and_then(|mut st| {
+                        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                for (l, r, a, c) in rules {
+                    let _ = conn.execute(
+                        "INSERT OR IGNORE INTO rules VALUES (?1, ?2, ?3, ?4)",
+                        params![l, r, a, c],
+                    );
+                }
+                self.conn = conn;
+                let mut g = self.shared.loc.write();
+                *g = (g.0 + 1, loc);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot open the in-memory fallback store");
+            }
+        }
+        self.shared.degraded.store(true, Ordering::Relaxed);
+    }
+
+    fn retention(&mut self) {
+        let mut deleted = 0u64;
+        let r: rusqlite::Result<()> = (|| {
+            if self.retention_days > 0 {
+                let cutoff = now_us() - i64::from(self.retention_days) * 86_400_000_000;
+                for table in ["blocks", "queries", "client_evidence"] {
+                    deleted += self.conn.execute(
+                        &format!(
+                            "DELETE FROM {table} WHERE id IN
+                             (SELECT id FROM {table} WHERE ts_us < ?1 ORDER BY ts_us LIMIT ?2)"
+                        ),
+                        params![cutoff, RETENTION_CHUNK],
+                    )? as u64;
+                }
+            }
+            if self.max_events > 0 {
+                for table in ["blocks", "queries"] {
+                    let (min, max): (Option<i64>, Option<i64>) = self.conn.query_row(
+                        &format!("SELECT MIN(id), MAX(id) FROM {table}"),
+                        [],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )?;
+                    if let (Some(min), Some(max)) = (min, max) {
+                        let keep_from = max - self.max_events as i64;
+                        if keep_from >= min {
+                            let upto = keep_from.min(min + RETENTION_CHUNK);
+                            deleted += self.conn.execute(
+                                &format!("DELETE FROM {table} WHERE id <= ?1"),
+                                params![upto],
+                            )? as u64;
+                        }
+                    }
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "event store retention failed");
+        }
+        self.counters
+            .retention_deleted
+            .fetch_add(deleted, Ordering::Relaxed);
+    }
+}
+
+fn verdict_kind(v: &Verdict) -> &'static str {
+    match v.kind {
+        VerdictKind::Pass => "pass",
+        VerdictKind::Allow => "allow",
+        VerdictKind::Block { .. } => "block",
+    }
+}
+
+fn insert_batch(conn: &mut Connection, batch: &[Pending]) -> rusqlite::Result<(u64, u64, u64)> {
+    let tx = conn.transaction()?;
+    let (mut b, mut q, mut ev) = (0, 0, 0);
+    {
+        let mut ins_block = tx.prepare_cached(
+            "INSERT INTO blocks(ts_us, client, qname, qtype, category, action, rcode, cached, reason)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?;
+        let mut ins_query = tx.prepare_cached(
+            "INSERT INTO queries(ts_us, client, qname, qtype, verdict, rcode, cached, reason)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?;
+        let mut ins_ev = tx.prepare_cached(
+            "INSERT INTO client_evidence(client, ts_us, kind, weight, detail, key)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        for p in batch {
+            match p {
+                Pending::Event(e) => {
+                    let reason = e
+                        .verdict
+                        .reason
+                        .as_ref()
+                        .and_then(|r| serde_json::to_string(r).ok());
+                    let client = crate::dnsbl::canonical_ip(e.client).to_string();
+                    if e.blocked {
+                        let category = e.verdict.category().unwrap_or(Category::List).as_str();
+                        let action = e.verdict.action().map(|a| a.as_str()).unwrap_or("log");
+                        ins_block.execute(params![
+                            e.ts_us, client, &*e.qname, e.qtype, category, action, e.rcode,
+                            e.cached, reason
+                        ])?;
+                        b += 1;
+                    } else {
+                        ins_query.execute(params![
+                            e.ts_us,
+                            client,
+                            &*e.qname,
+                            e.qtype,
+                            verdict_kind(&e.verdict),
+                            e.rcode,
+                            e.cached,
+                            reason
+                        ])?;
+                        q += 1;
+                    }
+                }
+                Pending::Evidence(ip, e, key) => {
+                    ins_ev.execute(params![
+                        ip.to_string(),
+                        (e.at * 1e6) as i64,
+                        e.kind.as_str(),
+                        e.weight,
+                        e.detail,
+                        key
+                    ])?;
+                    ev += 1;
+                }
+            }
+        }
+    }
+    tx.commit()?;
+    Ok((b, q, ev))
+}
+
+#[allow(dead_code)]
+fn _assert_send_sync() {
+    fn f<T: Send + Sync>() {}
+    f::<EventStore>();
+}
