@@ -8,7 +8,9 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 fn env_path(var: &str, default: &str) -> Option<PathBuf> {
-    let p = std::env::var(var).map(PathBuf::from).unwrap_or_else(|_| PathBuf::from(default));
+    let p = std::env::var(var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(default));
     p.exists().then_some(p)
 }
 
@@ -26,7 +28,10 @@ fn load(cfg: &IntelConfig) -> Vec<Owned> {
     let mut buf = Vec::new();
     let recs: Vec<Record> = if a.geo().has_asn() {
         gen::generate(a.geo(), a.lists(), &gen::GenConfig::default(), &mut buf).unwrap();
-        buf.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice(l).unwrap()).collect()
+        buf.split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect()
     } else {
         (0..5000u32)
             .map(|i| {
@@ -61,22 +66,51 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     let mut i = 0usize;
     let mut tick = 0u64;
-    g.bench_function(if cfg.asn_mmdb.is_some() { "generated_stream_mmdb" } else { "synthetic_prefix_only" }, |b| {
-        b.iter(|| {
-            let r = &recs[i % recs.len()];
-            i += 1;
-            if i % recs.len() == 0 {
-                tick += 100_000; // next pass: fresh window
-            }
-            let cn: Vec<(&str, u32)> = r.cnames.iter().map(|(n, t)| (n.as_str(), *t)).collect();
-            let ns: Vec<(&str, u32)> = r.ns.iter().map(|(n, t)| (n.as_str(), *t)).collect();
-            let o = Observation { qname: &r.name, addrs: &r.addrs, cnames: &cn, ns: &ns, ns_addrs: &r.ns_addrs };
-            a.observe(&o, r.t + tick)
-        })
-    });
-    let flux: Vec<(IpAddr, u32)> = recs.iter().max_by_key(|r| r.addrs.len()).unwrap().addrs.clone();
+    g.bench_function(
+        if cfg.asn_mmdb.is_some() {
+            "generated_stream_mmdb"
+        } else {
+            "synthetic_prefix_only"
+        },
+        |b| {
+            b.iter(|| {
+                let r = &recs[i % recs.len()];
+                i += 1;
+                if i % recs.len() == 0 {
+                    tick += 100_000; // next pass: fresh window
+                }
+                let cn: Vec<(&str, u32)> = r.cnames.iter().map(|(n, t)| (n.as_str(), *t)).collect();
+                let ns: Vec<(&str, u32)> = r.ns.iter().map(|(n, t)| (n.as_str(), *t)).collect();
+                let o = Observation {
+                    qname: &r.name,
+                    addrs: &r.addrs,
+                    cnames: &cn,
+                    ns: &ns,
+                    ns_addrs: &r.ns_addrs,
+                };
+                a.observe(&o, r.t + tick)
+            })
+        },
+    );
+    let flux: Vec<(IpAddr, u32)> = recs
+        .iter()
+        .max_by_key(|r| r.addrs.len())
+        .unwrap()
+        .addrs
+        .clone();
     g.bench_function("assess_largest_answer", |b| {
-        b.iter(|| a.assess(&Observation { qname: "x.example", addrs: &flux, cnames: &[], ns: &[], ns_addrs: &[] }, 1))
+        b.iter(|| {
+            a.assess(
+                &Observation {
+                    qname: "x.example",
+                    addrs: &flux,
+                    cnames: &[],
+                    ns: &[],
+                    ns_addrs: &[],
+                },
+                1,
+            )
+        })
     });
     g.finish();
 }

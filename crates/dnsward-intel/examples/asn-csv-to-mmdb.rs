@@ -63,14 +63,18 @@ fn main() {
             if f.len() < 3 {
                 bad("expected start,end,asn[,organisation]");
             }
-            let (Ok(start), Ok(end)) = (f[0].trim().parse::<IpAddr>(), f[1].trim().parse::<IpAddr>()) else {
+            let (Ok(start), Ok(end)) =
+                (f[0].trim().parse::<IpAddr>(), f[1].trim().parse::<IpAddr>())
+            else {
                 // header or numeric (-num.csv) variant
                 if i == 0 {
                     continue;
                 }
                 bad("bad address");
             };
-            let Ok(asn) = f[2].trim().parse::<u32>() else { bad("bad ASN") };
+            let Ok(asn) = f[2].trim().parse::<u32>() else {
+                bad("bad ASN")
+            };
             let org = f.get(3).map(|s| s.trim().to_string()).unwrap_or_default();
             let v = values
                 .entry((asn, org.clone()))
@@ -91,5 +95,9 @@ fn main() {
     }
     let bytes = w.to_bytes().expect("serialise MMDB");
     std::fs::write(&args[0], &bytes).unwrap_or_else(|e| panic!("{}: {e}", args[0]));
-    eprintln!("wrote {} ({} bytes) from {rows} ranges ({skipped} in IPv4-aliased IPv6 space skipped)", args[0], bytes.len());
+    eprintln!(
+        "wrote {} ({} bytes) from {rows} ranges ({skipped} in IPv4-aliased IPv6 space skipped)",
+        args[0],
+        bytes.len()
+    );
 }

@@ -37,38 +37,111 @@ fn norm_cidr(s: &str) -> Option<String> {
 /// Registrar / DNS-hosting defaults that appear in the MISP parking-NS list but serve many
 /// live sites too: only a weak parking signal (never sets `parked` on their own).
 const WEAK_PARKING_NS: &[&str] = &[
-    "registrar-servers.com", "domaincntrol.com", "name.com", "one.com", "markmonitor.com",
-    "wordpress.com", "rzone.de", "mijndomein.nl", "directnic.com", "freenom.com", "gname.net",
-    "sav.com", "dnsowl.com", "bookmyname.com", "onlydomains.com", "domainorderdns.nl",
-    "domainprofi.de", "dnslink.com", "namedynamics.net", "hostresolver.com", "thednscloud.com",
-    "dnsspark.com", "nameprovider.net", "trustednam.es", "commonmx.com", "domainmx.com",
-    "milesmx.com", "emailverification.info", "brainydns.com", "hastydns.com", "eftydns.com",
-    "kirklanddc.com", "redmonddc.com", "rentondc.com", "tacomadc.com", "koaladns.com",
-    "wombatdns.com", "quokkadns.com", "dingodns.com", "magpiedns.com", "taipandns.com",
-    "chookdns.com", "emu-dns.com", "torresdns.com", "panamans.com", "smtmdns.com", "alter.com",
-    "day.biz", "dne.com", "cnomy.com", "malkm.com", "weaponizedcow.com",
+    "registrar-servers.com",
+    "domaincntrol.com",
+    "name.com",
+    "one.com",
+    "markmonitor.com",
+    "wordpress.com",
+    "rzone.de",
+    "mijndomein.nl",
+    "directnic.com",
+    "freenom.com",
+    "gname.net",
+    "sav.com",
+    "dnsowl.com",
+    "bookmyname.com",
+    "onlydomains.com",
+    "domainorderdns.nl",
+    "domainprofi.de",
+    "dnslink.com",
+    "namedynamics.net",
+    "hostresolver.com",
+    "thednscloud.com",
+    "dnsspark.com",
+    "nameprovider.net",
+    "trustednam.es",
+    "commonmx.com",
+    "domainmx.com",
+    "milesmx.com",
+    "emailverification.info",
+    "brainydns.com",
+    "hastydns.com",
+    "eftydns.com",
+    "kirklanddc.com",
+    "redmonddc.com",
+    "rentondc.com",
+    "tacomadc.com",
+    "koaladns.com",
+    "wombatdns.com",
+    "quokkadns.com",
+    "dingodns.com",
+    "magpiedns.com",
+    "taipandns.com",
+    "chookdns.com",
+    "emu-dns.com",
+    "torresdns.com",
+    "panamans.com",
+    "smtmdns.com",
+    "alter.com",
+    "day.biz",
+    "dne.com",
+    "cnomy.com",
+    "malkm.com",
+    "weaponizedcow.com",
 ];
 
 /// Cloud load-balancer / CDN CNAME suffixes not in cdncheck's common list (project-authored).
 const EXTRA_CDN_SUFFIXES: &[(&str, &str)] = &[
-    ("akamaized.net", "akamai"), ("akamai.net", "akamai"), ("akadns.net", "akamai"),
-    ("akamaiedge-staging.net", "akamai"), ("cdn.cloudflare.net", "cloudflare"),
-    ("fastlylb.net", "fastly"), ("azureedge.net", "azure"), ("azurefd.net", "azure"),
-    ("trafficmanager.net", "azure"), ("cloudapp.azure.com", "azure"), ("cloudapp.net", "azure"),
-    ("azurewebsites.net", "azure"), ("msedge.net", "azure"), ("googleusercontent.com", "google"),
-    ("googlehosted.com", "google"), ("l.google.com", "google"), ("gvt1.com", "google"),
-    ("b-cdn.net", "bunny"), ("cdn77.org", "cdn77"), ("stackpathdns.com", "stackpath"),
-    ("edgecastdns.net", "edgecast"), ("llnwd.net", "limelight"), ("vercel-dns.com", "vercel"),
-    ("herokudns.com", "heroku"), ("elb.amazonaws.com", "amazon"), ("awsglobalaccelerator.com", "amazon"),
-    ("gcdn.co", "gcore"), ("footprint.net", "lumen"), ("incapdns.net", "incapsula"),
-    ("sucuridns.com", "sucuri"), ("kxcdn.com", "keycdn"), ("cdnetworks.net", "cdnetworks"),
-    ("ghs.googlehosted.com", "google"), ("github.io", "github"), ("githubusercontent.com", "github"),
+    ("akamaized.net", "akamai"),
+    ("akamai.net", "akamai"),
+    ("akadns.net", "akamai"),
+    ("akamaiedge-staging.net", "akamai"),
+    ("cdn.cloudflare.net", "cloudflare"),
+    ("fastlylb.net", "fastly"),
+    ("azureedge.net", "azure"),
+    ("azurefd.net", "azure"),
+    ("trafficmanager.net", "azure"),
+    ("cloudapp.azure.com", "azure"),
+    ("cloudapp.net", "azure"),
+    ("azurewebsites.net", "azure"),
+    ("msedge.net", "azure"),
+    ("googleusercontent.com", "google"),
+    ("googlehosted.com", "google"),
+    ("l.google.com", "google"),
+    ("gvt1.com", "google"),
+    ("b-cdn.net", "bunny"),
+    ("cdn77.org", "cdn77"),
+    ("stackpathdns.com", "stackpath"),
+    ("edgecastdns.net", "edgecast"),
+    ("llnwd.net", "limelight"),
+    ("vercel-dns.com", "vercel"),
+    ("herokudns.com", "heroku"),
+    ("elb.amazonaws.com", "amazon"),
+    ("awsglobalaccelerator.com", "amazon"),
+    ("gcdn.co", "gcore"),
+    ("footprint.net", "lumen"),
+    ("incapdns.net", "incapsula"),
+    ("sucuridns.com", "sucuri"),
+    ("kxcdn.com", "keycdn"),
+    ("cdnetworks.net", "cdnetworks"),
+    ("ghs.googlehosted.com", "google"),
+    ("github.io", "github"),
+    ("githubusercontent.com", "github"),
 ];
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let src = PathBuf::from(args.get(1).map(String::as_str).unwrap_or("/work/shared/data/intel"));
-    let out = PathBuf::from(args.get(2).map(String::as_str).unwrap_or(concat!(env!("CARGO_MANIFEST_DIR"), "/data")));
+    let src = PathBuf::from(
+        args.get(1)
+            .map(String::as_str)
+            .unwrap_or("/work/shared/data/intel"),
+    );
+    let out = PathBuf::from(
+        args.get(2)
+            .map(String::as_str)
+            .unwrap_or(concat!(env!("CARGO_MANIFEST_DIR"), "/data")),
+    );
     std::fs::create_dir_all(&out).unwrap();
 
     // ---- CDN / cloud CNAME suffixes
@@ -77,15 +150,24 @@ fn main() {
         for (prov, list) in m {
             let prov: String = prov.split_whitespace().collect::<Vec<_>>().join("_");
             for s in list.as_array().unwrap() {
-                let s = s.as_str().unwrap().trim().trim_matches('.').to_ascii_lowercase();
+                let s = s
+                    .as_str()
+                    .unwrap()
+                    .trim()
+                    .trim_matches('.')
+                    .to_ascii_lowercase();
                 suffixes.entry(s).or_insert_with(|| prov.clone());
             }
         }
     }
     for (s, p) in EXTRA_CDN_SUFFIXES {
-        suffixes.entry(s.to_string()).or_insert_with(|| p.to_string());
+        suffixes
+            .entry(s.to_string())
+            .or_insert_with(|| p.to_string());
     }
-    let mut txt = String::from("# suffix provider  (cdncheck common CNAME suffixes, MIT; + project supplement)\n");
+    let mut txt = String::from(
+        "# suffix provider  (cdncheck common CNAME suffixes, MIT; + project supplement)\n",
+    );
     for (s, p) in &suffixes {
         writeln!(txt, "{s} {p}").unwrap();
     }
@@ -97,7 +179,12 @@ fn main() {
     for kind in ["cdn", "waf"] {
         if let Some(Value::Object(m)) = cdncheck.get(kind) {
             for (prov, list) in m {
-                let prov = format!("{}", prov.chars().filter(|c| !c.is_whitespace()).collect::<String>());
+                let prov = format!(
+                    "{}",
+                    prov.chars()
+                        .filter(|c| !c.is_whitespace())
+                        .collect::<String>()
+                );
                 for c in list.as_array().unwrap() {
                     if let Some(c) = c.as_str().and_then(norm_cidr) {
                         ranges.entry(prov.clone()).or_default().insert(c);
@@ -107,10 +194,17 @@ fn main() {
         }
     }
     for (file, prov) in [
-        ("akamai", "akamai"), ("amazon-aws", "amazon"), ("bunny-net", "bunny"),
-        ("cloudflare", "cloudflare"), ("fastly", "fastly"), ("google-gcp", "google"),
-        ("microsoft-azure", "azure"), ("oracle-oci", "oracle"), ("stackpath", "stackpath"),
-        ("zscaler", "zscaler"), ("ovh-cluster", "ovh"),
+        ("akamai", "akamai"),
+        ("amazon-aws", "amazon"),
+        ("bunny-net", "bunny"),
+        ("cloudflare", "cloudflare"),
+        ("fastly", "fastly"),
+        ("google-gcp", "google"),
+        ("microsoft-azure", "azure"),
+        ("oracle-oci", "oracle"),
+        ("stackpath", "stackpath"),
+        ("zscaler", "zscaler"),
+        ("ovh-cluster", "ovh"),
     ] {
         for c in misp_list(&src.join(format!("misp/{file}.json"))) {
             if let Some(c) = norm_cidr(&c) {
@@ -118,7 +212,8 @@ fn main() {
             }
         }
     }
-    let mut txt = String::from("# @provider, then one CIDR a line (cdncheck MIT; MISP warninglists CC0)\n");
+    let mut txt =
+        String::from("# @provider, then one CIDR a line (cdncheck MIT; MISP warninglists CC0)\n");
     for (p, set) in &ranges {
         writeln!(txt, "@{p}").unwrap();
         for c in set {
@@ -130,23 +225,41 @@ fn main() {
     // ---- hosting ASNs
     let mut asns: BTreeSet<u32> = BTreeSet::new();
     for f in ["x4bnet-datacenter-ASN.txt", "x4bnet-vpn-ASN.txt"] {
-        for line in std::fs::read_to_string(src.join("asn-class").join(f)).unwrap().lines() {
-            let t = line.split('#').next().unwrap().trim().trim_start_matches("AS");
+        for line in std::fs::read_to_string(src.join("asn-class").join(f))
+            .unwrap()
+            .lines()
+        {
+            let t = line
+                .split('#')
+                .next()
+                .unwrap()
+                .trim()
+                .trim_start_matches("AS");
             if let Ok(n) = t.parse() {
                 asns.insert(n);
             }
         }
     }
-    for line in std::fs::read_to_string(src.join("asn-class/brianhama-bad-asn-list.csv")).unwrap().lines().skip(1) {
+    for line in std::fs::read_to_string(src.join("asn-class/brianhama-bad-asn-list.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+    {
         if let Some(Ok(n)) = line.split(',').next().map(|s| s.trim().parse()) {
             asns.insert(n);
         }
     }
     // CDN / cloud-edge ASNs missing from the lists above (project supplement).
-    for a in [13335u32, 209242, 54113, 20940, 16625, 12222, 32787, 15133, 22822, 60068, 199524, 19551, 30148, 12989, 33438, 36183, 35994, 8068, 8075, 16509, 14618, 15169, 396982, 31898, 32934, 2906, 36351, 63949, 14061, 24940, 16276] {
+    for a in [
+        13335u32, 209242, 54113, 20940, 16625, 12222, 32787, 15133, 22822, 60068, 199524, 19551,
+        30148, 12989, 33438, 36183, 35994, 8068, 8075, 16509, 14618, 15169, 396982, 31898, 32934,
+        2906, 36351, 63949, 14061, 24940, 16276,
+    ] {
         asns.insert(a);
     }
-    let mut txt = String::from("# hosting / datacenter / VPN ASNs (X4BNet lists_vpn MIT, brianhama bad-asn-list MIT)\n");
+    let mut txt = String::from(
+        "# hosting / datacenter / VPN ASNs (X4BNet lists_vpn MIT, brianhama bad-asn-list MIT)\n",
+    );
     for a in &asns {
         writeln!(txt, "{a}").unwrap();
     }
@@ -154,7 +267,10 @@ fn main() {
 
     // ---- hosting ranges (client9/ipcat)
     let mut txt = String::from("# first last  datacenter IPv4 ranges (client9/ipcat, MIT)\n");
-    for line in std::fs::read_to_string(src.join("asn-class/client9-ipcat-datacenters.csv")).unwrap().lines() {
+    for line in std::fs::read_to_string(src.join("asn-class/client9-ipcat-datacenters.csv"))
+        .unwrap()
+        .lines()
+    {
         let mut it = line.split(',');
         if let (Some(a), Some(b)) = (it.next(), it.next()) {
             if a.parse::<std::net::Ipv4Addr>().is_ok() && b.parse::<std::net::Ipv4Addr>().is_ok() {
@@ -180,7 +296,11 @@ fn main() {
             writeln!(txt, "ip {c}").unwrap();
         }
     }
-    for line in std::fs::read_to_string(src.join("parking/vissers-ndss2015-tableI-parking-services.tsv")).unwrap().lines() {
+    for line in
+        std::fs::read_to_string(src.join("parking/vissers-ndss2015-tableI-parking-services.tsv"))
+            .unwrap()
+            .lines()
+    {
         if line.starts_with('#') {
             continue;
         }

@@ -16,11 +16,15 @@ use std::path::PathBuf;
 fn main() {
     let mut cfg = IntelConfig::default();
     let mut gcfg = gen::GenConfig::default();
-    let (mut gen_out, mut replay_in, mut det_out, mut json) = (None::<PathBuf>, None::<PathBuf>, None::<PathBuf>, false);
+    let (mut gen_out, mut replay_in, mut det_out, mut json) =
+        (None::<PathBuf>, None::<PathBuf>, None::<PathBuf>, false);
     let (mut prefix_only, mut gen_iocs) = (false, None::<PathBuf>);
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
-        let mut val = || args.next().unwrap_or_else(|| die(&format!("{a} needs a value")));
+        let mut val = || {
+            args.next()
+                .unwrap_or_else(|| die(&format!("{a} needs a value")))
+        };
         match a.as_str() {
             "--asn-mmdb" => cfg.asn_mmdb = Some(val().into()),
             "--country-mmdb" => cfg.country_mmdb = Some(val().into()),
@@ -29,10 +33,20 @@ fn main() {
             "--replay" => replay_in = Some(val().into()),
             "--detections" => det_out = Some(val().into()),
             "--seed" => gcfg.seed = val().parse().unwrap_or_else(|_| die("bad --seed")),
-            "--lookups" => gcfg.lookups_per_domain = val().parse().unwrap_or_else(|_| die("bad --lookups")),
+            "--lookups" => {
+                gcfg.lookups_per_domain = val().parse().unwrap_or_else(|_| die("bad --lookups"))
+            }
             "--scale" => {
                 let f: f64 = val().parse().unwrap_or_else(|_| die("bad --scale"));
-                for n in [&mut gcfg.flux, &mut gcfg.double_flux, &mut gcfg.cdn, &mut gcfg.round_robin, &mut gcfg.volunteer_pool, &mut gcfg.parked, &mut gcfg.benign] {
+                for n in [
+                    &mut gcfg.flux,
+                    &mut gcfg.double_flux,
+                    &mut gcfg.cdn,
+                    &mut gcfg.round_robin,
+                    &mut gcfg.volunteer_pool,
+                    &mut gcfg.parked,
+                    &mut gcfg.benign,
+                ] {
                     *n = ((*n as f64) * f).round() as usize;
                 }
             }
@@ -56,15 +70,26 @@ fn main() {
         let t0 = std::time::Instant::now();
         let sum = match &gen_out {
             Some(p) => {
-                let f = std::fs::File::create(p).unwrap_or_else(|e| die(&format!("{}: {e}", p.display())));
-                gen::generate(analyzer.geo(), analyzer.lists(), &gcfg, &mut BufWriter::new(f))
+                let f = std::fs::File::create(p)
+                    .unwrap_or_else(|e| die(&format!("{}: {e}", p.display())));
+                gen::generate(
+                    analyzer.geo(),
+                    analyzer.lists(),
+                    &gcfg,
+                    &mut BufWriter::new(f),
+                )
             }
             None => gen::generate(analyzer.geo(), analyzer.lists(), &gcfg, &mut mem),
         }
         .unwrap_or_else(|e| die(&e));
-        eprintln!("generated in {:.1}s: {}", t0.elapsed().as_secs_f64(), serde_json::to_string(&sum).unwrap());
+        eprintln!(
+            "generated in {:.1}s: {}",
+            t0.elapsed().as_secs_f64(),
+            serde_json::to_string(&sum).unwrap()
+        );
         if let Some(p) = &gen_iocs {
-            std::fs::write(p, &sum.ioc_list).unwrap_or_else(|e| die(&format!("{}: {e}", p.display())));
+            std::fs::write(p, &sum.ioc_list)
+                .unwrap_or_else(|e| die(&format!("{}: {e}", p.display())));
         }
         if replay_in.is_none() && gen_out.is_some() {
             return;
@@ -72,17 +97,27 @@ fn main() {
     }
     let replay_analyzer;
     let analyzer = if prefix_only {
-        let c = IntelConfig { asn_mmdb: None, country_mmdb: None, ..cfg.clone() };
+        let c = IntelConfig {
+            asn_mmdb: None,
+            country_mmdb: None,
+            ..cfg.clone()
+        };
         replay_analyzer = AnswerAnalyzer::new(&c).unwrap_or_else(|e| die(&e.to_string()));
         &replay_analyzer
     } else {
         &analyzer
     };
-    let mut det_file = det_out.map(|p| BufWriter::new(std::fs::File::create(&p).unwrap_or_else(|e| die(&format!("{}: {e}", p.display())))));
-    let det: Option<&mut dyn std::io::Write> = det_file.as_mut().map(|f| f as &mut dyn std::io::Write);
+    let mut det_file = det_out.map(|p| {
+        BufWriter::new(
+            std::fs::File::create(&p).unwrap_or_else(|e| die(&format!("{}: {e}", p.display()))),
+        )
+    });
+    let det: Option<&mut dyn std::io::Write> =
+        det_file.as_mut().map(|f| f as &mut dyn std::io::Write);
     let rep = match &replay_in {
         Some(p) => {
-            let f = std::fs::File::open(p).unwrap_or_else(|e| die(&format!("{}: {e}", p.display())));
+            let f =
+                std::fs::File::open(p).unwrap_or_else(|e| die(&format!("{}: {e}", p.display())));
             eval::replay(analyzer, BufReader::new(f), det)
         }
         None => eval::replay(analyzer, &mem[..], det),

@@ -26,14 +26,16 @@ fn main() {
         std::process::exit(1)
     });
     for ip in ips {
-        let (asn, cc) = a.geo().info(ip);
+        let g = a.geo().info(ip);
+        let (asn, cc) = (g.asn, g.cc);
         let k = ip_key(ip);
         let l = a.lists();
         println!(
-            "{ip}\tAS{asn}\t{}\t{}\thosting={}\tcdn={}\tparking={}",
+            "{ip}\tAS{asn}\t{}\t{}\thosting={}\tinstitutional={}\tcdn={}\tparking={}",
             a.geo().asn_org(ip).unwrap_or_default(),
             cc_str(cc),
             l.hosting_asn.contains(&asn) || l.hosting_ranges.contains(k),
+            g.institutional,
             l.cdn_by_ip(k).unwrap_or("-"),
             l.parking_ips.contains(k)
         );

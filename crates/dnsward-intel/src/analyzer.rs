@@ -3,7 +3,7 @@ use crate::config::{Action, IntelActions, IntelConfig};
 use crate::error::IntelError;
 use crate::geo::{cc_str, Cc, GeoDb};
 use crate::ioc::IocSet;
-use crate::lists::Lists;
+use crate::lists::{Lists, C_CDN, C_HOSTING, C_PARKING};
 use crate::net::{ip_key, key_to_ip, net16, net24, norm_name};
 use lru::LruCache;
 use parking_lot::Mutex;
@@ -78,7 +78,9 @@ pub struct FluxFeatures {
     pub country_entropy: f64,
     /// Share of distinct IPs on hosting / datacenter / CDN networks.
     pub hosting_share: f64,
-    /// Share of distinct IPs not on hosting / CDN networks (flux agents live there).
+    /// Share of distinct IPs on university / research / government networks (by ASN organisation).
+    pub institutional_share: f64,
+    /// Share of distinct IPs on neither hosting / CDN nor institutional networks (flux agents live there).
     pub residential_share: f64,
     /// Minimum TTL of this answer's A/AAAA/CNAME records, and over the window.
     pub min_ttl: u32,
@@ -162,6 +164,8 @@ pub struct AnalyzerStats {
 const F_HOSTING: u8 = 1;
 const F_CDN: u8 = 2;
 const F_PARKING: u8 = 4;
+/// University / research / government network (organisation name): not residential.
+const F_INSTITUTIONAL: u8 = 8;
 
 #[derive(Clone, Copy, Debug)]
 struct IpInfo {
@@ -278,13 +282,25 @@ struct SideStats {
     asn_h: f64,
     cc_h: f64,
     hosting: f64,
+    institutional: f64,
     residential: f64,
 }
 
 fn side_stats(seen: &[Seen], buf: &mut Vec<u64>) -> SideStats {
     let n = seen.len();
     if n == 0 {
-        return SideStats { ips: 0, n24: 0, n16: 0, asns: 0, ccs: 0, asn_h: 0.0, cc_h: 0.0, hosting: 0.0, residential: 0.0 };
+        return SideStats {
+            ips: 0,
+            n24: 0,
+            n16: 0,
+            asns: 0,
+            ccs: 0,
+            asn_h: 0.0,
+            cc_h: 0.0,
+            hosting: 0.0,
+            institutional: 0.0,
+            residential: 0.0,
+        };
     }
     buf.clear();
     buf.extend(seen.iter().map(|s| s.asn as u64));
@@ -298,13 +314,40 @@ fn side_stats(seen: &[Seen], buf: &mut Vec<u64>) -> SideStats {
     buf.clear();
     buf.extend(seen.iter().map(|s| net16(s.key)));
     let (n16, _) = distinct_entropy(buf);
-    let hosting = seen.iter().filter(|s| s.flags & (F_HOSTING | F_CDN) != 0).count() as f64 / n as f64;
-    SideStats { ips: n as u32, n24, n16, asns, ccs, asn_h, cc_h, hosting, residential: 1.0 - hosting }
+    let hosting = seen
+        .iter()
+        .filter(|s| s.flags & (F_HOSTING | F_CDN) != 0)
+        .count() as f64
+        / n as f64;
+    let institutional = seen
+        .iter()
+        .filter(|s| s.flags & (F_HOSTING | F_CDN) == 0 && s.flags & F_INSTITUTIONAL != 0)
+        .count() as f64
+        / n as f64;
+    SideStats {
+        ips: n as u32,
+        n24,
+        n16,
+        asns,
+        ccs,
+        asn_h,
+        cc_h,
+        hosting,
+        institutional,
+        residential: (1.0 - hosting - institutional).max(0.0),
+    }
 }
 
 /// The detector's flux score. `n_asn`: distinct ASNs (or /16s in prefix-only mode).
 /// `residential² · (ln nASN + ½·H_country) · (½ + ½·nASN/nIP) · ttl_factor + ½·growth·residential`.
-pub(crate) fn flux_formula(n_ip: u32, n_asn: u32, cc_h: f64, residential: f64, min_ttl: u32, growth: f64) -> f64 {
+pub(crate) fn flux_formula(
+    n_ip: u32,
+    n_asn: u32,
+    cc_h: f64,
+    residential: f64,
+    min_ttl: u32,
+    growth: f64,
+) -> f64 {
     if n_asn <= 1 || n_ip == 0 {
         return 0.0;
     }
@@ -317,19 +360,24 @@ pub(crate) fn flux_formula(n_ip: u32, n_asn: u32, cc_h: f64, residential: f64, m
     } else {
         0.3
     };
-    residential * residential * (d + 0.5 * cc_h) * (0.5 + 0.5 * spread) * t + 0.5 * growth * residential
+    residential * residential * (d + 0.5 * cc_h) * (0.5 + 0.5 * spread) * t
+        + 0.5 * growth * residential
 }
 
 impl AnswerAnalyzer {
     pub fn new(cfg: &IntelConfig) -> Result<AnswerAnalyzer, IntelError> {
         if cfg.max_domains == 0 || cfg.max_ips_per_domain == 0 || cfg.window_secs == 0 {
-            return Err(IntelError::Config("max_domains, max_ips_per_domain and window_secs must be > 0".into()));
+            return Err(IntelError::Config(
+                "max_domains, max_ips_per_domain and window_secs must be > 0".into(),
+            ));
         }
         let mut warnings = Vec::new();
         let geo = match GeoDb::open(cfg.asn_mmdb.as_deref(), None) {
             Ok(g) => g,
             Err(e) if cfg.degrade_on_mmdb_error => {
-                warnings.push(format!("{e}; continuing without ASN data (prefix-based features only)"));
+                warnings.push(format!(
+                    "{e}; continuing without ASN data (prefix-based features only)"
+                ));
                 GeoDb::none()
             }
             Err(e) => return Err(e),
@@ -347,7 +395,9 @@ impl AnswerAnalyzer {
         if !cfg.extra_cdn_suffixes.is_empty() {
             lists.add_cdn_suffixes(&cfg.extra_cdn_suffixes);
         }
-        lists.hosting_asn.extend(cfg.extra_hosting_asns.iter().copied());
+        lists
+            .hosting_asn
+            .extend(cfg.extra_hosting_asns.iter().copied());
         let iocs = IocSet::load(&cfg.ioc_files)?;
         Self::build(cfg, geo, lists, iocs, warnings)
     }
@@ -361,11 +411,26 @@ impl AnswerAnalyzer {
         Ok(a)
     }
 
-    fn build(cfg: &IntelConfig, geo: GeoDb, lists: Lists, iocs: IocSet, warnings: Vec<String>) -> Result<AnswerAnalyzer, IntelError> {
+    fn build(
+        cfg: &IntelConfig,
+        geo: GeoDb,
+        lists: Lists,
+        iocs: IocSet,
+        warnings: Vec<String>,
+    ) -> Result<AnswerAnalyzer, IntelError> {
         let n = cfg.shards.clamp(1, 256).min(cfg.max_domains);
         let per = (cfg.max_domains / n).max(1);
-        let shards = (0..n).map(|_| Mutex::new(LruCache::new(NonZeroUsize::new(per).unwrap()))).collect();
-        Ok(AnswerAnalyzer { cfg: cfg.clone(), geo, lists, iocs, shards, warnings })
+        let shards = (0..n)
+            .map(|_| Mutex::new(LruCache::new(NonZeroUsize::new(per).unwrap())))
+            .collect();
+        Ok(AnswerAnalyzer {
+            cfg: cfg.clone(),
+            geo,
+            lists,
+            iocs,
+            shards,
+            warnings,
+        })
     }
 
     /// Non-fatal problems met at start (e.g. a degraded MMDB).
@@ -391,7 +456,10 @@ impl AnswerAnalyzer {
         for s in self.shards.iter() {
             let g = s.lock();
             domains += g.len();
-            bytes += g.iter().map(|(k, v)| k.len() + 48 + v.approx_bytes()).sum::<usize>();
+            bytes += g
+                .iter()
+                .map(|(k, v)| k.len() + 48 + v.approx_bytes())
+                .sum::<usize>();
         }
         AnalyzerStats {
             domains,
@@ -423,25 +491,39 @@ impl AnswerAnalyzer {
     #[inline]
     fn classify(&self, ip: IpAddr) -> IpInfo {
         let key = ip_key(ip);
-        let (asn, cc) = self.geo.info(ip);
+        let g = self.geo.info(ip);
+        let (asn, cc) = (g.asn, g.cc);
+        let cls = self.lists.class_of(key);
         let mut flags = 0;
-        if self.lists.cdn_ranges.contains(key) {
+        if cls & C_CDN != 0 {
             flags |= F_CDN | F_HOSTING;
         }
-        if (asn != 0 && self.lists.hosting_asn.contains(&asn)) || self.lists.hosting_ranges.contains(key) {
+        if cls & C_HOSTING != 0 || (asn != 0 && self.lists.hosting_asn.contains(&asn)) {
             flags |= F_HOSTING;
         }
-        if self.lists.parking_ips.contains(key) {
+        if cls & C_PARKING != 0 {
             flags |= F_PARKING;
         }
-        IpInfo { key, asn, cc, flags }
+        if g.institutional {
+            flags |= F_INSTITUTIONAL;
+        }
+        IpInfo {
+            key,
+            asn,
+            cc,
+            flags,
+        }
     }
 
     fn run(&self, obs: &Observation<'_>, now_unix: u64, record: bool) -> Assessment {
         let now = now_unix.min(u32::MAX as u64) as u32;
         let qname = norm_name(obs.qname);
         let qname: &str = &qname;
-        let mut f = FluxFeatures { prefix_only: !self.geo.has_asn(), answer_addrs: obs.addrs.len() as u32, ..Default::default() };
+        let mut f = FluxFeatures {
+            prefix_only: !self.geo.has_asn(),
+            answer_addrs: obs.addrs.len() as u32,
+            ..Default::default()
+        };
 
         // ---- classify the addresses (bounded)
         let take = obs.addrs.len().min(self.cfg.max_addrs_per_answer);
@@ -459,7 +541,9 @@ impl AnswerAnalyzer {
         let cn = &obs.cnames[..obs.cnames.len().min(MAX_CNAMES)];
         for (i, &(c, ttl)) in cn.iter().enumerate() {
             min_ttl = min_ttl.min(sane_ttl(ttl));
-            if c.eq_ignore_ascii_case(qname) || cn[..i].iter().any(|(p, _)| p.eq_ignore_ascii_case(c)) {
+            if c.eq_ignore_ascii_case(qname)
+                || cn[..i].iter().any(|(p, _)| p.eq_ignore_ascii_case(c))
+            {
                 cname_loop = true;
             }
         }
@@ -467,15 +551,22 @@ impl AnswerAnalyzer {
         f.cname_loop = cname_loop;
         f.min_ttl = if min_ttl == u32::MAX { 0 } else { min_ttl };
         {
-            let mut v: Vec<u64> = if f.prefix_only { infos.iter().map(|i| net16(i.key)).collect() } else { infos.iter().map(|i| i.asn as u64).collect() };
+            let mut v: Vec<u64> = if f.prefix_only {
+                infos.iter().map(|i| net16(i.key)).collect()
+            } else {
+                infos.iter().map(|i| i.asn as u64).collect()
+            };
             f.answer_asns = distinct_entropy(&mut v).0;
         }
 
         // ---- CDN / pool / parking context
-        f.rr_pool = self.lists.is_rr_pool(qname) || cn.iter().any(|(c, _)| self.lists.is_rr_pool(c));
+        f.rr_pool =
+            self.lists.is_rr_pool(qname) || cn.iter().any(|(c, _)| self.lists.is_rr_pool(c));
         let mut cdn: Option<&str> = self.lists.cdn_by_name(qname);
         if cdn.is_none() {
-            cdn = cn.iter().find_map(|(c, _)| self.lists.cdn_by_name(&norm_name(c)));
+            cdn = cn
+                .iter()
+                .find_map(|(c, _)| self.lists.cdn_by_name(&norm_name(c)));
         }
         if cdn.is_none() && !infos.is_empty() {
             let on_cdn = infos.iter().filter(|i| i.flags & F_CDN != 0).count();
@@ -498,7 +589,9 @@ impl AnswerAnalyzer {
             }
         }
         if parking.is_none() {
-            if let Some((c, _)) = cn.iter().find(|(c, _)| crate::net::suffix_lookup(&self.lists.parking_cname, &norm_name(c)).is_some()) {
+            if let Some((c, _)) = cn.iter().find(|(c, _)| {
+                crate::net::suffix_lookup(&self.lists.parking_cname, &norm_name(c)).is_some()
+            }) {
                 parking = Some(format!("CNAME {c} is a parking service"));
             }
         }
@@ -506,7 +599,10 @@ impl AnswerAnalyzer {
             let parked_ips = infos.iter().filter(|i| i.flags & F_PARKING != 0).count();
             if parked_ips * 2 > infos.len() {
                 let i = infos.iter().find(|i| i.flags & F_PARKING != 0).unwrap();
-                parking = Some(format!("answer {} is a parking-service address", key_to_ip(i.key)));
+                parking = Some(format!(
+                    "answer {} is a parking-service address",
+                    key_to_ip(i.key)
+                ));
             }
         }
         let parked = parking.is_some();
@@ -529,16 +625,42 @@ impl AnswerAnalyzer {
             scratch = guard.peek(qname).cloned().unwrap_or_default();
             &mut scratch
         };
-        let move_flag = self.update_history(h, &infos, ns, obs.ns_addrs, now, f.min_ttl, parked, &mut f);
+        let move_flag =
+            self.update_history(h, &infos, ns, obs.ns_addrs, now, f.min_ttl, parked, &mut f);
         drop(guard);
 
         // ---- scores
-        let n_asn_eff = if f.prefix_only { f.distinct_16 } else { f.distinct_asns };
+        let n_asn_eff = if f.prefix_only {
+            f.distinct_16
+        } else {
+            f.distinct_asns
+        };
         f.holz_score = crate::holz_score(f.distinct_ips, n_asn_eff);
-        f.flux_score = flux_formula(f.distinct_ips, n_asn_eff, f.country_entropy, f.residential_share, f.window_min_ttl, f.growth);
-        let ns_asn_eff = if f.prefix_only { f.ns_ips.min(f.ns_asns.max(f.ns_ips)) } else { f.ns_asns };
-        f.ns_flux_score = flux_formula(f.ns_ips, ns_asn_eff, 0.0, f.ns_residential_share, f.ns_min_ttl, 0.0)
-            + if f.ns_new > 0 && f.lookups > 1 { 0.3 * ((1 + f.ns_new) as f64).ln() } else { 0.0 };
+        f.flux_score = flux_formula(
+            f.distinct_ips,
+            n_asn_eff,
+            f.country_entropy,
+            f.residential_share,
+            f.window_min_ttl,
+            f.growth,
+        );
+        let ns_asn_eff = if f.prefix_only {
+            f.ns_ips.min(f.ns_asns.max(f.ns_ips))
+        } else {
+            f.ns_asns
+        };
+        f.ns_flux_score = flux_formula(
+            f.ns_ips,
+            ns_asn_eff,
+            0.0,
+            f.ns_residential_share,
+            f.ns_min_ttl,
+            0.0,
+        ) + if f.ns_new > 0 && f.lookups > 1 {
+            0.3 * ((1 + f.ns_new) as f64).ln()
+        } else {
+            0.0
+        };
 
         let exempt = f.cdn.is_some() || f.rr_pool || parked;
         if finding.is_none() && !exempt {
@@ -558,7 +680,7 @@ impl AnswerAnalyzer {
                     kind: FindingKind::DoubleFlux,
                     score: f.flux_score.max(f.ns_flux_score),
                     detail: format!(
-                        "double flux: NS side {} names ({} new) on {} IPs in {} {} , {:.0}% residential, NS TTL {} (ns score {:.2}); A side {} IPs in {} {} (score {:.2})",
+                        "double flux: NS side {} names ({} new) on {} IPs in {} {}, {:.0}% residential, NS TTL {} (ns score {:.2}); A side {} IPs in {} {} (score {:.2})",
                         f.ns_names, f.ns_new, f.ns_ips, ns_asn_eff, if f.prefix_only { "/16s" } else { "ASNs" },
                         f.ns_residential_share * 100.0, f.ns_min_ttl, f.ns_flux_score,
                         f.distinct_ips, n_asn_eff, if f.prefix_only { "/16s" } else { "ASNs" }, f.flux_score
@@ -578,12 +700,22 @@ impl AnswerAnalyzer {
         }
         if finding.is_none() {
             if let Some(detail) = move_flag {
-                let onto_hosting = f.cdn.is_some() || infos.iter().all(|i| i.flags & F_HOSTING != 0);
-                finding = Some(Finding { kind: FindingKind::ParkingMove, score: if onto_hosting { 0.4 } else { 0.7 }, detail });
+                let onto_hosting =
+                    f.cdn.is_some() || infos.iter().all(|i| i.flags & F_HOSTING != 0);
+                finding = Some(Finding {
+                    kind: FindingKind::ParkingMove,
+                    score: if onto_hosting { 0.4 } else { 0.7 },
+                    detail,
+                });
             }
         }
         let holz = f.holz_score;
-        Assessment { finding, parked, features: f, holz_score: holz }
+        Assessment {
+            finding,
+            parked,
+            features: f,
+            holz_score: holz,
+        }
     }
 
     fn ioc_check(
@@ -612,18 +744,33 @@ impl AnswerAnalyzer {
             }
         };
         if let Some((d, src)) = self.iocs.domain(qname) {
-            return Some(Finding { kind: FindingKind::IocDomain, score: 1.0, detail: format!("name {qname} is listed as {d} (ioc list {src})") });
+            return Some(Finding {
+                kind: FindingKind::IocDomain,
+                score: 1.0,
+                detail: format!("name {qname} is listed as {d} (ioc list {src})"),
+            });
         }
         for (i, (c, _)) in cn.iter().enumerate() {
             let c = norm_name(c);
             if let Some((d, src)) = self.iocs.domain(&c) {
-                return Some(Finding { kind: FindingKind::IocDomain, score: 1.0, detail: format!("CNAME target {c} is listed as {d}{} (ioc list {src})", chain(i + 1)) });
+                return Some(Finding {
+                    kind: FindingKind::IocDomain,
+                    score: 1.0,
+                    detail: format!(
+                        "CNAME target {c} is listed as {d}{} (ioc list {src})",
+                        chain(i + 1)
+                    ),
+                });
             }
         }
         for (n, _) in ns {
             let n = norm_name(n);
             if let Some((d, src)) = self.iocs.domain(&n) {
-                return Some(Finding { kind: FindingKind::IocDomain, score: 0.9, detail: format!("name server {n} is listed as {d} (ioc list {src})") });
+                return Some(Finding {
+                    kind: FindingKind::IocDomain,
+                    score: 0.9,
+                    detail: format!("name server {n} is listed as {d} (ioc list {src})"),
+                });
             }
         }
         let limit = obs.addrs.len().min(self.cfg.max_ioc_checks_per_answer);
@@ -635,13 +782,23 @@ impl AnswerAnalyzer {
             let k = ip_key(ip);
             if let Some((src, cidr)) = self.iocs.ip(k) {
                 if is_parking_ip(k) || self.lists.parking_ips.contains(k) {
-                    f.ioc_suppressed.get_or_insert_with(|| format!("{ip} listed ({src}) but is a parking-service address"));
+                    f.ioc_suppressed.get_or_insert_with(|| {
+                        format!("{ip} listed ({src}) but is a parking-service address")
+                    });
                     continue;
                 }
                 return Some(Finding {
                     kind: FindingKind::IocIp,
                     score: 1.0,
-                    detail: format!("answer {ip}{}{} (ioc list {src})", if cidr { " in a listed range" } else { " is listed" }, chain(cn.len())),
+                    detail: format!(
+                        "answer {ip}{}{} (ioc list {src})",
+                        if cidr {
+                            " in a listed range"
+                        } else {
+                            " is listed"
+                        },
+                        chain(cn.len())
+                    ),
                 });
             }
         }
@@ -656,7 +813,13 @@ impl AnswerAnalyzer {
                 }
                 if let Some(src) = self.iocs.asn(i.asn) {
                     if i.flags & F_PARKING != 0 {
-                        f.ioc_suppressed.get_or_insert_with(|| format!("{} in AS{} listed ({src}) but is a parking-service address", key_to_ip(i.key), i.asn));
+                        f.ioc_suppressed.get_or_insert_with(|| {
+                            format!(
+                                "{} in AS{} listed ({src}) but is a parking-service address",
+                                key_to_ip(i.key),
+                                i.asn
+                            )
+                        });
                         continue;
                     }
                     listed += 1;
@@ -668,11 +831,19 @@ impl AnswerAnalyzer {
                 if listed * 2 < infos.len() {
                     f.ioc_suppressed.get_or_insert_with(|| format!("{listed} of {} answers in listed ASNs, e.g. {ip} in AS{} ({src}): minority of a pool", infos.len(), i.asn));
                 } else {
-                    let org = self.geo.asn_org(ip).map(|o| format!(" {o}")).unwrap_or_default();
+                    let org = self
+                        .geo
+                        .asn_org(ip)
+                        .map(|o| format!(" {o}"))
+                        .unwrap_or_default();
                     return Some(Finding {
                         kind: FindingKind::IocAsn,
                         score: 0.9,
-                        detail: format!("answer {ip} in AS{}{org}{} (ioc list {src})", i.asn, chain(cn.len())),
+                        detail: format!(
+                            "answer {ip} in AS{}{org}{} (ioc list {src})",
+                            i.asn,
+                            chain(cn.len())
+                        ),
                     });
                 }
             }
@@ -708,7 +879,8 @@ impl AnswerAnalyzer {
             h.lookups.push((now, min_ttl, false));
         }
         // addresses
-        let was_parked_recently = h.parked_last != 0 && now.saturating_sub(h.parked_last) as u64 <= self.cfg.parking_memory_secs;
+        let was_parked_recently = h.parked_last != 0
+            && now.saturating_sub(h.parked_last) as u64 <= self.cfg.parking_memory_secs;
         let mut new_ips = 0u32;
         for i in infos {
             match h.ips.iter_mut().find(|s| s.key == i.key) {
@@ -717,10 +889,21 @@ impl AnswerAnalyzer {
                     new_ips += 1;
                     if h.ips.len() >= self.cfg.max_ips_per_domain {
                         // evict the least recently seen address
-                        let (idx, _) = h.ips.iter().enumerate().min_by_key(|(_, s)| s.last).unwrap();
+                        let (idx, _) = h
+                            .ips
+                            .iter()
+                            .enumerate()
+                            .min_by_key(|(_, s)| s.last)
+                            .unwrap();
                         h.ips.swap_remove(idx);
                     }
-                    h.ips.push(Seen { key: i.key, last: now, asn: i.asn, cc: i.cc, flags: i.flags });
+                    h.ips.push(Seen {
+                        key: i.key,
+                        last: now,
+                        asn: i.asn,
+                        cc: i.cc,
+                        flags: i.flags,
+                    });
                 }
             }
         }
@@ -741,7 +924,12 @@ impl AnswerAnalyzer {
                 None => {
                     ns_new += 1;
                     if h.ns_names.len() >= cap_ns {
-                        let (idx, _) = h.ns_names.iter().enumerate().min_by_key(|(_, e)| e.1).unwrap();
+                        let (idx, _) = h
+                            .ns_names
+                            .iter()
+                            .enumerate()
+                            .min_by_key(|(_, e)| e.1)
+                            .unwrap();
                         h.ns_names.swap_remove(idx);
                     }
                     h.ns_names.push((hsh, now));
@@ -749,7 +937,11 @@ impl AnswerAnalyzer {
             }
         }
         if ns_ttl != u32::MAX {
-            h.ns_min_ttl = if first_lookup || h.ns_min_ttl == 0 { ns_ttl } else { h.ns_min_ttl.min(ns_ttl) };
+            h.ns_min_ttl = if first_lookup || h.ns_min_ttl == 0 {
+                ns_ttl
+            } else {
+                h.ns_min_ttl.min(ns_ttl)
+            };
         }
         for &ip in ns_addrs.iter().take(cap_ns * 2) {
             let key = ip_key(ip);
@@ -758,10 +950,21 @@ impl AnswerAnalyzer {
                 None => {
                     let i = self.classify(ip);
                     if h.ns_ips.len() >= cap_ns * 2 {
-                        let (idx, _) = h.ns_ips.iter().enumerate().min_by_key(|(_, s)| s.last).unwrap();
+                        let (idx, _) = h
+                            .ns_ips
+                            .iter()
+                            .enumerate()
+                            .min_by_key(|(_, s)| s.last)
+                            .unwrap();
                         h.ns_ips.swap_remove(idx);
                     }
-                    h.ns_ips.push(Seen { key, last: now, asn: i.asn, cc: i.cc, flags: i.flags });
+                    h.ns_ips.push(Seen {
+                        key,
+                        last: now,
+                        asn: i.asn,
+                        cc: i.cc,
+                        flags: i.flags,
+                    });
                 }
             }
         }
@@ -779,11 +982,25 @@ impl AnswerAnalyzer {
         f.country_entropy = a.cc_h;
         f.hosting_share = a.hosting;
         f.residential_share = a.residential;
-        f.window_min_ttl = h.lookups.iter().map(|&(_, t, _)| t).min().unwrap_or(f.min_ttl);
+        f.institutional_share = a.institutional;
+        f.window_min_ttl = h
+            .lookups
+            .iter()
+            .map(|&(_, t, _)| t)
+            .min()
+            .unwrap_or(f.min_ttl);
         f.churn_lookups = h.lookups.iter().skip(1).filter(|l| l.2).count() as u32;
         f.new_ips = new_ips;
-        f.growth = if first_lookup || infos.is_empty() { 0.0 } else { new_ips as f64 / infos.len() as f64 };
-        f.ips_per_lookup = if f.lookups > 0 { a.ips as f64 / f.lookups as f64 } else { 0.0 };
+        f.growth = if first_lookup || infos.is_empty() {
+            0.0
+        } else {
+            new_ips as f64 / infos.len() as f64
+        };
+        f.ips_per_lookup = if f.lookups > 0 {
+            a.ips as f64 / f.lookups as f64
+        } else {
+            0.0
+        };
         let n = side_stats(&h.ns_ips, &mut buf);
         f.ns_names = h.ns_names.len() as u32;
         f.ns_new = if first_lookup { 0 } else { ns_new };
@@ -804,11 +1021,19 @@ impl AnswerAnalyzer {
             }
             if now.saturating_sub(h.left_parking_at) as u64 <= self.cfg.parking_move_hold_secs {
                 let first = key_to_ip(infos[0].key);
-                let asn = if infos[0].asn != 0 { format!(" (AS{})", infos[0].asn) } else { String::new() };
+                let asn = if infos[0].asn != 0 {
+                    format!(" (AS{})", infos[0].asn)
+                } else {
+                    String::new()
+                };
                 Some(format!(
                     "left parking {}s ago for fresh address {first}{asn}{}",
                     now.saturating_sub(h.parked_last),
-                    if infos[0].cc != 0 { format!(" in {}", cc_str(infos[0].cc)) } else { String::new() }
+                    if infos[0].cc != 0 {
+                        format!(" in {}", cc_str(infos[0].cc))
+                    } else {
+                        String::new()
+                    }
                 ))
             } else {
                 None
@@ -818,7 +1043,6 @@ impl AnswerAnalyzer {
         }
     }
 }
-
 
 #[cfg(test)]
 #[path = "analyzer_tests.rs"]

@@ -19,17 +19,33 @@ fn fixture_cfg(tag: &str) -> IntelConfig {
         asn.push((n.as_str(), 16509, "AMAZON-02"));
         cc.push((n.as_str(), CCS[i % 3]));
     }
+    let unets: Vec<String> = (1..=10).map(|n| format!("243.{n}.0.0/16")).collect();
+    for (i, n) in unets.iter().enumerate() {
+        asn.push((n.as_str(), 66001 + i as u32, "Example State University"));
+        cc.push((n.as_str(), CCS[i % CCS.len()]));
+    }
     asn.push(("242.0.0.0/16", 53667, "FranTech Solutions"));
     cc.push(("242.0.0.0/16", "US"));
     let a = write_tmp(&format!("{tag}-asn.mmdb"), &asn_db(&asn));
-    let c = write_tmp(&format!("{tag}-cc.mmdb"), &country_db(&cc, tag.ends_with("nested")));
-    IntelConfig { asn_mmdb: Some(a), country_mmdb: Some(c), ..Default::default() }
+    let c = write_tmp(
+        &format!("{tag}-cc.mmdb"),
+        &country_db(&cc, tag.ends_with("nested")),
+    );
+    IntelConfig {
+        asn_mmdb: Some(a),
+        country_mmdb: Some(c),
+        ..Default::default()
+    }
 }
 
 const IOCS: &str = "# test list\nip 198.51.100.7 c2\ncidr 203.0.113.0/24 bad range\nasn AS53667 bulletproof\ndomain evil.example phishing\nip 185.53.177.10 parking ip someone listed\n";
 
 fn analyzer(tag: &str) -> AnswerAnalyzer {
-    AnswerAnalyzer::with_iocs(&fixture_cfg(tag), IocSet::parse(IOCS, "fixture-iocs.txt").unwrap()).unwrap()
+    AnswerAnalyzer::with_iocs(
+        &fixture_cfg(tag),
+        IocSet::parse(IOCS, "fixture-iocs.txt").unwrap(),
+    )
+    .unwrap()
 }
 
 fn ip(s: &str) -> IpAddr {
@@ -37,11 +53,22 @@ fn ip(s: &str) -> IpAddr {
 }
 
 fn obs<'a>(q: &'a str, addrs: &'a [(IpAddr, u32)]) -> Observation<'a> {
-    Observation { qname: q, addrs, cnames: &[], ns: &[], ns_addrs: &[] }
+    Observation {
+        qname: q,
+        addrs,
+        cnames: &[],
+        ns: &[],
+        ns_addrs: &[],
+    }
 }
 
 fn residential(i: u32, host: u32) -> IpAddr {
-    ip(&format!("240.{}.{}.{}", (i % 40) + 1, host % 250, 1 + host % 200))
+    ip(&format!(
+        "240.{}.{}.{}",
+        (i % 40) + 1,
+        host % 250,
+        1 + host % 200
+    ))
 }
 
 #[test]
@@ -76,7 +103,10 @@ fn flux_grows_over_lookups() {
     let mut flagged_at = None;
     for l in 0..5u32 {
         let addrs = [(residential(l * 3, l), 300)];
-        let r = a.observe(&obs("slow-flux.example", &addrs), 1_000_000 + l as u64 * 300);
+        let r = a.observe(
+            &obs("slow-flux.example", &addrs),
+            1_000_000 + l as u64 * 300,
+        );
         if r.finding.is_some() && flagged_at.is_none() {
             flagged_at = Some(l + 1);
         }
@@ -92,7 +122,10 @@ fn stable_and_hosting_answers_not_flagged() {
     let a = analyzer("benign");
     // one residential IP, many lookups
     for l in 0..10 {
-        let r = a.observe(&obs("home.example", &[(ip("240.3.3.3"), 60)]), 1_000_000 + l * 60);
+        let r = a.observe(
+            &obs("home.example", &[(ip("240.3.3.3"), 60)]),
+            1_000_000 + l * 60,
+        );
         assert!(r.finding.is_none());
     }
     // multi-cloud round robin on hosting ASN
@@ -103,12 +136,33 @@ fn stable_and_hosting_answers_not_flagged() {
 }
 
 #[test]
+fn university_mirror_pool_not_residential() {
+    let a = analyzer("uni");
+    let addrs: Vec<(IpAddr, u32)> = (1..=6)
+        .map(|n| (ip(&format!("243.{n}.7.7")), 300))
+        .collect();
+    let r = a.observe(&obs("mirrors.example.org", &addrs), 1);
+    assert!(r.finding.is_none(), "{r:?}");
+    assert!((r.features.institutional_share - 1.0).abs() < 1e-9);
+    assert_eq!(r.features.residential_share, 0.0);
+}
+
+#[test]
 fn cdn_and_ntp_pool_not_flagged() {
     let a = analyzer("cdn");
     // CNAME into a CDN, many residential-looking IPs (worst case): still exempt
     let addrs: Vec<(IpAddr, u32)> = (0..8).map(|i| (residential(i * 5, i), 20)).collect();
     let cn = [("d111111abcdef8.cloudfront.net", 60)];
-    let r = a.observe(&Observation { qname: "www.shop.example", addrs: &addrs, cnames: &cn, ns: &[], ns_addrs: &[] }, 1_000_000);
+    let r = a.observe(
+        &Observation {
+            qname: "www.shop.example",
+            addrs: &addrs,
+            cnames: &cn,
+            ns: &[],
+            ns_addrs: &[],
+        },
+        1_000_000,
+    );
     assert!(r.finding.is_none(), "{r:?}");
     assert_eq!(r.features.cdn.as_deref(), Some("amazon"));
     // Cloudflare anycast addresses without CNAME
@@ -130,28 +184,72 @@ fn ioc_ip_cidr_asn_domain_and_cname_chain() {
     let a = analyzer("ioc");
     let r = a.observe(&obs("fresh.example", &[(ip("198.51.100.7"), 300)]), 1);
     assert_eq!(r.finding.as_ref().unwrap().kind, FindingKind::IocIp);
-    assert!(r.finding.as_ref().unwrap().detail.contains("fixture-iocs.txt:2"), "{r:?}");
+    assert!(
+        r.finding
+            .as_ref()
+            .unwrap()
+            .detail
+            .contains("fixture-iocs.txt:2"),
+        "{r:?}"
+    );
     let r = a.observe(&obs("fresh2.example", &[(ip("203.0.113.200"), 300)]), 1);
     assert_eq!(r.finding.as_ref().unwrap().kind, FindingKind::IocIp);
     let r = a.observe(&obs("new-name.example", &[(ip("242.0.9.9"), 300)]), 1);
     let f = r.finding.as_ref().unwrap();
     assert_eq!(f.kind, FindingKind::IocAsn);
-    assert!(f.detail.contains("AS53667 FranTech Solutions") && f.detail.contains("fixture-iocs.txt:4"), "{}", f.detail);
+    assert!(
+        f.detail.contains("AS53667 FranTech Solutions") && f.detail.contains("fixture-iocs.txt:4"),
+        "{}",
+        f.detail
+    );
     // one listed-ASN address in a 4-address pool answer: not blocked, reported
-    let addrs = [(ip("242.0.9.9"), 300), (ip("240.1.1.1"), 300), (ip("240.2.1.1"), 300), (ip("241.1.1.1"), 300)];
+    let addrs = [
+        (ip("242.0.9.9"), 300),
+        (ip("240.1.1.1"), 300),
+        (ip("240.2.1.1"), 300),
+        (ip("241.1.1.1"), 300),
+    ];
     let r = a.observe(&obs("3.pool.ntp.org", &addrs), 1);
     assert!(r.finding.is_none(), "{r:?}");
-    assert!(r.features.ioc_suppressed.as_deref().unwrap().contains("minority"));
+    assert!(r
+        .features
+        .ioc_suppressed
+        .as_deref()
+        .unwrap()
+        .contains("minority"));
     // CNAME chain to a listed IP
     let cn = [("hop1.cdn-ish.example", 60), ("hop2.other.example", 60)];
     let addrs = [(ip("240.1.1.1"), 60), (ip("198.51.100.7"), 60)];
-    let r = a.observe(&Observation { qname: "innocent.example", addrs: &addrs, cnames: &cn, ns: &[], ns_addrs: &[] }, 1);
+    let r = a.observe(
+        &Observation {
+            qname: "innocent.example",
+            addrs: &addrs,
+            cnames: &cn,
+            ns: &[],
+            ns_addrs: &[],
+        },
+        1,
+    );
     let f = r.finding.as_ref().unwrap();
     assert_eq!(f.kind, FindingKind::IocIp);
-    assert!(f.detail.contains("innocent.example -> hop1.cdn-ish.example -> hop2.other.example"), "{}", f.detail);
+    assert!(
+        f.detail
+            .contains("innocent.example -> hop1.cdn-ish.example -> hop2.other.example"),
+        "{}",
+        f.detail
+    );
     // CNAME target listed as a domain
     let cn = [("x.evil.example", 60)];
-    let r = a.observe(&Observation { qname: "lure.example", addrs: &[(ip("240.1.1.1"), 60)], cnames: &cn, ns: &[], ns_addrs: &[] }, 1);
+    let r = a.observe(
+        &Observation {
+            qname: "lure.example",
+            addrs: &[(ip("240.1.1.1"), 60)],
+            cnames: &cn,
+            ns: &[],
+            ns_addrs: &[],
+        },
+        1,
+    );
     assert_eq!(r.finding.as_ref().unwrap().kind, FindingKind::IocDomain);
     // the name itself
     let r = a.assess(&obs("WWW.Evil.Example.", &[]), 1);
@@ -164,25 +262,55 @@ fn ioc_ip_cidr_asn_domain_and_cname_chain() {
 fn parked_ioc_ip_is_parked_not_blocked_then_move_flagged() {
     let a = analyzer("park");
     // 185.53.177.10 is a parking-service address (built-in list) and on the IOC list
-    let r = a.observe(&obs("forsale.example", &[(ip("185.53.177.10"), 3600)]), 1_000_000);
+    let r = a.observe(
+        &obs("forsale.example", &[(ip("185.53.177.10"), 3600)]),
+        1_000_000,
+    );
     assert!(r.parked, "{r:?}");
     assert!(r.finding.is_none(), "{r:?}");
     assert!(r.features.ioc_suppressed.is_some());
     // parked via NS
-    let ns = [("ns1.sedoparking.com", 86400), ("ns2.sedoparking.com", 86400)];
-    let r = a.observe(&Observation { qname: "parked2.example", addrs: &[(ip("240.9.9.9"), 300)], cnames: &[], ns: &ns, ns_addrs: &[] }, 1_000_000);
+    let ns = [
+        ("ns1.sedoparking.com", 86400),
+        ("ns2.sedoparking.com", 86400),
+    ];
+    let r = a.observe(
+        &Observation {
+            qname: "parked2.example",
+            addrs: &[(ip("240.9.9.9"), 300)],
+            cnames: &[],
+            ns: &ns,
+            ns_addrs: &[],
+        },
+        1_000_000,
+    );
     assert!(r.parked);
     // registrar default NS alone is weak: not parked
     let ns = [("dns1.registrar-servers.com", 1800)];
-    let r = a.observe(&Observation { qname: "shop.example", addrs: &[(ip("240.9.9.8"), 300)], cnames: &[], ns: &ns, ns_addrs: &[] }, 1_000_000);
+    let r = a.observe(
+        &Observation {
+            qname: "shop.example",
+            addrs: &[(ip("240.9.9.8"), 300)],
+            cnames: &[],
+            ns: &ns,
+            ns_addrs: &[],
+        },
+        1_000_000,
+    );
     assert!(!r.parked && r.features.parking_ns_weak);
     // leaves parking for a fresh residential IP
-    let r = a.observe(&obs("forsale.example", &[(ip("240.5.5.5"), 300)]), 1_000_000 + 86400 * 3);
+    let r = a.observe(
+        &obs("forsale.example", &[(ip("240.5.5.5"), 300)]),
+        1_000_000 + 86400 * 3,
+    );
     let f = r.finding.as_ref().expect("parking move");
     assert_eq!(f.kind, FindingKind::ParkingMove);
     assert_eq!(r.action(&IntelActions::default()), Action::Log);
     // the hold expires
-    let r = a.observe(&obs("forsale.example", &[(ip("240.5.5.5"), 300)]), 1_000_000 + 86400 * 5);
+    let r = a.observe(
+        &obs("forsale.example", &[(ip("240.5.5.5"), 300)]),
+        1_000_000 + 86400 * 5,
+    );
     assert!(r.finding.is_none());
 }
 
@@ -192,8 +320,21 @@ fn double_flux() {
     let addrs: Vec<(IpAddr, u32)> = (0..5).map(|i| (residential(i * 3, i), 120)).collect();
     let ns_addrs: Vec<IpAddr> = (0..4).map(|i| residential(20 + i * 4, 9 + i)).collect();
     let ns = [("ns1.dflux.example", 300), ("ns2.dflux.example", 300)];
-    let r = a.observe(&Observation { qname: "dflux.example", addrs: &addrs, cnames: &[], ns: &ns, ns_addrs: &ns_addrs }, 1_000_000);
-    assert_eq!(r.finding.as_ref().unwrap().kind, FindingKind::DoubleFlux, "{r:?}");
+    let r = a.observe(
+        &Observation {
+            qname: "dflux.example",
+            addrs: &addrs,
+            cnames: &[],
+            ns: &ns,
+            ns_addrs: &ns_addrs,
+        },
+        1_000_000,
+    );
+    assert_eq!(
+        r.finding.as_ref().unwrap().kind,
+        FindingKind::DoubleFlux,
+        "{r:?}"
+    );
     assert_eq!(r.features.ns_asns, 4);
 }
 
@@ -215,9 +356,15 @@ fn assess_does_not_record() {
 fn window_expires_history() {
     let a = analyzer("window");
     for l in 0..3u32 {
-        a.observe(&obs("w.example", &[(residential(l, l), 300)]), 1_000 + l as u64);
+        a.observe(
+            &obs("w.example", &[(residential(l, l), 300)]),
+            1_000 + l as u64,
+        );
     }
-    let r = a.observe(&obs("w.example", &[(residential(9, 9), 300)]), 1_000 + 7 * 3600);
+    let r = a.observe(
+        &obs("w.example", &[(residential(9, 9), 300)]),
+        1_000 + 7 * 3600,
+    );
     assert_eq!(r.features.lookups, 1);
     assert_eq!(r.features.distinct_ips, 1);
 }
@@ -225,11 +372,17 @@ fn window_expires_history() {
 #[test]
 fn prefix_only_mode_without_mmdb() {
     let a = AnswerAnalyzer::new(&IntelConfig::default()).unwrap();
-    let addrs: Vec<(IpAddr, u32)> = (0..6).map(|i| (ip(&format!("{}.{}.7.9", 81 + i * 3, 10 + i)), 60)).collect();
+    let addrs: Vec<(IpAddr, u32)> = (0..6)
+        .map(|i| (ip(&format!("{}.{}.7.9", 81 + i * 3, 10 + i)), 60))
+        .collect();
     let r = a.observe(&obs("flux.example", &addrs), 1);
     assert!(r.features.prefix_only);
     assert_eq!(r.features.distinct_asns, 0);
-    assert_eq!(r.finding.as_ref().map(|f| f.kind), Some(FindingKind::FastFlux), "{r:?}");
+    assert_eq!(
+        r.finding.as_ref().map(|f| f.kind),
+        Some(FindingKind::FastFlux),
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -239,7 +392,9 @@ fn bad_input_does_not_panic_and_memory_is_bounded() {
     cfg.max_ips_per_domain = 16;
     let a = AnswerAnalyzer::with_iocs(&cfg, IocSet::parse(IOCS, "x").unwrap()).unwrap();
     // thousands of records, absurd TTLs, one IOC hit far down the list
-    let mut addrs: Vec<(IpAddr, u32)> = (0..5000u32).map(|i| (residential(i, i), u32::MAX - i)).collect();
+    let mut addrs: Vec<(IpAddr, u32)> = (0..5000u32)
+        .map(|i| (residential(i, i), u32::MAX - i))
+        .collect();
     addrs.insert(100, (ip("198.51.100.7"), 0));
     let r = a.observe(&obs("huge.example", &addrs), 1);
     assert!(r.features.truncated);
@@ -248,16 +403,40 @@ fn bad_input_does_not_panic_and_memory_is_bounded() {
     let r = a.observe(&obs("huge2.example", &addrs[101..]), 1);
     assert!(r.features.distinct_ips <= 32);
     for l in 0..50u32 {
-        let r = a.observe(&obs("huge2.example", &addrs[(l as usize * 40)..(l as usize * 40 + 40)]), 2 + l as u64);
+        let r = a.observe(
+            &obs(
+                "huge2.example",
+                &addrs[(l as usize * 40)..(l as usize * 40 + 40)],
+            ),
+            2 + l as u64,
+        );
         assert!(r.features.distinct_ips <= 16, "cap per domain");
     }
     // IPv6-only, empty, CNAME loop, junk names
-    let v6 = [(ip("2001:db8::1"), 60), (ip("2001:db8:1::1"), 60), (ip("::ffff:240.1.1.1"), 60)];
+    let v6 = [
+        (ip("2001:db8::1"), 60),
+        (ip("2001:db8:1::1"), 60),
+        (ip("::ffff:240.1.1.1"), 60),
+    ];
     let _ = a.observe(&obs("v6.example", &v6), 1);
     let _ = a.observe(&obs("", &[]), 1);
     let _ = a.observe(&obs(".", &[]), 1);
-    let cn = [("a.example", 1), ("b.example", 1), ("a.example", 1), ("loop.example", 1)];
-    let r = a.observe(&Observation { qname: "loop.example", addrs: &[], cnames: &cn, ns: &[], ns_addrs: &[] }, 1);
+    let cn = [
+        ("a.example", 1),
+        ("b.example", 1),
+        ("a.example", 1),
+        ("loop.example", 1),
+    ];
+    let r = a.observe(
+        &Observation {
+            qname: "loop.example",
+            addrs: &[],
+            cnames: &cn,
+            ns: &[],
+            ns_addrs: &[],
+        },
+        1,
+    );
     assert!(r.features.cname_loop);
     let long: String = "x".repeat(10_000);
     let _ = a.observe(&obs(&long, &[(ip("240.1.1.1"), 1)]), 1);
@@ -266,7 +445,10 @@ fn bad_input_does_not_panic_and_memory_is_bounded() {
     let _ = a.observe(&obs("t.example", &[(ip("240.1.1.2"), 1)]), 0);
     // LRU cap on domains
     for i in 0..10_000u32 {
-        a.observe(&obs(&format!("d{i}.example"), &[(residential(i, i), 60)]), 10 + i as u64);
+        a.observe(
+            &obs(&format!("d{i}.example"), &[(residential(i, i), 60)]),
+            10 + i as u64,
+        );
     }
     let st = a.stats();
     assert!(st.domains <= 100, "{st:?}");
@@ -282,7 +464,10 @@ fn threads_share_one_analyzer() {
             std::thread::spawn(move || {
                 for i in 0..2000u32 {
                     let addrs = [(residential(i + t, i), 60)];
-                    a.observe(&obs(&format!("n{}.example", i % 300), &addrs), 1000 + i as u64);
+                    a.observe(
+                        &obs(&format!("n{}.example", i % 300), &addrs),
+                        1000 + i as u64,
+                    );
                 }
             })
         })
@@ -296,21 +481,34 @@ fn threads_share_one_analyzer() {
 #[test]
 fn mmdb_errors_and_degrade() {
     let bad = write_tmp("degrade-corrupt.mmdb", b"\x00\x01garbage");
-    let cfg = IntelConfig { asn_mmdb: Some(bad.clone()), ..Default::default() };
+    let cfg = IntelConfig {
+        asn_mmdb: Some(bad.clone()),
+        ..Default::default()
+    };
     let e = AnswerAnalyzer::new(&cfg).err().unwrap().to_string();
     assert!(e.contains("degrade-corrupt.mmdb"), "{e}");
-    let cfg = IntelConfig { asn_mmdb: Some(bad), degrade_on_mmdb_error: true, ..Default::default() };
+    let cfg = IntelConfig {
+        asn_mmdb: Some(bad),
+        degrade_on_mmdb_error: true,
+        ..Default::default()
+    };
     let a = AnswerAnalyzer::new(&cfg).unwrap();
     assert_eq!(a.warnings().len(), 1);
     assert!(!a.stats().asn_db);
-    let cfg = IntelConfig { ioc_files: vec!["/nonexistent/iocs.txt".into()], ..Default::default() };
+    let cfg = IntelConfig {
+        ioc_files: vec!["/nonexistent/iocs.txt".into()],
+        ..Default::default()
+    };
     let e = AnswerAnalyzer::new(&cfg).err().unwrap().to_string();
     assert!(e.contains("/nonexistent/iocs.txt"), "{e}");
 }
 
 #[test]
 fn config_deserialises_with_defaults() {
-    let c: IntelConfig = serde_json::from_str(r#"{"asn_mmdb": "/x/asn.mmdb", "window_secs": 600, "actions": {"parking_move": "block"}}"#).unwrap();
+    let c: IntelConfig = serde_json::from_str(
+        r#"{"asn_mmdb": "/x/asn.mmdb", "window_secs": 600, "actions": {"parking_move": "block"}}"#,
+    )
+    .unwrap();
     assert_eq!(c.window_secs, 600);
     assert_eq!(c.max_domains, 100_000);
     assert_eq!(c.actions.parking_move, Action::Block);

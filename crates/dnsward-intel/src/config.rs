@@ -108,7 +108,10 @@ impl Default for IntelConfig {
             double_flux_threshold: 1.0,
             use_builtin_lists: true,
             extra_cdn_suffixes: Vec::new(),
-            rr_pool_suffixes: crate::lists::DEFAULT_RR_POOL_SUFFIXES.iter().map(|s| s.to_string()).collect(),
+            rr_pool_suffixes: crate::lists::DEFAULT_RR_POOL_SUFFIXES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             extra_hosting_asns: Vec::new(),
             parking_memory_secs: 30 * 86400,
             parking_move_hold_secs: 86400,

@@ -103,12 +103,19 @@ impl Pool {
 
     fn pick_net(&self, rng: &mut StdRng) -> &Net {
         let x = rng.gen::<f64>() * self.cum.last().copied().unwrap_or(0.0);
-        let i = self.cum.partition_point(|&c| c < x).min(self.nets.len() - 1);
+        let i = self
+            .cum
+            .partition_point(|&c| c < x)
+            .min(self.nets.len() - 1);
         &self.nets[i]
     }
 
     fn ip_in(n: &Net, rng: &mut StdRng) -> IpAddr {
-        let off = if n.size > 2 { rng.gen_range(1..n.size - 1) } else { 0 };
+        let off = if n.size > 2 {
+            rng.gen_range(1..n.size - 1)
+        } else {
+            0
+        };
         IpAddr::V4(Ipv4Addr::from(n.start.wrapping_add(off)))
     }
 
@@ -118,19 +125,89 @@ impl Pool {
 }
 
 const ISP_WORDS: &[&str] = &[
-    "telecom", "telekom", "telecommunic", "broadband", "cable", "communications", "comunica", "mobile",
-    "wireless", "fiber", "fibre", "isp", "telefonica", "vodafone", "orange", "comcast", "charter",
-    "verizon", "at&t", "kabel", "dsl", "telenet", "internet service", "telkom", "viettel", "vnpt",
-    "chinanet", "china unicom", "china mobile", "bharti", "reliance jio", "turk telekom", "rostelecom",
-    "claro", "vivo", "tim ", "telmex", "movistar", "spectrum", "cox ", "frontier", "windstream",
+    "telecom",
+    "telekom",
+    "telecommunic",
+    "broadband",
+    "cable",
+    "communications",
+    "comunica",
+    "mobile",
+    "wireless",
+    "fiber",
+    "fibre",
+    "isp",
+    "telefonica",
+    "vodafone",
+    "orange",
+    "comcast",
+    "charter",
+    "verizon",
+    "at&t",
+    "kabel",
+    "dsl",
+    "telenet",
+    "internet service",
+    "telkom",
+    "viettel",
+    "vnpt",
+    "chinanet",
+    "china unicom",
+    "china mobile",
+    "bharti",
+    "reliance jio",
+    "turk telekom",
+    "rostelecom",
+    "claro",
+    "vivo",
+    "tim ",
+    "telmex",
+    "movistar",
+    "spectrum",
+    "cox ",
+    "frontier",
+    "windstream",
 ];
 const HOSTING_WORDS: &[&str] = &[
-    "host", "cloud", "server", "data center", "datacenter", "data centre", "vps", "colo", "dedicated",
-    "amazon", "google", "microsoft", "digitalocean", "ovh", "hetzner", "linode", "akamai", "cdn",
-    "leaseweb", "choopa", "vultr", "contabo", "alibaba", "tencent", "oracle", "ionos", "scaleway",
+    "host",
+    "cloud",
+    "server",
+    "data center",
+    "datacenter",
+    "data centre",
+    "vps",
+    "colo",
+    "dedicated",
+    "amazon",
+    "google",
+    "microsoft",
+    "digitalocean",
+    "ovh",
+    "hetzner",
+    "linode",
+    "akamai",
+    "cdn",
+    "leaseweb",
+    "choopa",
+    "vultr",
+    "contabo",
+    "alibaba",
+    "tencent",
+    "oracle",
+    "ionos",
+    "scaleway",
 ];
-const UNI_WORDS: &[&str] = &["universit", "college", "research", "education", "institute of tech", "academic"];
-const CLOUD_ASNS: &[u32] = &[16509, 14618, 15169, 396982, 8075, 14061, 24940, 16276, 63949, 20473, 45102, 31898];
+const UNI_WORDS: &[&str] = &[
+    "universit",
+    "college",
+    "research",
+    "education",
+    "institute of tech",
+    "academic",
+];
+const CLOUD_ASNS: &[u32] = &[
+    16509, 14618, 15169, 396982, 8075, 14061, 24940, 16276, 63949, 20473, 45102, 31898,
+];
 
 struct World {
     residential: Pool,
@@ -151,16 +228,22 @@ fn lc_contains(org: &str, words: &[&str]) -> bool {
 }
 
 fn build_world(geo: &GeoDb, lists: &Lists) -> Result<World, String> {
-    let r = geo.asn_reader().ok_or("the generator needs an ASN MMDB (--asn-mmdb)")?;
+    let r = geo
+        .asn_reader()
+        .ok_or("the generator needs an ASN MMDB (--asn-mmdb)")?;
     #[derive(serde::Deserialize)]
     struct Rec<'a> {
         autonomous_system_number: Option<u32>,
         #[serde(borrow)]
         autonomous_system_organization: Option<&'a str>,
     }
-    let (mut res, mut host, mut uni, mut bulletproof) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut res, mut host, mut uni, mut bulletproof) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut cloud: HashMap<u32, Vec<Net>> = HashMap::new();
-    for item in r.networks(WithinOptions::default()).map_err(|e| e.to_string())? {
+    for item in r
+        .networks(WithinOptions::default())
+        .map_err(|e| e.to_string())?
+    {
         let Ok(item) = item else { continue };
         let Ok(net) = item.network() else { continue };
         let (start, prefix) = match net.ip() {
@@ -173,15 +256,27 @@ fn build_world(geo: &GeoDb, lists: &Lists) -> Result<World, String> {
         if prefix < 8 || prefix > 30 {
             continue;
         }
-        let Ok(Some(rec)) = item.decode::<Rec>() else { continue };
-        let (Some(asn), Some(org)) = (rec.autonomous_system_number, rec.autonomous_system_organization) else { continue };
+        let Ok(Some(rec)) = item.decode::<Rec>() else {
+            continue;
+        };
+        let (Some(asn), Some(org)) = (
+            rec.autonomous_system_number,
+            rec.autonomous_system_organization,
+        ) else {
+            continue;
+        };
         let key = V4_BASE | start as u128;
         if lists.cdn_ranges.contains(key) {
             continue;
         }
         let size = 1u32 << (32 - prefix);
         let ip = IpAddr::V4(Ipv4Addr::from(start));
-        let n = Net { start, size, asn, cc: geo.country(ip) };
+        let n = Net {
+            start,
+            size,
+            asn,
+            cc: geo.country(ip),
+        };
         let listed_hosting = lists.hosting_asn.contains(&asn) || lists.hosting_ranges.contains(key);
         if asn == 53667 {
             bulletproof.push(n);
@@ -206,7 +301,11 @@ fn build_world(geo: &GeoDb, lists: &Lists) -> Result<World, String> {
             res_by_cc.entry(n.cc).or_default().push(i);
         }
     }
-    let mut ccs: Vec<u16> = res_by_cc.iter().filter(|(_, v)| v.len() >= 20).map(|(&c, _)| c).collect();
+    let mut ccs: Vec<u16> = res_by_cc
+        .iter()
+        .filter(|(_, v)| v.len() >= 20)
+        .map(|(&c, _)| c)
+        .collect();
     ccs.sort_unstable();
     // CDN providers: ranges + their CNAME suffixes
     let mut by_prov: BTreeMap<String, (Vec<(u128, u128)>, Vec<String>)> = BTreeMap::new();
@@ -222,12 +321,26 @@ fn build_world(geo: &GeoDb, lists: &Lists) -> Result<World, String> {
             v.1.push(suf.to_string());
         }
     }
-    let cdn: Vec<_> = by_prov.into_iter().filter(|(_, (r, _))| !r.is_empty()).map(|(p, (r, mut s))| {
-        s.sort();
-        (p, r, s)
-    }).collect();
-    let parking_ips: Vec<(u128, u128)> = lists.parking_ips.iter().filter(|(s, _, _)| key_is_v4(*s)).map(|(s, e, _)| (s, e)).collect();
-    let mut parking_ns: Vec<String> = lists.parking_ns.iter().filter(|(_, &w)| !w).map(|(k, _)| k.to_string()).collect();
+    let cdn: Vec<_> = by_prov
+        .into_iter()
+        .filter(|(_, (r, _))| !r.is_empty())
+        .map(|(p, (r, mut s))| {
+            s.sort();
+            (p, r, s)
+        })
+        .collect();
+    let parking_ips: Vec<(u128, u128)> = lists
+        .parking_ips
+        .iter()
+        .filter(|(s, _, _)| key_is_v4(*s))
+        .map(|(s, e, _)| (s, e))
+        .collect();
+    let mut parking_ns: Vec<String> = lists
+        .parking_ns
+        .iter()
+        .filter(|(_, &w)| !w)
+        .map(|(k, _)| k.to_string())
+        .collect();
     parking_ns.sort();
     Ok(World {
         residential: Pool::new(res),
@@ -243,21 +356,33 @@ fn build_world(geo: &GeoDb, lists: &Lists) -> Result<World, String> {
     })
 }
 
-const TLDS_BAD: &[&str] = &["ru", "top", "xyz", "monster", "com", "net", "su", "cn", "info", "online", "site"];
-const TLDS_OK: &[&str] = &["com", "net", "org", "de", "fr", "co.uk", "io", "nl", "it", "es"];
+const TLDS_BAD: &[&str] = &[
+    "ru", "top", "xyz", "monster", "com", "net", "su", "cn", "info", "online", "site",
+];
+const TLDS_OK: &[&str] = &[
+    "com", "net", "org", "de", "fr", "co.uk", "io", "nl", "it", "es",
+];
 const WORDS: &[&str] = &[
-    "blue", "river", "market", "cloud", "north", "pixel", "garden", "stone", "bright", "media", "shop", "travel",
-    "green", "data", "smart", "home", "city", "mountain", "sun", "ocean", "craft", "book", "coffee", "studio",
-    "health", "auto", "sport", "music", "photo", "labs", "news", "bank", "school", "food", "design", "tech",
+    "blue", "river", "market", "cloud", "north", "pixel", "garden", "stone", "bright", "media",
+    "shop", "travel", "green", "data", "smart", "home", "city", "mountain", "sun", "ocean",
+    "craft", "book", "coffee", "studio", "health", "auto", "sport", "music", "photo", "labs",
+    "news", "bank", "school", "food", "design", "tech",
 ];
 
 fn rand_label(rng: &mut StdRng, min: usize, max: usize) -> String {
     let n = rng.gen_range(min..=max);
-    (0..n).map(|_| (b'a' + rng.gen_range(0..26)) as char).collect()
+    (0..n)
+        .map(|_| (b'a' + rng.gen_range(0..26)) as char)
+        .collect()
 }
 
 fn word_name(rng: &mut StdRng, i: usize) -> String {
-    format!("{}{}{i}.{}", WORDS.choose(rng).unwrap(), WORDS.choose(rng).unwrap(), TLDS_OK.choose(rng).unwrap())
+    format!(
+        "{}{}{i}.{}",
+        WORDS.choose(rng).unwrap(),
+        WORDS.choose(rng).unwrap(),
+        TLDS_OK.choose(rng).unwrap()
+    )
 }
 
 fn times(rng: &mut StdRng, cfg: &GenConfig) -> Vec<u64> {
@@ -279,8 +404,14 @@ struct Botnet {
 fn make_botnet(w: &World, rng: &mut StdRng) -> Botnet {
     let n_agents = rng.gen_range(150..1500);
     // a few focus countries carry most of the bots
-    let focus: Vec<u16> = (0..rng.gen_range(2..6)).filter_map(|_| w.ccs.choose(rng).copied()).collect();
-    let hosting_share = if rng.gen_bool(0.25) { rng.gen_range(0.1..0.4) } else { 0.0 };
+    let focus: Vec<u16> = (0..rng.gen_range(2..6))
+        .filter_map(|_| w.ccs.choose(rng).copied())
+        .collect();
+    let hosting_share = if rng.gen_bool(0.25) {
+        rng.gen_range(0.1..0.4)
+    } else {
+        0.0
+    };
     let mut agents = Vec::with_capacity(n_agents);
     for _ in 0..n_agents {
         let ip = if rng.gen_bool(hosting_share) {
@@ -323,7 +454,12 @@ fn ip_in_range(s: u128, e: u128, rng: &mut StdRng) -> IpAddr {
 }
 
 /// Generate a labelled stream into `out` (JSON lines, sorted by time).
-pub fn generate(geo: &GeoDb, lists: &Lists, cfg: &GenConfig, out: &mut dyn Write) -> Result<GenSummary, String> {
+pub fn generate(
+    geo: &GeoDb,
+    lists: &Lists,
+    cfg: &GenConfig,
+    out: &mut dyn Write,
+) -> Result<GenSummary, String> {
     let w = build_world(geo, lists)?;
     let mut rng = StdRng::seed_from_u64(cfg.seed);
     let mut recs: Vec<Record> = Vec::new();
@@ -345,7 +481,10 @@ pub fn generate(geo: &GeoDb, lists: &Lists, cfg: &GenConfig, out: &mut dyn Write
     let rec = |t: u64, name: &str, ips: Vec<(IpAddr, u32)>, label: &str| Record {
         t,
         name: name.to_string(),
-        answers: ips.into_iter().map(|(ip, ttl)| AnswerRec { ip, ttl }).collect(),
+        answers: ips
+            .into_iter()
+            .map(|(ip, ttl)| AnswerRec { ip, ttl })
+            .collect(),
         cnames: Vec::new(),
         ns: Vec::new(),
         ns_addrs: Vec::new(),
@@ -355,29 +494,63 @@ pub fn generate(geo: &GeoDb, lists: &Lists, cfg: &GenConfig, out: &mut dyn Write
     // ---- flux and double flux
     for (label, count) in [("flux", cfg.flux), ("double_flux", cfg.double_flux)] {
         for i in 0..count {
-            let name = format!("{}{}.{}", rand_label(&mut rng, 5, 12), if i % 3 == 0 { format!("{i}") } else { String::new() }, TLDS_BAD.choose(&mut rng).unwrap());
+            let name = format!(
+                "{}{}.{}",
+                rand_label(&mut rng, 5, 12),
+                if i % 3 == 0 {
+                    format!("{i}")
+                } else {
+                    String::new()
+                },
+                TLDS_BAD.choose(&mut rng).unwrap()
+            );
             let bn = &botnets[rng.gen_range(0..botnets.len())];
             // each domain uses a slice of the botnet that is "online"
             let n_online = rng.gen_range(20..120).min(bn.agents.len());
-            let online: Vec<IpAddr> = bn.agents.choose_multiple(&mut rng, n_online).copied().collect();
+            let online: Vec<IpAddr> = bn
+                .agents
+                .choose_multiple(&mut rng, n_online)
+                .copied()
+                .collect();
             let ttl = *ttl_flux.choose(&mut rng).unwrap();
             let k = flux_k(&mut rng);
             let own_ns = rng.gen_bool(0.6);
             for t in times(&mut rng, cfg) {
-                let ips: Vec<(IpAddr, u32)> = online.choose_multiple(&mut rng, k).map(|&ip| (ip, ttl)).collect();
+                let ips: Vec<(IpAddr, u32)> = online
+                    .choose_multiple(&mut rng, k)
+                    .map(|&ip| (ip, ttl))
+                    .collect();
                 let mut r = rec(t, &name, ips, label);
                 if label == "double_flux" {
                     let nns = rng.gen_range(2..=4);
                     let ns_ttl = *[0u32, 60, 120, 300, 600].choose(&mut rng).unwrap();
                     for j in 0..nns {
-                        let nsname = if own_ns { format!("ns{}.{name}", j + 1) } else { format!("ns{}.{}.{}", rng.gen_range(1..5), rand_label(&mut rng, 6, 9), TLDS_BAD.choose(&mut rng).unwrap()) };
-                        r.ns.push(NameRec { name: nsname, ttl: ns_ttl });
+                        let nsname = if own_ns {
+                            format!("ns{}.{name}", j + 1)
+                        } else {
+                            format!(
+                                "ns{}.{}.{}",
+                                rng.gen_range(1..5),
+                                rand_label(&mut rng, 6, 9),
+                                TLDS_BAD.choose(&mut rng).unwrap()
+                            )
+                        };
+                        r.ns.push(NameRec {
+                            name: nsname,
+                            ttl: ns_ttl,
+                        });
                         r.ns_addrs.push(*online.choose(&mut rng).unwrap());
                     }
                 } else if rng.gen_bool(0.5) {
                     // single flux: stable NS at a cheap DNS host
                     let h = w.hosting.pick(&mut rng);
-                    r.ns.push(NameRec { name: format!("ns1.{}.net", ["dnspod", "freedns", "njalla", "1984hosting"][i % 4]), ttl: 86400 });
+                    r.ns.push(NameRec {
+                        name: format!(
+                            "ns1.{}.net",
+                            ["dnspod", "freedns", "njalla", "1984hosting"][i % 4]
+                        ),
+                        ttl: 86400,
+                    });
                     r.ns_addrs.push(h);
                 }
                 recs.push(r);
@@ -387,17 +560,55 @@ pub fn generate(geo: &GeoDb, lists: &Lists, cfg: &GenConfig, out: &mut dyn Write
     }
 
     // ---- CDN
-    let big = ["cloudfront", "amazon", "akamai", "cloudflare", "fastly", "google", "azure", "gcore", "bunny", "stackpath"];
+    let big = [
+        "cloudfront",
+        "amazon",
+        "akamai",
+        "cloudflare",
+        "fastly",
+        "google",
+        "azure",
+        "gcore",
+        "bunny",
+        "stackpath",
+    ];
     let weighted: Vec<usize> = (0..w.cdn.len())
-        .flat_map(|i| std::iter::repeat_n(i, if big.contains(&w.cdn[i].0.as_str()) { 6 } else { 1 }))
+        .flat_map(|i| {
+            std::iter::repeat_n(
+                i,
+                if big.contains(&w.cdn[i].0.as_str()) {
+                    6
+                } else {
+                    1
+                },
+            )
+        })
         .collect();
     for i in 0..cfg.cdn {
-        let name = if rng.gen_bool(0.5) { format!("www.{}", word_name(&mut rng, i)) } else { format!("{}.{}", ["static", "img", "cdn", "assets", "media", "api"].choose(&mut rng).unwrap(), word_name(&mut rng, i)) };
+        let name = if rng.gen_bool(0.5) {
+            format!("www.{}", word_name(&mut rng, i))
+        } else {
+            format!(
+                "{}.{}",
+                ["static", "img", "cdn", "assets", "media", "api"]
+                    .choose(&mut rng)
+                    .unwrap(),
+                word_name(&mut rng, i)
+            )
+        };
         let (prov, ranges, suffixes) = &w.cdn[*weighted.choose(&mut rng).unwrap()];
         let use_cname = !suffixes.is_empty() && rng.gen_bool(0.7);
-        let cname = use_cname.then(|| format!("{}.{}", rand_label(&mut rng, 6, 14), suffixes.choose(&mut rng).unwrap()));
+        let cname = use_cname.then(|| {
+            format!(
+                "{}.{}",
+                rand_label(&mut rng, 6, 14),
+                suffixes.choose(&mut rng).unwrap()
+            )
+        });
         // edge "regions": a few prefixes of the provider; the resolver sees one region per lookup
-        let regions: Vec<(u128, u128)> = (0..rng.gen_range(2..8)).map(|_| *ranges.choose(&mut rng).unwrap()).collect();
+        let regions: Vec<(u128, u128)> = (0..rng.gen_range(2..8))
+            .map(|_| *ranges.choose(&mut rng).unwrap())
+            .collect();
         let ttl = rng.gen_range(20..=300);
         let k = rng.gen_range(1..=8);
         let mut region = regions[0];
@@ -405,10 +616,15 @@ pub fn generate(geo: &GeoDb, lists: &Lists, cfg: &GenConfig, out: &mut dyn Write
             if rng.gen_bool(0.4) {
                 region = *regions.choose(&mut rng).unwrap();
             }
-            let ips: Vec<(IpAddr, u32)> = (0..k).map(|_| (ip_in_range(region.0, region.1, &mut rng), ttl)).collect();
+            let ips: Vec<(IpAddr, u32)> = (0..k)
+                .map(|_| (ip_in_range(region.0, region.1, &mut rng), ttl))
+                .collect();
             let mut r = rec(t, &name, ips, "cdn");
             if let Some(c) = &cname {
-                r.cnames.push(NameRec { name: c.clone(), ttl: rng.gen_range(60..=3600) });
+                r.cnames.push(NameRec {
+                    name: c.clone(),
+                    ttl: rng.gen_range(60..=3600),
+                });
             }
             let _ = prov;
             recs.push(r);
@@ -417,7 +633,11 @@ pub fn generate(geo: &GeoDb, lists: &Lists, cfg: &GenConfig, out: &mut dyn Write
     }
 
     // ---- round robin: NTP pool zones + multi-cloud service pools
-    let cloud_asns: Vec<u32> = { let mut v: Vec<u32> = w.cloud.keys().copied().collect(); v.sort_unstable(); v };
+    let cloud_asns: Vec<u32> = {
+        let mut v: Vec<u32> = w.cloud.keys().copied().collect();
+        v.sort_unstable();
+        v
+    };
     for i in 0..cfg.round_robin {
         let ntp = i % 2 == 0;
         let name = if ntp {
@@ -425,23 +645,51 @@ pub fn generate(geo: &GeoDb, lists: &Lists, cfg: &GenConfig, out: &mut dyn Write
             match i % 6 {
                 0 => format!("{}.pool.ntp.org", i % 4),
                 2 => format!("{}.{cc}.pool.ntp.org", i % 4),
-                _ => format!("{}.{}.pool.ntp.org", i % 4, ["debian", "android", "ubuntu", "centos", "openwrt", "fedora"][i % 6]),
+                _ => format!(
+                    "{}.{}.pool.ntp.org",
+                    i % 4,
+                    ["debian", "android", "ubuntu", "centos", "openwrt", "fedora"][i % 6]
+                ),
             }
         } else {
-            format!("{}.{}", ["api", "edge", "lb", "svc", "gw"].choose(&mut rng).unwrap(), word_name(&mut rng, i))
+            format!(
+                "{}.{}",
+                ["api", "edge", "lb", "svc", "gw"].choose(&mut rng).unwrap(),
+                word_name(&mut rng, i)
+            )
         };
         // the pool behind the name
         let pool: Vec<IpAddr> = if ntp {
-            (0..rng.gen_range(30..200)).map(|_| if rng.gen_bool(0.7) { w.hosting.pick(&mut rng) } else { w.residential.pick(&mut rng) }).collect()
+            (0..rng.gen_range(30..200))
+                .map(|_| {
+                    if rng.gen_bool(0.7) {
+                        w.hosting.pick(&mut rng)
+                    } else {
+                        w.residential.pick(&mut rng)
+                    }
+                })
+                .collect()
         } else {
             let n_provs = rng.gen_range(2..=5);
-            let provs: Vec<u32> = cloud_asns.choose_multiple(&mut rng, n_provs).copied().collect();
-            (0..rng.gen_range(8..24)).map(|j| w.cloud[&provs[j % provs.len()]].pick(&mut rng)).collect()
+            let provs: Vec<u32> = cloud_asns
+                .choose_multiple(&mut rng, n_provs)
+                .copied()
+                .collect();
+            (0..rng.gen_range(8..24))
+                .map(|j| w.cloud[&provs[j % provs.len()]].pick(&mut rng))
+                .collect()
         };
         let k = if ntp { 4 } else { rng.gen_range(2..=8) };
-        let ttl = if ntp { rng.gen_range(130..=150) } else { *[30u32, 60, 60, 300].choose(&mut rng).unwrap() };
+        let ttl = if ntp {
+            rng.gen_range(130..=150)
+        } else {
+            *[30u32, 60, 60, 300].choose(&mut rng).unwrap()
+        };
         for t in times(&mut rng, cfg) {
-            let ips: Vec<(IpAddr, u32)> = pool.choose_multiple(&mut rng, k).map(|&ip| (ip, ttl)).collect();
+            let ips: Vec<(IpAddr, u32)> = pool
+                .choose_multiple(&mut rng, k)
+                .map(|&ip| (ip, ttl))
+                .collect();
             recs.push(rec(t, &name, ips, "round_robin"));
         }
         *sum.domains.entry("round_robin".into()).or_default() += 1;
@@ -450,12 +698,27 @@ pub fn generate(geo: &GeoDb, lists: &Lists, cfg: &GenConfig, out: &mut dyn Write
     // ---- volunteer mirror pools on university / research networks (no allowlist)
     if !w.uni.is_empty() {
         for i in 0..cfg.volunteer_pool {
-            let name = format!("{}.{}.org", ["mirrors", "pool", "keys", "ftp"][i % 4], rand_label(&mut rng, 5, 9));
-            let pool: Vec<IpAddr> = (0..rng.gen_range(6..30)).map(|_| if rng.gen_bool(0.6) { w.uni.pick(&mut rng) } else { w.hosting.pick(&mut rng) }).collect();
+            let name = format!(
+                "{}.{}.org",
+                ["mirrors", "pool", "keys", "ftp"][i % 4],
+                rand_label(&mut rng, 5, 9)
+            );
+            let pool: Vec<IpAddr> = (0..rng.gen_range(6..30))
+                .map(|_| {
+                    if rng.gen_bool(0.6) {
+                        w.uni.pick(&mut rng)
+                    } else {
+                        w.hosting.pick(&mut rng)
+                    }
+                })
+                .collect();
             let ttl = *[300u32, 600, 3600].choose(&mut rng).unwrap();
             for t in times(&mut rng, cfg) {
                 let n = rng.gen_range(1..=4);
-                let ips: Vec<(IpAddr, u32)> = pool.choose_multiple(&mut rng, n).map(|&ip| (ip, ttl)).collect();
+                let ips: Vec<(IpAddr, u32)> = pool
+                    .choose_multiple(&mut rng, n)
+                    .map(|&ip| (ip, ttl))
+                    .collect();
                 recs.push(rec(t, &name, ips, "volunteer_pool"));
             }
             *sum.domains.entry("volunteer_pool".into()).or_default() += 1;
@@ -470,20 +733,41 @@ pub fn generate(geo: &GeoDb, lists: &Lists, cfg: &GenConfig, out: &mut dyn Write
         let (s, e) = *w.parking_ips.choose(&mut rng).unwrap();
         let park_ip = ip_in_range(s, e, &mut rng);
         let moves = i % 5 == 0;
-        let fresh = if rng.gen_bool(0.5) { w.residential.pick(&mut rng) } else { w.hosting.pick(&mut rng) };
+        let fresh = if rng.gen_bool(0.5) {
+            w.residential.pick(&mut rng)
+        } else {
+            w.hosting.pick(&mut rng)
+        };
         let label = if moves { "parking_move" } else { "parked" };
         if i % 3 == 1 {
-            sum.ioc_list.push_str(&format!("ip {park_ip} generated: parking-service address that also sits on an IOC feed\n"));
+            sum.ioc_list.push_str(&format!(
+                "ip {park_ip} generated: parking-service address that also sits on an IOC feed\n"
+            ));
         }
         let ts = times(&mut rng, cfg);
         let half = ts.len() / 2;
         for (j, t) in ts.into_iter().enumerate() {
             let moved = moves && j >= half;
-            let ip = if moved { fresh } else if via_ns { w.hosting.pick(&mut rng) } else { park_ip };
+            let ip = if moved {
+                fresh
+            } else if via_ns {
+                w.hosting.pick(&mut rng)
+            } else {
+                park_ip
+            };
             let mut r = rec(t, &name, vec![(ip, 3600)], label);
             if via_ns && !moved {
                 r.answers[0].ip = park_ip;
-                r.ns = vec![NameRec { name: format!("ns1.{ns_sfx}"), ttl: 86400 }, NameRec { name: format!("ns2.{ns_sfx}"), ttl: 86400 }];
+                r.ns = vec![
+                    NameRec {
+                        name: format!("ns1.{ns_sfx}"),
+                        ttl: 86400,
+                    },
+                    NameRec {
+                        name: format!("ns2.{ns_sfx}"),
+                        ttl: 86400,
+                    },
+                ];
             }
             recs.push(r);
         }
@@ -492,23 +776,53 @@ pub fn generate(geo: &GeoDb, lists: &Lists, cfg: &GenConfig, out: &mut dyn Write
 
     // ---- benign stable sites (some on ISP/business lines, some dual-A, one migration)
     for i in 0..cfg.benign {
-        let name = if rng.gen_bool(0.5) { format!("www.{}", word_name(&mut rng, i + 20_000)) } else { word_name(&mut rng, i + 20_000) };
+        let name = if rng.gen_bool(0.5) {
+            format!("www.{}", word_name(&mut rng, i + 20_000))
+        } else {
+            word_name(&mut rng, i + 20_000)
+        };
         let on_isp = rng.gen_bool(0.3);
-        let pick = |rng: &mut StdRng| if on_isp { w.residential.pick(rng) } else { w.hosting.pick(rng) };
+        let pick = |rng: &mut StdRng| {
+            if on_isp {
+                w.residential.pick(rng)
+            } else {
+                w.hosting.pick(rng)
+            }
+        };
         let mut ips: Vec<IpAddr> = vec![pick(&mut rng)];
         if rng.gen_bool(0.4) {
             // second address: usually next to the first (same block), sometimes a second provider
-            ips.push(if rng.gen_bool(0.8) { next_ip(ips[0]) } else { pick(&mut rng) });
+            ips.push(if rng.gen_bool(0.8) {
+                next_ip(ips[0])
+            } else {
+                pick(&mut rng)
+            });
         }
-        let ttl = *[300u32, 600, 1800, 3600, 14400, 86400].choose(&mut rng).unwrap();
+        let ttl = *[300u32, 600, 1800, 3600, 14400, 86400]
+            .choose(&mut rng)
+            .unwrap();
         let migrate = rng.gen_bool(0.1);
         let ns_host = w.hosting.pick(&mut rng);
         for (j, t) in times(&mut rng, cfg).into_iter().enumerate() {
             if migrate && j == 3 {
                 ips = vec![pick(&mut rng)];
             }
-            let mut r = rec(t, &name, ips.iter().map(|&ip| (ip, ttl)).collect(), "benign");
-            r.ns = vec![NameRec { name: "ns1.dnsprovider.example".into(), ttl: 172800 }, NameRec { name: "ns2.dnsprovider.example".into(), ttl: 172800 }];
+            let mut r = rec(
+                t,
+                &name,
+                ips.iter().map(|&ip| (ip, ttl)).collect(),
+                "benign",
+            );
+            r.ns = vec![
+                NameRec {
+                    name: "ns1.dnsprovider.example".into(),
+                    ttl: 172800,
+                },
+                NameRec {
+                    name: "ns2.dnsprovider.example".into(),
+                    ttl: 172800,
+                },
+            ];
             r.ns_addrs = vec![ns_host];
             recs.push(r);
         }
@@ -516,21 +830,37 @@ pub fn generate(geo: &GeoDb, lists: &Lists, cfg: &GenConfig, out: &mut dyn Write
     }
 
     // ---- IOC: fresh names landing on listed addresses or in AS53667, half via a CNAME chain
-    sum.ioc_list.push_str("asn 53667 generated: bulletproof hoster\n");
+    sum.ioc_list
+        .push_str("asn 53667 generated: bulletproof hoster\n");
     for i in 0..cfg.ioc {
-        let name = format!("{}-{}.{}", rand_label(&mut rng, 4, 8), WORDS.choose(&mut rng).unwrap(), TLDS_BAD.choose(&mut rng).unwrap());
+        let name = format!(
+            "{}-{}.{}",
+            rand_label(&mut rng, 4, 8),
+            WORDS.choose(&mut rng).unwrap(),
+            TLDS_BAD.choose(&mut rng).unwrap()
+        );
         let ip = if i % 2 == 0 && !w.bulletproof.is_empty() {
             Pool::ip_in(w.bulletproof.choose(&mut rng).unwrap(), &mut rng)
         } else {
             let ip = w.hosting.pick(&mut rng);
-            sum.ioc_list.push_str(&format!("ip {ip} generated: malware distribution\n"));
+            sum.ioc_list
+                .push_str(&format!("ip {ip} generated: malware distribution\n"));
             ip
         };
         let chain = i % 4 >= 2;
         for t in times(&mut rng, cfg) {
             let mut r = rec(t, &name, vec![(ip, 300)], "ioc");
             if chain {
-                r.cnames = vec![NameRec { name: format!("go.{}.xyz", rand_label(&mut rng, 5, 7)), ttl: 60 }, NameRec { name: format!("edge-{i}.{}.top", rand_label(&mut rng, 4, 6)), ttl: 60 }];
+                r.cnames = vec![
+                    NameRec {
+                        name: format!("go.{}.xyz", rand_label(&mut rng, 5, 7)),
+                        ttl: 60,
+                    },
+                    NameRec {
+                        name: format!("edge-{i}.{}.top", rand_label(&mut rng, 4, 6)),
+                        ttl: 60,
+                    },
+                ];
             }
             recs.push(r);
         }

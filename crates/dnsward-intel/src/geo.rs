@@ -11,8 +11,12 @@ use std::path::{Path, PathBuf};
 
 const P_ASN: &[PathElement<'static>] = &[PathElement::Key("autonomous_system_number")];
 const P_ORG: &[PathElement<'static>] = &[PathElement::Key("autonomous_system_organization")];
-const P_CC_NESTED: &[PathElement<'static>] = &[PathElement::Key("country"), PathElement::Key("iso_code")];
-const P_CC_REG: &[PathElement<'static>] = &[PathElement::Key("registered_country"), PathElement::Key("iso_code")];
+const P_CC_NESTED: &[PathElement<'static>] =
+    &[PathElement::Key("country"), PathElement::Key("iso_code")];
+const P_CC_REG: &[PathElement<'static>] = &[
+    PathElement::Key("registered_country"),
+    PathElement::Key("iso_code"),
+];
 const P_CC_FLAT: &[PathElement<'static>] = &[PathElement::Key("country_code")];
 
 #[derive(Debug)]
@@ -21,7 +25,11 @@ pub struct GeoDb {
     country: Option<(PathBuf, Reader<Vec<u8>>)>,
     flat_country: bool,
     cache: GeoCache,
+    /// ASN -> institutional organisation, learnt lazily (bounded).
+    org_class: Box<[parking_lot::Mutex<crate::net::FxMap<u32, bool>>]>,
 }
+
+const ORG_SHARDS: usize = 16;
 
 /// Direct-mapped cache of (ASN, country) per IPv4 /24 or IPv6 /48, filled only when both
 /// databases answer with a network at least that wide (so a hit is exact).
@@ -32,8 +40,47 @@ struct GeoCache {
 #[derive(Clone, Copy, Default)]
 struct CacheEnt {
     tag: u64,
-    asn: u32,
-    cc: u16,
+    info: GeoInfo,
+}
+
+/// What the MMDBs say about one address.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GeoInfo {
+    /// 0 = unknown.
+    pub asn: u32,
+    /// Packed country code, 0 = unknown.
+    pub cc: Cc,
+    /// The ASN organisation is a university / research / government network.
+    pub institutional: bool,
+}
+
+const INSTITUTIONAL_WORDS: &[&str] = &[
+    "universit",
+    "college",
+    "school",
+    "academ",
+    "research",
+    "education",
+    "institut",
+    "hochschule",
+    "ecole",
+    "école",
+    "politecnic",
+    "polytechn",
+    "government",
+    "ministry",
+    "national lab",
+    "scientific",
+    "science",
+    "kommunal",
+    "library",
+    "hospital",
+];
+
+/// University / research / government organisation name (not residential, not hosting).
+pub fn is_institutional_org(org: &str) -> bool {
+    let o = org.to_lowercase();
+    INSTITUTIONAL_WORDS.iter().any(|w| o.contains(w))
 }
 
 const CACHE_SHARDS: usize = 16;
@@ -47,26 +94,37 @@ impl std::fmt::Debug for GeoCache {
 
 impl GeoCache {
     fn new() -> GeoCache {
-        GeoCache { shards: (0..CACHE_SHARDS).map(|_| parking_lot::Mutex::new(vec![CacheEnt::default(); CACHE_SLOTS].into_boxed_slice())).collect() }
+        GeoCache {
+            shards: (0..CACHE_SHARDS)
+                .map(|_| {
+                    parking_lot::Mutex::new(
+                        vec![CacheEnt::default(); CACHE_SLOTS].into_boxed_slice(),
+                    )
+                })
+                .collect(),
+        }
     }
 
     #[inline]
     fn slot(tag: u64) -> (usize, usize) {
         let h = tag.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        ((h >> 60) as usize % CACHE_SHARDS, (h >> 20) as usize % CACHE_SLOTS)
+        (
+            (h >> 60) as usize % CACHE_SHARDS,
+            (h >> 20) as usize % CACHE_SLOTS,
+        )
     }
 
     #[inline]
-    fn get(&self, tag: u64) -> Option<(u32, u16)> {
+    fn get(&self, tag: u64) -> Option<GeoInfo> {
         let (s, i) = Self::slot(tag);
         let e = self.shards[s].lock()[i];
-        (e.tag == tag).then_some((e.asn, e.cc))
+        (e.tag == tag).then_some(e.info)
     }
 
     #[inline]
-    fn put(&self, tag: u64, asn: u32, cc: u16) {
+    fn put(&self, tag: u64, info: GeoInfo) {
         let (s, i) = Self::slot(tag);
-        self.shards[s].lock()[i] = CacheEnt { tag, asn, cc };
+        self.shards[s].lock()[i] = CacheEnt { tag, info };
     }
 }
 
@@ -92,7 +150,13 @@ pub fn cc_str(c: Cc) -> String {
 
 impl GeoDb {
     pub fn none() -> GeoDb {
-        GeoDb { asn: None, country: None, flat_country: false, cache: GeoCache::new() }
+        GeoDb {
+            asn: None,
+            country: None,
+            flat_country: false,
+            cache: GeoCache::new(),
+            org_class: (0..ORG_SHARDS).map(|_| Default::default()).collect(),
+        }
     }
 
     /// Open the configured databases. Errors name the file and the cause.
@@ -100,7 +164,12 @@ impl GeoDb {
         let mut db = GeoDb::none();
         if let Some(p) = asn {
             let r = open_reader("ASN", p)?;
-            probe(&r, "ASN", p, |r, ip| matches!(asn_of(r, ip), Some(n) if n > 0))?;
+            probe(
+                &r,
+                "ASN",
+                p,
+                |r, ip| matches!(asn_of(r, ip), Some(n) if n > 0),
+            )?;
             db.asn = Some((p.to_path_buf(), r));
         }
         if let Some(p) = country {
@@ -135,15 +204,15 @@ impl GeoDb {
         self.asn.as_ref().map(|(p, _)| p.as_path())
     }
 
-    /// ASN (0 = unknown) and country of `ip`, through the per-network cache.
+    /// ASN, country and organisation class of `ip`, through the per-network cache.
     #[inline]
-    pub fn info(&self, ip: IpAddr) -> (u32, Cc) {
+    pub fn info(&self, ip: IpAddr) -> GeoInfo {
         let ip = match ip {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
             v4 => v4,
         };
         if self.asn.is_none() && self.country.is_none() {
-            return (0, 0);
+            return GeoInfo::default();
         }
         let (tag, width) = match ip {
             IpAddr::V4(v4) => ((1 << 63) | (u32::from(v4) >> 8) as u64, 24u8),
@@ -154,11 +223,28 @@ impl GeoDb {
             return hit;
         }
         let mut cacheable = true;
+        let mut institutional = false;
         let asn = match &self.asn {
             Some((_, r)) => match r.lookup(ip) {
                 Ok(res) => {
                     cacheable &= res.network().map(|n| n.prefix() <= width).unwrap_or(false);
-                    res.decode_path::<u32>(P_ASN).ok().flatten().unwrap_or(0)
+                    let asn = res.decode_path::<u32>(P_ASN).ok().flatten().unwrap_or(0);
+                    if asn != 0 {
+                        let shard = &self.org_class[asn as usize % ORG_SHARDS];
+                        let known = shard.lock().get(&asn).copied();
+                        institutional = match known {
+                            Some(v) => v,
+                            None => {
+                                let v = matches!(res.decode_path::<&str>(P_ORG), Ok(Some(org)) if is_institutional_org(org));
+                                let mut g = shard.lock();
+                                if g.len() < 1 << 16 {
+                                    g.insert(asn, v);
+                                }
+                                v
+                            }
+                        };
+                    }
+                    asn
                 }
                 Err(_) => {
                     cacheable = false;
@@ -171,7 +257,8 @@ impl GeoDb {
             Some((_, r)) => match r.lookup(ip) {
                 Ok(res) => {
                     cacheable &= res.network().map(|n| n.prefix() <= width).unwrap_or(false);
-                    let c = cc_from(&res, self.flat_country).or_else(|| cc_from(&res, !self.flat_country));
+                    let c = cc_from(&res, self.flat_country)
+                        .or_else(|| cc_from(&res, !self.flat_country));
                     c.unwrap_or(0)
                 }
                 Err(_) => {
@@ -181,16 +268,24 @@ impl GeoDb {
             },
             None => 0,
         };
+        let info = GeoInfo {
+            asn,
+            cc,
+            institutional,
+        };
         if cacheable {
-            self.cache.put(tag, asn, cc);
+            self.cache.put(tag, info);
         }
-        (asn, cc)
+        info
     }
 
     /// ASN of `ip` (None when unknown or no ASN database).
     #[inline]
     pub fn asn(&self, ip: IpAddr) -> Option<u32> {
-        self.asn.as_ref().and_then(|(_, r)| asn_of(r, ip)).filter(|&n| n != 0)
+        self.asn
+            .as_ref()
+            .and_then(|(_, r)| asn_of(r, ip))
+            .filter(|&n| n != 0)
     }
 
     pub fn asn_org(&self, ip: IpAddr) -> Option<String> {
@@ -216,7 +311,11 @@ impl GeoDb {
 }
 
 fn open_reader(kind: &'static str, p: &Path) -> Result<Reader<Vec<u8>>, IntelError> {
-    Reader::open_readfile(p).map_err(|source| IntelError::Mmdb { kind, path: p.to_path_buf(), source })
+    Reader::open_readfile(p).map_err(|source| IntelError::Mmdb {
+        kind,
+        path: p.to_path_buf(),
+        source,
+    })
 }
 
 /// Checks that the first records of the database carry the fields we need, so that a
@@ -227,8 +326,14 @@ fn probe(
     p: &Path,
     mut ok: impl FnMut(&Reader<Vec<u8>>, IpAddr) -> bool,
 ) -> Result<(), IntelError> {
-    let err = |reason: String| IntelError::MmdbLayout { kind, path: p.to_path_buf(), reason };
-    let it = r.networks(WithinOptions::default()).map_err(|e| err(e.to_string()))?;
+    let err = |reason: String| IntelError::MmdbLayout {
+        kind,
+        path: p.to_path_buf(),
+        reason,
+    };
+    let it = r
+        .networks(WithinOptions::default())
+        .map_err(|e| err(e.to_string()))?;
     let mut seen = 0;
     for item in it.take(64) {
         let item = item.map_err(|e| err(format!("corrupt search tree: {e}")))?;
@@ -294,7 +399,11 @@ pub(crate) mod fixtures {
 
     /// `nested`: GeoIP2 `country.iso_code`; otherwise flat `country_code`.
     pub fn country_db(entries: &[(&str, &str)], nested: bool) -> Vec<u8> {
-        let mut w = Writer::new(if nested { "GeoLite2-Country" } else { "geo-whois-asn-country" });
+        let mut w = Writer::new(if nested {
+            "GeoLite2-Country"
+        } else {
+            "geo-whois-asn-country"
+        });
         for (net, cc) in entries {
             let v = if nested {
                 Value::map([("country", Value::map([("iso_code", Value::from(*cc))]))])
@@ -322,9 +431,21 @@ mod tests {
 
     #[test]
     fn asn_and_both_country_layouts() {
-        let a = write_tmp("geo-asn.mmdb", &asn_db(&[("1.2.3.0/24", 64500, "Example Net"), ("2001:db8::/32", 64501, "V6 Net")]));
-        let c1 = write_tmp("geo-c-nested.mmdb", &country_db(&[("1.2.3.0/24", "DE")], true));
-        let c2 = write_tmp("geo-c-flat.mmdb", &country_db(&[("1.2.3.0/24", "FR"), ("2001:db8::/32", "JP")], false));
+        let a = write_tmp(
+            "geo-asn.mmdb",
+            &asn_db(&[
+                ("1.2.3.0/24", 64500, "Example Net"),
+                ("2001:db8::/32", 64501, "V6 Net"),
+            ]),
+        );
+        let c1 = write_tmp(
+            "geo-c-nested.mmdb",
+            &country_db(&[("1.2.3.0/24", "DE")], true),
+        );
+        let c2 = write_tmp(
+            "geo-c-flat.mmdb",
+            &country_db(&[("1.2.3.0/24", "FR"), ("2001:db8::/32", "JP")], false),
+        );
         let db = GeoDb::open(Some(&a), Some(&c1)).unwrap();
         let ip: IpAddr = "1.2.3.4".parse().unwrap();
         assert_eq!(db.asn(ip), Some(64500));
@@ -343,10 +464,15 @@ mod tests {
         let bad = write_tmp("corrupt.mmdb", b"this is not an mmdb file at all");
         let e = GeoDb::open(Some(&bad), None).unwrap_err().to_string();
         assert!(e.contains("corrupt.mmdb") && e.contains("ASN"), "{e}");
-        let e = GeoDb::open(Some(Path::new("/nonexistent/asn.mmdb")), None).unwrap_err().to_string();
+        let e = GeoDb::open(Some(Path::new("/nonexistent/asn.mmdb")), None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("/nonexistent/asn.mmdb"), "{e}");
         // A country DB given as the ASN DB: wrong layout.
-        let c = write_tmp("wrong-kind.mmdb", &country_db(&[("1.2.3.0/24", "DE")], true));
+        let c = write_tmp(
+            "wrong-kind.mmdb",
+            &country_db(&[("1.2.3.0/24", "DE")], true),
+        );
         let e = GeoDb::open(Some(&c), None).unwrap_err().to_string();
         assert!(e.contains("autonomous_system_number"), "{e}");
         // Truncated real-looking DB.

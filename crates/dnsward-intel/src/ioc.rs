@@ -39,8 +39,14 @@ impl IocSet {
         let mut set = IocSet::default();
         for p in paths {
             let p = p.as_ref();
-            let text = std::fs::read_to_string(p).map_err(|source| IntelError::Io { path: p.to_path_buf(), source })?;
-            let label = p.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| p.display().to_string());
+            let text = std::fs::read_to_string(p).map_err(|source| IntelError::Io {
+                path: p.to_path_buf(),
+                source,
+            })?;
+            let label = p
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_else(|| p.display().to_string());
             set.add_text(&text, &label)?;
         }
         set.finish();
@@ -63,7 +69,11 @@ impl IocSet {
             if l.is_empty() {
                 continue;
             }
-            let err = |msg: String| IntelError::Parse { path: label.to_string(), line, msg };
+            let err = |msg: String| IntelError::Parse {
+                path: label.to_string(),
+                line,
+                msg,
+            };
             let mut parts = l.splitn(3, char::is_whitespace);
             let kind = parts.next().unwrap_or("").to_ascii_lowercase();
             let value = parts.next().map(str::trim).unwrap_or("");
@@ -74,11 +84,14 @@ impl IocSet {
             let idx = self.sources.len() as u32;
             match kind.as_str() {
                 "ip" => {
-                    let ip: IpAddr = value.parse().map_err(|_| err(format!("bad IP address {value:?}")))?;
+                    let ip: IpAddr = value
+                        .parse()
+                        .map_err(|_| err(format!("bad IP address {value:?}")))?;
                     self.ips.entry(ip_key(ip)).or_insert(idx);
                 }
                 "cidr" | "net" | "prefix" => {
-                    let (s, e) = parse_cidr(value).ok_or_else(|| err(format!("bad CIDR {value:?}")))?;
+                    let (s, e) =
+                        parse_cidr(value).ok_or_else(|| err(format!("bad CIDR {value:?}")))?;
                     self.cidrs.push((s, e, idx));
                 }
                 "asn" | "as" => {
@@ -91,15 +104,25 @@ impl IocSet {
                     let ok = !d.is_empty()
                         && d.len() <= 253
                         && d.split('.').all(|lb| !lb.is_empty() && lb.len() <= 63)
-                        && d.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_');
+                        && d.bytes().all(|b| {
+                            b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_'
+                        });
                     if !ok {
                         return Err(err(format!("bad domain {value:?}")));
                     }
                     self.domains.entry(d.into()).or_insert(idx);
                 }
-                other => return Err(err(format!("unknown indicator type {other:?} (expected ip, cidr, asn or domain)"))),
+                other => {
+                    return Err(err(format!(
+                        "unknown indicator type {other:?} (expected ip, cidr, asn or domain)"
+                    )))
+                }
             }
-            self.sources.push(IocSource { file: file.clone(), line, context: context.into() });
+            self.sources.push(IocSource {
+                file: file.clone(),
+                line,
+                context: context.into(),
+            });
         }
         Ok(())
     }
@@ -120,7 +143,8 @@ impl IocSet {
         for (k, v) in other.domains {
             self.domains.entry(k).or_insert(v + off);
         }
-        self.cidrs.extend(other.cidrs.into_iter().map(|(s, e, v)| (s, e, v + off)));
+        self.cidrs
+            .extend(other.cidrs.into_iter().map(|(s, e, v)| (s, e, v + off)));
         self.finish();
     }
 
@@ -141,7 +165,9 @@ impl IocSet {
         if let Some(&i) = self.ips.get(&key) {
             return Some((&self.sources[i as usize], false));
         }
-        self.cidr_set.get(key).map(|&i| (&self.sources[i as usize], true))
+        self.cidr_set
+            .get(key)
+            .map(|&i| (&self.sources[i as usize], true))
     }
 
     #[inline]
@@ -188,7 +214,14 @@ mod tests {
 
     #[test]
     fn malformed_lines_name_the_line() {
-        for (bad, line) in [("ip 1.2.3.4\nip 300.1.1.1\n", 2), ("\n\n\nbogus 1.2.3.4\n", 4), ("cidr 1.2.3.0/40", 1), ("asn ASX", 1), ("ip", 1), ("domain a..b", 1)] {
+        for (bad, line) in [
+            ("ip 1.2.3.4\nip 300.1.1.1\n", 2),
+            ("\n\n\nbogus 1.2.3.4\n", 4),
+            ("cidr 1.2.3.0/40", 1),
+            ("asn ASX", 1),
+            ("ip", 1),
+            ("domain a..b", 1),
+        ] {
             let e = IocSet::parse(bad, "x.txt").unwrap_err();
             match &e {
                 IntelError::Parse { path, line: l, .. } => {

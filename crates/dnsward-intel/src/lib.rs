@@ -22,7 +22,9 @@ pub mod ioc;
 pub mod lists;
 pub mod net;
 
-pub use analyzer::{AnswerAnalyzer, AnalyzerStats, Assessment, Finding, FindingKind, FluxFeatures, Observation};
+pub use analyzer::{
+    AnalyzerStats, AnswerAnalyzer, Assessment, Finding, FindingKind, FluxFeatures, Observation,
+};
 pub use config::{Action, IntelActions, IntelConfig};
 pub use error::IntelError;
 

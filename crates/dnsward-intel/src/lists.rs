@@ -13,8 +13,16 @@ const PARKING: &str = include_str!("../data/parking.txt");
 /// Round-robin pools that are many-IPs/many-ASNs by design (NTP pool style). Project-authored.
 pub const DEFAULT_RR_POOL_SUFFIXES: &[&str] = &["pool.ntp.org", "ntppool.org", "pool.ntp.br"];
 
+/// Address classes in [`Lists::class_map`].
+pub const C_CDN: u8 = 1;
+pub const C_HOSTING: u8 = 2;
+pub const C_PARKING: u8 = 4;
+
 #[derive(Debug, Default)]
 pub struct Lists {
+    /// Disjoint intervals with the OR of the classes of the CDN, hosting and parking ranges:
+    /// one binary search classifies an address.
+    pub class_map: RangeSet<u8>,
     pub providers: Vec<Box<str>>,
     pub cdn_suffix: FxMap<Box<str>, u16>,
     pub cdn_ranges: RangeSet<u16>,
@@ -57,11 +65,16 @@ impl Lists {
             }
         }
         l.cdn_ranges = RangeSet::from_vec(ranges);
-        l.hosting_asn = data_lines(HOSTING_ASN).filter_map(|s| s.parse().ok()).collect();
+        l.hosting_asn = data_lines(HOSTING_ASN)
+            .filter_map(|s| s.parse().ok())
+            .collect();
         let mut hr = Vec::new();
         for line in data_lines(HOSTING_RANGES) {
             let mut it = line.split_whitespace();
-            if let (Some(Ok(a)), Some(Ok(b))) = (it.next().map(str::parse::<IpAddr>), it.next().map(str::parse::<IpAddr>)) {
+            if let (Some(Ok(a)), Some(Ok(b))) = (
+                it.next().map(str::parse::<IpAddr>),
+                it.next().map(str::parse::<IpAddr>),
+            ) {
                 hr.push((ip_key(a), ip_key(b), ()));
             }
         }
@@ -71,7 +84,8 @@ impl Lists {
             let f: Vec<&str> = line.split_whitespace().collect();
             match f.as_slice() {
                 ["ns", v, rest @ ..] => {
-                    l.parking_ns.insert((*v).into(), rest.first() == Some(&"weak"));
+                    l.parking_ns
+                        .insert((*v).into(), rest.first() == Some(&"weak"));
                 }
                 ["ip", v, ..] => {
                     if let Some((s, e)) = parse_cidr(v) {
@@ -85,12 +99,59 @@ impl Lists {
             }
         }
         l.parking_ips = RangeSet::from_vec(pr);
+        l.rebuild_class_map();
         l
+    }
+
+    fn rebuild_class_map(&mut self) {
+        let mut ev: Vec<(u128, i8, u8)> = Vec::new();
+        let mut add = |s: u128, e: u128, c: u8| {
+            ev.push((s, 1, c));
+            if e < u128::MAX {
+                ev.push((e + 1, -1, c));
+            }
+        };
+        for (s, e, _) in self.cdn_ranges.iter() {
+            add(s, e, C_CDN);
+        }
+        for (s, e, _) in self.hosting_ranges.iter() {
+            add(s, e, C_HOSTING);
+        }
+        for (s, e, _) in self.parking_ips.iter() {
+            add(s, e, C_PARKING);
+        }
+        ev.sort_unstable_by_key(|x| x.0);
+        let mut counts = [0i32; 3];
+        let mut out: Vec<(u128, u128, u8)> = Vec::new();
+        let mut i = 0;
+        while i < ev.len() {
+            let pos = ev[i].0;
+            while i < ev.len() && ev[i].0 == pos {
+                let (_, d, c) = ev[i];
+                counts[c.trailing_zeros() as usize] += d as i32;
+                i += 1;
+            }
+            let cls = (0..3)
+                .filter(|&k| counts[k] > 0)
+                .fold(0u8, |a, k| a | (1 << k));
+            if cls != 0 {
+                let end = if i < ev.len() { ev[i].0 - 1 } else { u128::MAX };
+                out.push((pos, end, cls));
+            }
+        }
+        self.class_map = RangeSet::from_vec(out);
+    }
+
+    /// Classes (`C_*`) of an address from the built-in ranges.
+    #[inline]
+    pub fn class_of(&self, key: u128) -> u8 {
+        self.class_map.get(key).copied().unwrap_or(0)
     }
 
     pub fn add_rr_pools<S: AsRef<str>>(&mut self, it: impl IntoIterator<Item = S>) {
         for s in it {
-            self.rr_pool.insert(s.as_ref().trim_matches('.').to_ascii_lowercase().into(), ());
+            self.rr_pool
+                .insert(s.as_ref().trim_matches('.').to_ascii_lowercase().into(), ());
         }
     }
 
@@ -98,7 +159,10 @@ impl Lists {
         let idx = self.providers.len() as u16;
         self.providers.push("operator".into());
         for s in it {
-            self.cdn_suffix.insert(s.as_ref().trim_matches('.').to_ascii_lowercase().into(), idx);
+            self.cdn_suffix.insert(
+                s.as_ref().trim_matches('.').to_ascii_lowercase().into(),
+                idx,
+            );
         }
     }
 
@@ -108,7 +172,9 @@ impl Lists {
     }
 
     pub fn cdn_by_ip(&self, key: u128) -> Option<&str> {
-        self.cdn_ranges.get(key).map(|&i| &*self.providers[i as usize])
+        self.cdn_ranges
+            .get(key)
+            .map(|&i| &*self.providers[i as usize])
     }
 
     /// `Some(weak)` when `ns` is a parking-service name server.
@@ -122,7 +188,9 @@ impl Lists {
 }
 
 fn data_lines(s: &str) -> impl Iterator<Item = &str> {
-    s.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#'))
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
 }
 
 #[cfg(test)]
@@ -139,11 +207,43 @@ mod tests {
         assert_eq!(l.cdn_by_name("d1234.cloudfront.net"), Some("amazon"));
         assert_eq!(l.cdn_by_name("www.example.com.edgekey.net"), Some("akamai"));
         assert_eq!(l.cdn_by_name("example.com"), None);
-        assert_eq!(l.cdn_by_ip(ip_key("104.16.1.1".parse().unwrap())), Some("cloudflare"));
+        assert_eq!(
+            l.cdn_by_ip(ip_key("104.16.1.1".parse().unwrap())),
+            Some("cloudflare")
+        );
         assert_eq!(l.parking_ns("ns1.sedoparking.com"), Some(false));
         assert_eq!(l.parking_ns("dns1.registrar-servers.com"), Some(true));
         assert_eq!(l.parking_ns("ns1.google.com"), None);
-        assert!(l.parking_ips.contains(ip_key("185.53.177.10".parse().unwrap())));
-        assert!(l.hosting_ranges.contains(ip_key("3.0.0.1".parse().unwrap())));
+        assert!(l
+            .parking_ips
+            .contains(ip_key("185.53.177.10".parse().unwrap())));
+        assert!(l
+            .hosting_ranges
+            .contains(ip_key("3.0.0.1".parse().unwrap())));
+        // the merged class map agrees with the individual tables
+        let mut x: u64 = 12345;
+        for _ in 0..20_000 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let k = ip_key(IpAddr::V4(std::net::Ipv4Addr::from((x >> 32) as u32)));
+            let want = (l.cdn_ranges.contains(k) as u8) * C_CDN
+                | (l.hosting_ranges.contains(k) as u8) * C_HOSTING
+                | (l.parking_ips.contains(k) as u8) * C_PARKING;
+            assert_eq!(l.class_of(k), want);
+        }
+        for ip in [
+            "104.16.1.1",
+            "185.53.177.10",
+            "3.0.0.1",
+            "2400:cb00::1",
+            "9.9.9.9",
+        ] {
+            let k = ip_key(ip.parse().unwrap());
+            let want = (l.cdn_ranges.contains(k) as u8) * C_CDN
+                | (l.hosting_ranges.contains(k) as u8) * C_HOSTING
+                | (l.parking_ips.contains(k) as u8) * C_PARKING;
+            assert_eq!(l.class_of(k), want, "{ip}");
+        }
     }
 }

@@ -87,7 +87,12 @@ pub struct RangeSet<T> {
 
 impl<T> Default for RangeSet<T> {
     fn default() -> Self {
-        RangeSet { starts: Vec::new(), ends: Vec::new(), max_end: Vec::new(), vals: Vec::new() }
+        RangeSet {
+            starts: Vec::new(),
+            ends: Vec::new(),
+            max_end: Vec::new(),
+            vals: Vec::new(),
+        }
     }
 }
 
@@ -135,7 +140,11 @@ impl<T> RangeSet<T> {
 
     /// All ranges as `(first, last, value)`, sorted by first address.
     pub fn iter(&self) -> impl Iterator<Item = (u128, u128, &T)> {
-        self.starts.iter().zip(&self.ends).zip(&self.vals).map(|((&s, &e), v)| (s, e, v))
+        self.starts
+            .iter()
+            .zip(&self.ends)
+            .zip(&self.vals)
+            .map(|((&s, &e), v)| (s, e, v))
     }
 
     pub fn contains(&self, key: u128) -> bool {
@@ -182,7 +191,8 @@ impl std::hash::Hasher for FxHasher {
         for c in bytes.chunks(8) {
             let mut b = [0u8; 8];
             b[..c.len()].copy_from_slice(c);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(b))
+                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
         }
     }
     #[inline]
