@@ -5,7 +5,15 @@ use dnsward_admin::{serve, AdminConfig, EventStore, RunningAdmin};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-async fn start(token: Option<&str>) -> (tempfile::TempDir, Arc<EventStore>, Arc<FakeBackend>, RunningAdmin, AdminConfig) {
+async fn start(
+    token: Option<&str>,
+) -> (
+    tempfile::TempDir,
+    Arc<EventStore>,
+    Arc<FakeBackend>,
+    RunningAdmin,
+    AdminConfig,
+) {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(dir.path());
     cfg.token = token.map(str::to_string);
@@ -20,15 +28,28 @@ async fn start(token: Option<&str>) -> (tempfile::TempDir, Arc<EventStore>, Arc<
 async fn auth_required_when_token_set() {
     let (_d, _s, _b, admin, _) = start(Some(TOKEN)).await;
     let a = admin.addr;
-    for path in ["/api/v1/blocks", "/api/v1/stats", "/metrics", "/api/v1/clients", "/api/v1/rules"] {
+    for path in [
+        "/api/v1/blocks",
+        "/api/v1/stats",
+        "/metrics",
+        "/api/v1/clients",
+        "/api/v1/rules",
+    ] {
         for tok in [None, Some("wrong-token-0123456789abcdef"), Some("")] {
             let r = http(a, "GET", path, tok, None).await;
             assert_eq!(r.status, 401, "{path} {tok:?}");
             assert_eq!(r.body, "", "401 carries no detail");
         }
-        assert_eq!(http(a, "GET", path, Some(TOKEN), None).await.status, 200, "{path}");
+        assert_eq!(
+            http(a, "GET", path, Some(TOKEN), None).await.status,
+            200,
+            "{path}"
+        );
     }
-    assert_eq!(http(a, "POST", "/api/v1/reload", None, None).await.status, 401);
+    assert_eq!(
+        http(a, "POST", "/api/v1/reload", None, None).await.status,
+        401
+    );
     // Public: page, health, OpenAPI.
     for path in ["/", "/healthz", "/api/v1/openapi.json"] {
         assert_eq!(http(a, "GET", path, None, None).await.status, 200, "{path}");
@@ -46,7 +67,10 @@ async fn token_required_off_loopback() {
     let mut ok = config(dir.path());
     let store = EventStore::open(&ok).unwrap();
     ok.listen = "0.0.0.0:0".parse().unwrap();
-    let e = serve(&ok, store, FakeBackend::new()).await.err().expect("config error");
+    let e = serve(&ok, store, FakeBackend::new())
+        .await
+        .err()
+        .expect("config error");
     assert!(e.to_string().starts_with("admin.token:"), "{e}");
 }
 
@@ -56,27 +80,63 @@ async fn blocks_endpoint() {
     let a = admin.addr;
     let r = http(a, "GET", "/api/v1/blocks", None, None).await;
     assert_eq!(r.status, 200);
-    assert!(r.header("content-type").unwrap().starts_with("application/json"));
+    assert!(r
+        .header("content-type")
+        .unwrap()
+        .starts_with("application/json"));
     let v = r.json();
     assert_eq!(v["count"], 23);
     let b = &v["blocks"][0];
-    for key in ["id", "time", "ts_us", "client", "name", "qtype", "category", "action", "rcode", "cached", "reason"] {
+    for key in [
+        "id", "time", "ts_us", "client", "name", "qtype", "category", "action", "rcode", "cached",
+        "reason",
+    ] {
         assert!(b.get(key).is_some(), "missing {key}: {b}");
     }
     assert_eq!(b["reason"]["stage"], "name_classifier");
-    let v = http(a, "GET", "/api/v1/blocks?client=10.0.0.3&category=ioc", None, None).await.json();
+    let v = http(
+        a,
+        "GET",
+        "/api/v1/blocks?client=10.0.0.3&category=ioc",
+        None,
+        None,
+    )
+    .await
+    .json();
     assert_eq!(v["count"], 1);
     assert_eq!(v["blocks"][0]["name"], "c2.badhost.example");
     assert_eq!(v["blocks"][0]["action"], "sinkhole");
-    let v = http(a, "GET", "/api/v1/blocks?limit=3", None, None).await.json();
+    let v = http(a, "GET", "/api/v1/blocks?limit=3", None, None)
+        .await
+        .json();
     assert_eq!(v["count"], 3);
     let since = (std::time::SystemTime::now() - std::time::Duration::from_secs(35))
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let v = http(a, "GET", &format!("/api/v1/blocks?since={since}"), None, None).await.json();
-    assert!(v["count"].as_u64().unwrap() >= 21 && v["count"].as_u64().unwrap() <= 22, "{}", v["count"]);
-    let v = http(a, "GET", "/api/v1/blocks?since=2026-01-01T00:00:00Z", None, None).await.json();
+    let v = http(
+        a,
+        "GET",
+        &format!("/api/v1/blocks?since={since}"),
+        None,
+        None,
+    )
+    .await
+    .json();
+    assert!(
+        v["count"].as_u64().unwrap() >= 21 && v["count"].as_u64().unwrap() <= 22,
+        "{}",
+        v["count"]
+    );
+    let v = http(
+        a,
+        "GET",
+        "/api/v1/blocks?since=2026-01-01T00:00:00Z",
+        None,
+        None,
+    )
+    .await
+    .json();
     assert_eq!(v["count"], 23);
     // Huge limits are capped, not refused.
     for l in ["100000000", "99999999999999999999999"] {
@@ -115,9 +175,23 @@ async fn malformed_parameters_are_400_with_a_message() {
     let r = http(a, "POST", "/api/v1/rules", None, Some("{not json")).await;
     assert_eq!(r.status, 400);
     assert!(r.json()["error"].as_str().unwrap().starts_with("body:"));
-    let r = http(a, "POST", "/api/v1/rules", None, Some(r#"{"list":"maybe","rule":"x.example"}"#)).await;
+    let r = http(
+        a,
+        "POST",
+        "/api/v1/rules",
+        None,
+        Some(r#"{"list":"maybe","rule":"x.example"}"#),
+    )
+    .await;
     assert_eq!(r.status, 400);
-    let r = http(a, "POST", "/api/v1/rules", None, Some(r#"{"list":"deny","rule":"bad rule here"}"#)).await;
+    let r = http(
+        a,
+        "POST",
+        "/api/v1/rules",
+        None,
+        Some(r#"{"list":"deny","rule":"bad rule here"}"#),
+    )
+    .await;
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.json()["error"].as_str().unwrap().starts_with("rule:"));
     let r = http(a, "DELETE", "/api/v1/rules?list=deny", None, None).await;
@@ -131,11 +205,21 @@ async fn malformed_parameters_are_400_with_a_message() {
 async fn verdict_clients_stats_top() {
     let (_d, _s, _b, admin, _) = start(None).await;
     let a = admin.addr;
-    let v = http(a, "GET", "/api/v1/verdict?name=WWW.Evil.Example.", None, None).await.json();
+    let v = http(
+        a,
+        "GET",
+        "/api/v1/verdict?name=WWW.Evil.Example.",
+        None,
+        None,
+    )
+    .await
+    .json();
     assert_eq!(v["name"], "www.evil.example");
     assert_eq!(v["verdict"]["kind"], "block");
     assert_eq!(v["verdict"]["reason"]["rule"], "||evil.example^");
-    let v = http(a, "GET", "/api/v1/verdict?name=example.org", None, None).await.json();
+    let v = http(a, "GET", "/api/v1/verdict?name=example.org", None, None)
+        .await
+        .json();
     assert_eq!(v["verdict"]["kind"], "pass");
 
     let v = http(a, "GET", "/api/v1/clients", None, None).await.json();
@@ -146,12 +230,19 @@ async fn verdict_clients_stats_top() {
     // 10.0.0.3 looked up one IOC name: listed with a low score, not suspected.
     let other = clients.iter().find(|c| c["client"] == "10.0.0.3").unwrap();
     assert_eq!(other["suspected"], false);
-    let v = http(a, "GET", "/api/v1/clients?suspected=true", None, None).await.json();
+    let v = http(a, "GET", "/api/v1/clients?suspected=true", None, None)
+        .await
+        .json();
     assert_eq!(v["clients"].as_array().unwrap().len(), 1);
     let r = http(a, "GET", "/api/v1/clients/10.0.0.66", None, None).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["client"]["suspected"], true);
-    assert_eq!(http(a, "GET", "/api/v1/clients/10.0.0.200", None, None).await.status, 404);
+    assert_eq!(
+        http(a, "GET", "/api/v1/clients/10.0.0.200", None, None)
+            .await
+            .status,
+        404
+    );
 
     let v = http(a, "GET", "/api/v1/stats", None, None).await.json();
     assert_eq!(v["queries"]["total"], 1020);
@@ -161,7 +252,9 @@ async fn verdict_clients_stats_top() {
     assert_eq!(v["store"]["written_blocks"], 23);
     assert_eq!(v["clients"]["suspected"], 1);
 
-    let v = http(a, "GET", "/api/v1/top?limit=2", None, None).await.json();
+    let v = http(a, "GET", "/api/v1/top?limit=2", None, None)
+        .await
+        .json();
     assert_eq!(v["top"][0]["name"], "ads.tracker.example");
     assert_eq!(v["top"][0]["count"], 2);
     assert_eq!(v["top"].as_array().unwrap().len(), 2);
@@ -173,34 +266,82 @@ async fn rules_persist_and_reload() {
     let (_d, store, backend, admin, cfg) = start(Some(TOKEN)).await;
     let a = admin.addr;
     let t = Some(TOKEN);
-    let r = http(a, "POST", "/api/v1/rules", t, Some(r#"{"list":"deny","rule":"||evil.example^","comment":"ticket 42"}"#)).await;
+    let r = http(
+        a,
+        "POST",
+        "/api/v1/rules",
+        t,
+        Some(r#"{"list":"deny","rule":"||evil.example^","comment":"ticket 42"}"#),
+    )
+    .await;
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(r.json()["reload"]["ok"], true);
     assert_eq!(backend.reloads.load(Ordering::SeqCst), 1);
-    let r = http(a, "POST", "/api/v1/rules", t, Some(r#"{"list":"deny","rule":"||evil.example^"}"#)).await;
+    let r = http(
+        a,
+        "POST",
+        "/api/v1/rules",
+        t,
+        Some(r#"{"list":"deny","rule":"||evil.example^"}"#),
+    )
+    .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["added"], false);
-    let r = http(a, "POST", "/api/v1/rules", t, Some(r#"{"list":"allow","rule":"good.example"}"#)).await;
+    let r = http(
+        a,
+        "POST",
+        "/api/v1/rules",
+        t,
+        Some(r#"{"list":"allow","rule":"good.example"}"#),
+    )
+    .await;
     assert_eq!(r.status, 201);
     let v = http(a, "GET", "/api/v1/rules", t, None).await.json();
     assert_eq!(v["rules"].as_array().unwrap().len(), 2);
     assert_eq!(v["rules"][0]["comment"], "ticket 42");
     // A failing reload is reported, the rule stays stored.
     backend.fail_reload.store(true, Ordering::SeqCst);
-    let r = http(a, "DELETE", "/api/v1/rules?list=allow&rule=good.example", t, None).await;
+    let r = http(
+        a,
+        "DELETE",
+        "/api/v1/rules?list=allow&rule=good.example",
+        t,
+        None,
+    )
+    .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["reload"]["ok"], false);
     let r = http(a, "POST", "/api/v1/reload", t, None).await;
     assert_eq!(r.status, 500);
-    assert!(r.json()["error"].as_str().unwrap().contains("permission denied"));
+    assert!(r.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("permission denied"));
     backend.fail_reload.store(false, Ordering::SeqCst);
-    assert_eq!(http(a, "POST", "/api/v1/reload", t, None).await.json()["ok"], true);
-    assert_eq!(http(a, "DELETE", "/api/v1/rules?list=allow&rule=good.example", t, None).await.status, 404);
+    assert_eq!(
+        http(a, "POST", "/api/v1/reload", t, None).await.json()["ok"],
+        true
+    );
+    assert_eq!(
+        http(
+            a,
+            "DELETE",
+            "/api/v1/rules?list=allow&rule=good.example",
+            t,
+            None
+        )
+        .await
+        .status,
+        404
+    );
     admin.shutdown().await;
     drop(store);
     // Persisted.
     let store = EventStore::open(&cfg).unwrap();
-    assert_eq!(store.api_rules(), vec![(dnsward_admin::ListKind::Deny, "||evil.example^".to_string())]);
+    assert_eq!(
+        store.api_rules(),
+        vec![(dnsward_admin::ListKind::Deny, "||evil.example^".to_string())]
+    );
 }
 
 #[tokio::test]
@@ -208,7 +349,10 @@ async fn metrics_text_format() {
     let (_d, _s, _b, admin, _) = start(None).await;
     let r = http(admin.addr, "GET", "/metrics", None, None).await;
     assert_eq!(r.status, 200);
-    assert!(r.header("content-type").unwrap().starts_with("text/plain; version=0.0.4"));
+    assert!(r
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
     let body = r.body;
     let mut typed = std::collections::HashSet::new();
     for line in body.lines() {
@@ -225,9 +369,15 @@ async fn metrics_text_format() {
         }
         // name{labels} value
         let (series, value) = line.rsplit_once(' ').unwrap();
-        value.parse::<f64>().unwrap_or_else(|_| panic!("bad value: {line}"));
+        value
+            .parse::<f64>()
+            .unwrap_or_else(|_| panic!("bad value: {line}"));
         let name = series.split('{').next().unwrap();
-        assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'), "{line}");
+        assert!(
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "{line}"
+        );
         let base = name
             .strip_suffix("_bucket")
             .or_else(|| name.strip_suffix("_sum"))
@@ -283,13 +433,22 @@ async fn slow_admin_client_does_not_stall_the_sink() {
     for _ in 0..50 {
         let mut s = tokio::net::TcpStream::connect(admin.addr).await.unwrap();
         use tokio::io::AsyncWriteExt;
-        s.write_all(b"GET /api/v1/blocks HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        s.write_all(b"GET /api/v1/blocks HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
         idle.push(s);
     }
     let v = list_verdict("x");
     let t0 = std::time::Instant::now();
     for i in 0..10_000 {
-        record(&*store, std::time::SystemTime::now(), "10.0.0.8", &format!("s{i}.example"), &v, 3);
+        record(
+            &*store,
+            std::time::SystemTime::now(),
+            "10.0.0.8",
+            &format!("s{i}.example"),
+            &v,
+            3,
+        );
     }
     assert!(t0.elapsed() < std::time::Duration::from_secs(1));
     store.flush();

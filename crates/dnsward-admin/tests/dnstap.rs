@@ -28,7 +28,10 @@ fn collect(mut s: impl Read + std::io::Write) -> Vec<Dnstap> {
             s.read_exact(&mut l).unwrap();
             let mut body = vec![0u8; u32::from_be_bytes(l) as usize];
             s.read_exact(&mut body).unwrap();
-            assert_eq!(u32::from_be_bytes(body[..4].try_into().unwrap()), control::STOP);
+            assert_eq!(
+                u32::from_be_bytes(body[..4].try_into().unwrap()),
+                control::STOP
+            );
             write_control(&mut s, control::FINISH, None).unwrap();
             return out;
         }

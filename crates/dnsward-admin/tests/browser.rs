@@ -1,0 +1,112 @@
+//! The web page in headless Chromium (Debian: `apt-get install -y chromium chromium-driver`).
+//! Skips (passes with a message) when /usr/bin/chromium is absent.
+
+mod common;
+
+use common::*;
+use dnsward_admin::{serve, EventStore};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+fn chromium(profile: &Path, extra: &[&str], url: &str) -> std::process::Output {
+    let mut cmd = Command::new(CHROMIUM);
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()))
+    .arg("--virtual-time-budget=5000")
+    .args(extra)
+    .arg(url);
+    cmd.output().expect("run chromium")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_page_renders_blocks_and_clients() {
+    if !Path::new(CHROMIUM).exists() {
+        eprintln!("SKIPPED: {CHROMIUM} not found (install with: apt-get install -y chromium chromium-driver)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.token = Some(TOKEN.to_string());
+    let store = EventStore::open(&cfg).unwrap();
+    seed(&store);
+    let admin = serve(&cfg, store.clone(), FakeBackend::new())
+        .await
+        .unwrap();
+    let base = format!("http://{}/", admin.addr);
+
+    // With the token handed over in the fragment (stored in localStorage by the page).
+    let profile = dir.path().join("profile");
+    let url = format!("{base}#token={TOKEN}");
+    let out = tokio::task::spawn_blocking({
+        let profile = profile.clone();
+        move || chromium(&profile, &["--dump-dom"], &url)
+    })
+    .await
+    .unwrap();
+    let dom = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for needle in [
+        "ads.tracker.example",
+        "c2.badhost.example",
+        "x19qjzkvbwplrt.net",
+        "10.0.0.66",
+        "suspected",
+        "dga_burst",
+        "name_classifier · dga-model",
+    ] {
+        assert!(dom.contains(needle), "DOM lacks {needle}:\n{dom}");
+    }
+    assert!(
+        !dom.contains("class=\"err\""),
+        "an error is shown (token not used?):\n{dom}"
+    );
+
+    // Same profile, no fragment: the stored token is reused; take a screenshot for a human look.
+    let shot = std::env::var("DNSWARD_SCREENSHOT")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| dir.path().join("page.png"));
+    let arg = format!("--screenshot={}", shot.display());
+    let base2 = base.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        chromium(
+            &profile,
+            &[&arg, "--window-size=1400,900", "--hide-scrollbars"],
+            &base2,
+        )
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success());
+    assert!(std::fs::metadata(&shot)
+        .map(|m| m.len() > 10_000)
+        .unwrap_or(false));
+
+    // A fresh profile without a token sees the 401 explained, not data.
+    let fresh = dir.path().join("fresh");
+    let out = tokio::task::spawn_blocking(move || chromium(&fresh, &["--dump-dom"], &base))
+        .await
+        .unwrap();
+    let dom = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(dom.contains("class=\"err\">unauthorized"), "{dom}");
+    assert!(!dom.contains("ads.tracker.example"));
+    tokio::time::timeout(Duration::from_secs(5), admin.shutdown())
+        .await
+        .unwrap();
+}
