@@ -129,8 +129,12 @@ fn params(
                 allowed.join(", ")
             )));
         }
-        if m.insert(k.clone(), v).is_some() {
+        if m.contains_key(&k) {
             return Err(ApiError::bad(format!("parameter `{k}` given twice")));
+        }
+        // `?since=&limit=50` (an empty form field) means "not given".
+        if !v.trim().is_empty() {
+            m.insert(k, v);
         }
     }
     Ok(m)
@@ -395,7 +399,7 @@ async fn stats(State(st): St) -> ApiResult {
         ),
         None => (json!(null), Default::default(), Default::default()),
     };
-    let clients = st.store.clients(st.threshold, MAX_LIMIT).len();
+    let clients = st.store.suspected_count();
     json_ok(json!({
         "queries": queries,
         "blocks_by_category": by_cat,
@@ -524,11 +528,7 @@ async fn rules_remove(
 async fn metrics(State(st): St) -> ApiResult {
     let backend = st.backend.clone();
     let store = st.store.clone();
-    let threshold = st.threshold;
-    let text = blocking(&st, move || {
-        crate::metrics::render(&store, &*backend, threshold)
-    })
-    .await?;
+    let text = blocking(&st, move || crate::metrics::render(&store, &*backend)).await?;
     Ok((
         [(
             header::CONTENT_TYPE,

@@ -23,6 +23,9 @@ pub struct AdminConfig {
     /// At most this many blocks are kept (the oldest are deleted first); the same bound applies
     /// separately to logged queries. 0 means no bound.
     pub max_events: u64,
+    /// When the database holds more than this many MiB of data, the oldest fifth of the events
+    /// is deleted (checked every minute; freed pages are reused). 0 means no bound.
+    pub max_db_mib: u64,
     /// Store every query, not only blocks (query logging). Costs one queue push per query.
     pub log_all_queries: bool,
     /// Also write every stored event as one JSON object per line to this file (appended), or to
@@ -62,7 +65,8 @@ impl Default for AdminConfig {
             token: None,
             db_path: PathBuf::from("dnsward-data/events.sqlite3"),
             retention_days: 30,
-            max_events: 5_000_000,
+            max_events: 2_000_000,
+            max_db_mib: 2048,
             log_all_queries: false,
             jsonl: None,
             dnstap: None,

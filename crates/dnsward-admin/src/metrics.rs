@@ -17,7 +17,7 @@ fn escape(v: &str) -> String {
 }
 
 /// Render every metric.
-pub fn render(store: &EventStore, backend: &dyn AdminBackend, threshold: f64) -> String {
+pub fn render(store: &EventStore, backend: &dyn AdminBackend) -> String {
     let mut o = String::with_capacity(8192);
     let s = backend.stats();
 
@@ -245,10 +245,6 @@ pub fn render(store: &EventStore, backend: &dyn AdminBackend, threshold: f64) ->
         "gauge",
         "Clients whose score is at or above the threshold.",
     );
-    let _ = writeln!(
-        o,
-        "dnsward_clients_suspected {}",
-        store.clients(threshold, usize::MAX).len()
-    );
+    let _ = writeln!(o, "dnsward_clients_suspected {}", store.suspected_count());
     o
 }

@@ -413,6 +413,14 @@ impl Scorer {
             .collect()
     }
 
+    /// Clients at or above the threshold now.
+    pub fn suspected_count(&self, now: f64) -> usize {
+        self.clients
+            .values()
+            .filter(|s| s.score_at(now, self.params.half_life_secs) >= self.params.threshold)
+            .count()
+    }
+
     pub fn tracked(&self) -> usize {
         self.clients.len()
     }

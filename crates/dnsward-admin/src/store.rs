@@ -33,6 +33,8 @@ const BATCH_INTERVAL: Duration = Duration::from_millis(100);
 const RETENTION_INTERVAL: Duration = Duration::from_secs(60);
 /// Rows deleted per retention statement (keeps each transaction short).
 const RETENTION_CHUNK: i64 = 50_000;
+/// At most this many chunks per retention run (the writer goes back to batching in between).
+const RETENTION_MAX_CHUNKS: usize = 40;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS blocks(
@@ -377,6 +379,7 @@ impl EventStore {
             scoring: cfg.client_scoring,
             retention_days: cfg.retention_days,
             max_events: cfg.max_events,
+            max_db_bytes: cfg.max_db_mib.saturating_mul(1024 * 1024),
             streams,
             failed_memory: false,
         };
@@ -659,6 +662,11 @@ impl EventStore {
             .map(|n| n > 0)
     }
 
+    /// Clients whose score is at or above the threshold now.
+    pub fn suspected_count(&self) -> usize {
+        self.scorer.lock().suspected_count(now_secs())
+    }
+
     pub fn tracked_clients(&self) -> usize {
         self.scorer.lock().tracked()
     }
@@ -771,6 +779,7 @@ struct Writer {
     scoring: bool,
     retention_days: u32,
     max_events: u64,
+    max_db_bytes: u64,
     streams: EventStreams,
     failed_memory: bool,
 }
@@ -969,32 +978,74 @@ impl Writer {
             if self.retention_days > 0 {
                 let cutoff = now_us() - i64::from(self.retention_days) * 86_400_000_000;
                 for table in ["blocks", "queries", "client_evidence"] {
-                    deleted += self.conn.execute(
-                        &format!(
-                            "DELETE FROM {table} WHERE id IN
-                             (SELECT id FROM {table} WHERE ts_us < ?1 ORDER BY ts_us LIMIT ?2)"
-                        ),
-                        params![cutoff, RETENTION_CHUNK],
-                    )? as u64;
+                    for _ in 0..RETENTION_MAX_CHUNKS {
+                        let n = self.conn.execute(
+                            &format!(
+                                "DELETE FROM {table} WHERE id IN
+                                 (SELECT id FROM {table} WHERE ts_us < ?1 ORDER BY ts_us LIMIT ?2)"
+                            ),
+                            params![cutoff, RETENTION_CHUNK],
+                        )? as u64;
+                        deleted += n;
+                        if n < RETENTION_CHUNK as u64 {
+                            break;
+                        }
+                    }
                 }
             }
-            if self.max_events > 0 {
-                for table in ["blocks", "queries"] {
+            // Size: when the file is over `max_db_mib`, keep only the newest 80% of each table
+            // (freed pages are reused, so the file stops growing).
+            let mut max_rows = [self.max_events as i64; 2];
+            if self.max_db_bytes > 0 {
+                let (pages, free, size): (i64, i64, i64) = self.conn.query_row(
+                    "SELECT (SELECT page_count FROM pragma_page_count()),
+                            (SELECT freelist_count FROM pragma_freelist_count()),
+                            (SELECT page_size FROM pragma_page_size())",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )?;
+                if (pages - free) * size > self.max_db_bytes as i64 {
+                    tracing::warn!(
+                        used_mib = (pages - free) * size / (1024 * 1024),
+                        "event store over admin.max_db_mib: deleting the oldest events"
+                    );
+                    for (i, table) in ["blocks", "queries"].iter().enumerate() {
+                        let n: i64 = self.conn.query_row(
+                            &format!("SELECT COALESCE(MAX(id) - MIN(id) + 1, 0) FROM {table}"),
+                            [],
+                            |r| r.get(0),
+                        )?;
+                        let keep = n * 4 / 5;
+                        max_rows[i] = if max_rows[i] > 0 {
+                            max_rows[i].min(keep)
+                        } else {
+                            keep
+                        };
+                    }
+                }
+            }
+            for (i, table) in ["blocks", "queries"].iter().enumerate() {
+                if max_rows[i] <= 0 {
+                    continue;
+                }
+                for _ in 0..RETENTION_MAX_CHUNKS {
                     let (min, max): (Option<i64>, Option<i64>) = self.conn.query_row(
                         &format!("SELECT MIN(id), MAX(id) FROM {table}"),
                         [],
                         |r| Ok((r.get(0)?, r.get(1)?)),
                     )?;
-                    if let (Some(min), Some(max)) = (min, max) {
-                        let keep_from = max - self.max_events as i64;
-                        if keep_from >= min {
-                            let upto = keep_from.min(min + RETENTION_CHUNK);
-                            deleted += self.conn.execute(
-                                &format!("DELETE FROM {table} WHERE id <= ?1"),
-                                params![upto],
-                            )? as u64;
-                        }
+                    let (Some(min), Some(max)) = (min, max) else {
+                        break;
+                    };
+                    let keep_from = max - max_rows[i];
+                    if keep_from < min {
+                        break;
                     }
+                    let upto = keep_from.min(min + RETENTION_CHUNK);
+                    deleted += self.conn.execute(
+                        &format!("DELETE FROM {table} WHERE id <= ?1"),
+                        params![upto],
+                    )? as u64;
                 }
             }
             Ok(())

@@ -138,6 +138,17 @@ async fn blocks_endpoint() {
     .await
     .json();
     assert_eq!(v["count"], 23);
+    // Empty form fields mean "not given".
+    let v = http(
+        a,
+        "GET",
+        "/api/v1/blocks?since=&client=&category=&limit=",
+        None,
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(v["count"], 23);
     // Huge limits are capped, not refused.
     for l in ["100000000", "99999999999999999999999"] {
         let r = http(a, "GET", &format!("/api/v1/blocks?limit={l}"), None, None).await;

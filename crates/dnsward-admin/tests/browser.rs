@@ -98,6 +98,25 @@ async fn web_page_renders_blocks_and_clients() {
         .map(|m| m.len() > 10_000)
         .unwrap_or(false));
 
+    // The why-blocked box (prefilled through the fragment, same profile so the token is known).
+    let url = format!("{base}#why=WWW.Evil.Example");
+    let out = tokio::task::spawn_blocking({
+        let profile = dir.path().join("profile");
+        move || chromium(&profile, &["--dump-dom"], &url)
+    })
+    .await
+    .unwrap();
+    let dom = String::from_utf8_lossy(&out.stdout).to_string();
+    let why = dom.split("id=\"why-result\"").nth(1).unwrap_or("");
+    for needle in [
+        "blocked (list, action nxdomain)",
+        "www.evil.example",
+        "||evil.example^",
+        "lists/deny.txt:12",
+    ] {
+        assert!(why.contains(needle), "why box lacks {needle}:\n{why}");
+    }
+
     // A fresh profile without a token sees the 401 explained, not data.
     let fresh = dir.path().join("fresh");
     let out = tokio::task::spawn_blocking(move || chromium(&fresh, &["--dump-dom"], &base))

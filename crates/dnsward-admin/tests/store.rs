@@ -196,6 +196,43 @@ fn retention_by_age_and_count() {
 }
 
 #[test]
+fn retention_by_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.max_events = 0;
+    cfg.max_db_mib = 0;
+    {
+        let store = EventStore::open(&cfg).unwrap();
+        for i in 0..20_000 {
+            record(
+                &*store,
+                SystemTime::now(),
+                "10.0.0.1",
+                &format!("n{i}.{}.example", "y".repeat(40)),
+                &list_verdict("x"),
+                3,
+            );
+            if i % 5000 == 0 {
+                store.flush();
+            }
+        }
+        store.flush();
+        assert_eq!(store.block_count().unwrap(), 20_000);
+    }
+    cfg.max_db_mib = 1;
+    let store = EventStore::open(&cfg).unwrap();
+    let n = store.block_count().unwrap();
+    assert!(n <= 16_000, "oldest fifth deleted, got {n}");
+    let rows = store
+        .blocks(&BlocksQuery {
+            limit: 1,
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(rows[0].name.starts_with("n19999."), "newest kept");
+}
+
+#[test]
 fn full_disk_degrades_to_memory_without_blocking() {
     let dir = tempfile::tempdir().unwrap();
     let store = EventStore::open(&config(dir.path())).unwrap();

@@ -1,0 +1,103 @@
+//! The resolver's hot path (cache hit, `Engine::answer_fast`) with different event sinks:
+//! the default `TracingSink` (logging off), `EventStore` with client scoring only (every query
+//! reaches the sink, only DNSBL names are queued), and `EventStore` with query logging on (every
+//! query copied and queued for SQLite). The bar: logging on within 10% of logging off.
+//!
+//!   CARGO_TARGET_DIR=target-admin cargo bench -p dnsward-admin --bench engine_logging
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use dnsward_admin::{AdminConfig, EventStore};
+use dnsward_policy::{DomainSet, Policy, SinkholeConfig};
+use dnsward_server::cache::CacheConfig;
+use dnsward_server::engine::{EngineParts, Fast};
+use dnsward_server::events::EventSink;
+use dnsward_server::upstream::{UpstreamConfig, UpstreamSpec, Upstreams};
+use dnsward_server::{wire, Engine, ServerConfig, TracingSink, Transport};
+use std::hint::black_box;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+
+fn query(name: &str) -> Vec<u8> {
+    let mut pkt = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 1];
+    pkt.extend(wire::text_to_wire(name).unwrap());
+    pkt.extend([0, 1, 0, 1]);
+    pkt.extend([0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]);
+    pkt
+}
+
+fn spawn_responder() -> SocketAddr {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = sock.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1500];
+        while let Ok((n, peer)) = sock.recv_from(&mut buf) {
+            let q = &buf[..n];
+            let qend = wire::skip_name(q, 12).unwrap() + 4;
+            let mut r = q[..qend].to_vec();
+            r[2] = 0x81;
+            r[3] = 0x80;
+            r[6..12].copy_from_slice(&[0, 1, 0, 0, 0, 0]);
+            r.extend([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0x0e, 0x10, 0, 4, 192, 0, 2, 1]);
+            let _ = sock.send_to(&r, peer);
+        }
+    });
+    addr
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let up = spawn_responder();
+    let dir = tempfile::tempdir().unwrap();
+    let store = |log_all: bool, scoring: bool| -> Arc<dyn EventSink> {
+        EventStore::open(&AdminConfig {
+            db_path: dir.path().join(format!("e-{log_all}-{scoring}.sqlite3")),
+            log_all_queries: log_all,
+            client_scoring: scoring,
+            ..Default::default()
+        })
+        .unwrap()
+    };
+    let sinks: Vec<(&str, Arc<dyn EventSink>)> = vec![
+        ("logging_off_tracing_sink", Arc::new(TracingSink)),
+        ("store_blocks_only", store(false, false)),
+        ("store_scoring", store(false, true)),
+        ("store_logging_on", store(true, true)),
+    ];
+    let client: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+    let pkt = query("www.example.com");
+    let mut g = c.benchmark_group("cache_hit_answer_fast");
+    for (label, sink) in sinks {
+        let engine = rt.block_on(async {
+            let upstreams = Upstreams::new(&[UpstreamSpec::plain(up)], &UpstreamConfig::default())
+                .await
+                .unwrap();
+            Engine::new(EngineParts {
+                server: ServerConfig::default(),
+                cache: CacheConfig::default(),
+                sinkhole: SinkholeConfig::default(),
+                policy: Policy::builder().deny(DomainSet::new()).build(),
+                upstreams,
+                events: sink,
+            })
+        });
+        let mut out = Vec::with_capacity(4096);
+        rt.block_on(engine.answer(&pkt, client, Transport::Udp, &mut out));
+        assert!(matches!(
+            engine.answer_fast(&pkt, client, Transport::Udp, &mut out),
+            Fast::Respond
+        ));
+        g.bench_function(label, |b| {
+            b.iter(|| {
+                let r = engine.answer_fast(black_box(&pkt), client, Transport::Udp, &mut out);
+                black_box(matches!(r, Fast::Respond));
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
