@@ -1,1 +1,79 @@
-fn main(){}
+//! `cargo bench -p dnsward-classify`: per-name cost of judge() uncached (single), judge_batch()
+//! uncached, and judge() on a cached verdict. Run on one core: `taskset -c 0 cargo bench ...`.
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use dnsward_classify::DgaModel;
+
+/// Deterministic pseudo-random DGA-like names (never repeated, so never cached).
+fn names(n: usize, seed: u64) -> Vec<String> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            let mut s = String::from("www.");
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = 8 + (x % 12) as usize;
+            for _ in 0..len {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                s.push((b'a' + (x % 26) as u8) as char);
+            }
+            s.push_str([".com", ".net", ".org", ".info", ".co.uk"][(x >> 40) as usize % 5]);
+            s
+        })
+        .collect()
+}
+
+fn bench(c: &mut Criterion) {
+    let model = DgaModel::embedded().expect("model").with_cache_capacity(1);
+    let mut g = c.benchmark_group("dga");
+
+    g.throughput(Throughput::Elements(1));
+    let pool = names(200_000, 1);
+    let mut i = 0usize;
+    g.bench_function("judge_uncached_single", |b| {
+        b.iter(|| {
+            i = (i + 1) % pool.len();
+            model.clear_cache();
+            model.judge(&pool[i])
+        })
+    });
+
+    const N: usize = 1024;
+    g.throughput(Throughput::Elements(N as u64));
+    let mut seed = 100;
+    g.bench_function("judge_batch_uncached_1024", |b| {
+        b.iter_batched(
+            || {
+                seed += 1;
+                model.clear_cache();
+                names(N, seed)
+            },
+            |v| {
+                let refs: Vec<&str> = v.iter().map(String::as_str).collect();
+                model.judge_batch(&refs)
+            },
+            BatchSize::LargeInput,
+        )
+    });
+
+    let cached = DgaModel::embedded().expect("model");
+    let hot = names(1000, 7);
+    for q in &hot {
+        cached.judge(q);
+    }
+    g.throughput(Throughput::Elements(1));
+    let mut j = 0usize;
+    g.bench_function("judge_cached", |b| {
+        b.iter(|| {
+            j = (j + 1) % hot.len();
+            cached.judge(&hot[j])
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

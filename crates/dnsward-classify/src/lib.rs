@@ -1,1 +1,620 @@
-pub fn x() {}
+//! DGA classifier for dnsward.
+//!
+//! Judges a query name from the name alone: the registrable domain (label left of the public
+//! suffix, PSL compiled in) is featurised exactly like `models/train/features.py` (hashed
+//! character 1–5-grams, TLD id, ten numeric features) and scored by `models/dga.onnx` with
+//! tract-onnx: a DGA probability and a distribution over the malware families of the training
+//! data. Names that must never be judged (local, reverse DNS, DNSBL zones, CDN and dynamic-DNS
+//! suffixes, the popular-domain allowlist) are filtered first.
+//!
+//! Scores depend only on the registrable domain, so verdicts are cached per registrable domain
+//! (bounded, concurrent `quick_cache`). No networking.
+
+pub mod features;
+mod skip;
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tract_onnx::prelude::*;
+
+pub use skip::dnsbl_zone_of;
+
+static EMBEDDED_MODEL: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../models/dga.onnx"
+));
+static EMBEDDED_POPULAR: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../models/popular-domains.txt"
+));
+
+/// File name of the popular-domain allowlist that [`DgaModel::from_path`] looks for next to the model.
+pub const POPULAR_FILE_NAME: &str = "popular-domains.txt";
+/// Default number of registrable domains whose verdicts are cached.
+pub const DEFAULT_CACHE_ENTRIES: usize = 200_000;
+/// Rows per batched inference call.
+pub const BATCH: usize = 64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClassifyError {
+    #[error("cannot read DGA model {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid DGA model {origin}: {reason}")]
+    Model { origin: String, reason: String },
+    #[error("cannot read popular-domain allowlist {path}: {source}")]
+    Allowlist {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Why a name was not judged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// Empty or malformed name (empty label, over-long name).
+    Invalid,
+    /// A single-label name ("printer", "localhost").
+    SingleLabel,
+    /// A private-use name: `.local`, `.lan`, `.home.arpa`, `.internal`, ...
+    LocalName,
+    /// Reverse DNS (`in-addr.arpa`, `ip6.arpa`) and other `.arpa` names.
+    ReverseDns,
+    /// A lookup in a DNSBL/RBL zone (see [`dnsbl_zone_of`]).
+    DnsblZone,
+    /// Under a CDN CNAME suffix.
+    CdnSuffix,
+    /// Under a dynamic-DNS provider suffix.
+    DynamicDns,
+    /// The registrable domain is on the popular-domain allowlist.
+    PopularDomain,
+    /// The name is a public suffix itself, or has no label left of one.
+    NoRegistrableDomain,
+    /// Inference failed (should not happen with a model that loaded).
+    InferenceError,
+}
+
+impl SkipReason {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SkipReason::Invalid => "invalid",
+            SkipReason::SingleLabel => "single_label",
+            SkipReason::LocalName => "local_name",
+            SkipReason::ReverseDns => "reverse_dns",
+            SkipReason::DnsblZone => "dnsbl_zone",
+            SkipReason::CdnSuffix => "cdn_suffix",
+            SkipReason::DynamicDns => "dynamic_dns",
+            SkipReason::PopularDomain => "popular_domain",
+            SkipReason::NoRegistrableDomain => "no_registrable_domain",
+            SkipReason::InferenceError => "inference_error",
+        }
+    }
+}
+
+impl std::fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The classifier's verdict on one name. Serialises as
+/// `{"verdict":"scored","registrable":"…","score":0.99,"family":"…","family_prob":0.9}` or
+/// `{"verdict":"not_judged","reason":"cdn_suffix"}`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum DgaJudgement {
+    NotJudged {
+        reason: SkipReason,
+    },
+    Scored {
+        registrable: String,
+        score: f32,
+        family: String,
+        family_prob: f32,
+    },
+}
+
+impl DgaJudgement {
+    /// The DGA probability, if the name was judged.
+    pub fn score(&self) -> Option<f32> {
+        match self {
+            DgaJudgement::Scored { score, .. } => Some(*score),
+            DgaJudgement::NotJudged { .. } => None,
+        }
+    }
+    /// True when judged and `score >= threshold`.
+    pub fn is_dga(&self, threshold: f32) -> bool {
+        self.score().is_some_and(|s| s >= threshold)
+    }
+}
+
+/// The registrable domain of a (lowercase) query name by the Public Suffix List compiled into the
+/// binary, ICANN and private sections: `"a.b.foo.co.uk"` -> `Some("foo.co.uk")`. A trailing dot is
+/// ignored; `None` for a public suffix itself or a single label.
+pub fn registrable_domain(qname: &str) -> Option<&str> {
+    let q = qname.strip_suffix('.').unwrap_or(qname);
+    if q.is_empty() || !q.contains('.') {
+        return None;
+    }
+    let d = psl::domain_str(q)?;
+    // psl accepts names whose label is empty ("..com"); refuse them.
+    if d.starts_with('.') || d.contains("..") {
+        return None;
+    }
+    Some(d)
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Verdict {
+    score: f32,
+    family: u16,
+    family_prob: f32,
+}
+
+/// The loaded DGA model: ONNX plans, families, allowlist and verdict cache. `Send + Sync`; share
+/// one instance via `Arc` across workers.
+pub struct DgaModel {
+    single: Arc<TypedRunnableModel>,
+    batch: Arc<TypedRunnableModel>,
+    families: Vec<String>,
+    /// families + "other", indexed by `Verdict::family` (OTHER = families.len()).
+    family_names: Vec<String>,
+    default_threshold: f32,
+    other_min_prob: f32,
+    popular: HashSet<Box<str>>,
+    cache: quick_cache::sync::Cache<Box<str>, Verdict>,
+}
+
+impl std::fmt::Debug for DgaModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DgaModel")
+            .field("families", &self.families.len())
+            .field("default_threshold", &self.default_threshold)
+            .field("popular", &self.popular.len())
+            .finish()
+    }
+}
+
+fn parse_popular(txt: &str) -> HashSet<Box<str>> {
+    txt.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| l.to_ascii_lowercase().into_boxed_str())
+        .collect()
+}
+
+fn normalize(qname: &str) -> Cow<'_, str> {
+    let q = qname.trim();
+    let q = q.strip_suffix('.').unwrap_or(q);
+    if q.bytes().any(|b| b.is_ascii_uppercase() || !b.is_ascii()) {
+        // Non-ASCII characters become '?', as in features.py (`encode("ascii", "replace")`).
+        Cow::Owned(
+            q.chars()
+                .map(|c| {
+                    if c.is_ascii() {
+                        c.to_ascii_lowercase()
+                    } else {
+                        '?'
+                    }
+                })
+                .collect(),
+        )
+    } else {
+        Cow::Borrowed(q)
+    }
+}
+
+impl DgaModel {
+    /// The model and side files compiled into the binary (`models/dga.onnx`,
+    /// `models/popular-domains.txt`, skip lists).
+    pub fn embedded() -> Result<DgaModel, ClassifyError> {
+        Self::from_parts(
+            EMBEDDED_MODEL,
+            "<embedded models/dga.onnx>",
+            parse_popular(EMBEDDED_POPULAR),
+        )
+    }
+
+    /// Loads a model file. The popular-domain allowlist is read from `popular-domains.txt` next
+    /// to it when that file exists, else the embedded allowlist is used.
+    pub fn from_path(path: &Path) -> Result<DgaModel, ClassifyError> {
+        let bytes = std::fs::read(path).map_err(|source| ClassifyError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let pop_path = path.with_file_name(POPULAR_FILE_NAME);
+        let popular = match std::fs::read_to_string(&pop_path) {
+            Ok(txt) => parse_popular(&txt),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => parse_popular(EMBEDDED_POPULAR),
+            Err(source) => {
+                return Err(ClassifyError::Allowlist {
+                    path: pop_path,
+                    source,
+                })
+            }
+        };
+        Self::from_parts(&bytes, &path.display().to_string(), popular)
+    }
+
+    /// Loads a model from bytes with an explicit allowlist (one registrable domain per line).
+    pub fn from_bytes(model: &[u8], popular_domains: &str) -> Result<DgaModel, ClassifyError> {
+        Self::from_parts(model, "<bytes>", parse_popular(popular_domains))
+    }
+
+    fn from_parts(
+        bytes: &[u8],
+        origin: &str,
+        popular: HashSet<Box<str>>,
+    ) -> Result<DgaModel, ClassifyError> {
+        let err = |reason: String| ClassifyError::Model {
+            origin: origin.to_owned(),
+            reason,
+        };
+        let onnx = tract_onnx::onnx();
+        let proto = onnx
+            .proto_model_for_read(&mut &bytes[..])
+            .map_err(|e| err(format!("not an ONNX model: {e}")))?;
+        let meta = |k: &str| {
+            proto
+                .metadata_props
+                .iter()
+                .find(|p| p.key == k)
+                .map(|p| p.value.clone())
+        };
+        let need = |k: &str| meta(k).ok_or_else(|| err(format!("missing metadata {k}")));
+        let fv: u32 = need("dnsward.feature_version")?
+            .parse()
+            .map_err(|e| err(format!("feature_version: {e}")))?;
+        if fv != features::FEATURE_VERSION {
+            return Err(err(format!(
+                "feature version {fv}, this build computes version {}",
+                features::FEATURE_VERSION
+            )));
+        }
+        for (k, want) in [
+            ("dnsward.buckets", features::BUCKETS.to_string()),
+            ("dnsward.tld_buckets", features::TLD_BUCKETS.to_string()),
+            ("dnsward.max_ids", features::MAX_IDS.to_string()),
+        ] {
+            let got = need(k)?;
+            if got != want {
+                return Err(err(format!("{k} is {got}, expected {want}")));
+            }
+        }
+        let families: Vec<String> = serde_json::from_str(&need("dnsward.families")?)
+            .map_err(|e| err(format!("dnsward.families: {e}")))?;
+        if families.is_empty() || families.len() >= u16::MAX as usize {
+            return Err(err("no families".into()));
+        }
+        let default_threshold: f32 = need("dnsward.default_threshold")?
+            .parse()
+            .map_err(|e| err(format!("default_threshold: {e}")))?;
+        let other_min_prob: f32 = need("dnsward.other_min_prob")?
+            .parse()
+            .map_err(|e| err(format!("other_min_prob: {e}")))?;
+        let model = onnx
+            .model_for_proto_model(&proto)
+            .map_err(|e| err(format!("{e:#}")))?;
+        let plan = |n: usize| -> TractResult<Arc<TypedRunnableModel>> {
+            model
+                .clone()
+                .with_input_fact(
+                    0,
+                    InferenceFact::dt_shape(i64::datum_type(), tvec![n, features::MAX_IDS]),
+                )?
+                .with_input_fact(1, InferenceFact::dt_shape(f32::datum_type(), tvec![n, 1]))?
+                .with_input_fact(2, InferenceFact::dt_shape(i64::datum_type(), tvec![n]))?
+                .with_input_fact(
+                    3,
+                    InferenceFact::dt_shape(f32::datum_type(), tvec![n, features::N_DENSE]),
+                )?
+                .into_optimized()?
+                .into_runnable()
+        };
+        let single = plan(1).map_err(|e| err(format!("{e:#}")))?;
+        let batch = plan(BATCH).map_err(|e| err(format!("{e:#}")))?;
+        let mut family_names = families.clone();
+        family_names.push("other".to_owned());
+        skip::warm_up();
+        let m = DgaModel {
+            single,
+            batch,
+            families,
+            family_names,
+            default_threshold,
+            other_min_prob,
+            popular,
+            cache: quick_cache::sync::Cache::new(DEFAULT_CACHE_ENTRIES),
+        };
+        // Smoke-run both plans so a model with wrong shapes fails at load, not at the first query.
+        let f = features::features("example", "com");
+        m.run(&m.single, &[&f])
+            .map_err(|e| err(format!("test inference failed: {e:#}")))?;
+        m.run(&m.batch, &[&f])
+            .map_err(|e| err(format!("test inference failed: {e:#}")))?;
+        Ok(m)
+    }
+
+    /// Replaces the verdict cache with one holding up to `entries` registrable domains
+    /// (0 disables caching in effect: a capacity of 1).
+    pub fn with_cache_capacity(mut self, entries: usize) -> Self {
+        self.cache = quick_cache::sync::Cache::new(entries.max(1));
+        self
+    }
+
+    /// Family names of the model (without "other").
+    pub fn families(&self) -> &[String] {
+        &self.families
+    }
+
+    /// Decision threshold on `score` chosen for FPR <= 1e-4 on held-out benign names.
+    pub fn default_threshold(&self) -> f32 {
+        self.default_threshold
+    }
+
+    /// Minimum top-family probability below which the family is reported as "other".
+    pub fn other_min_prob(&self) -> f32 {
+        self.other_min_prob
+    }
+
+    /// Number of domains on the popular-domain allowlist.
+    pub fn popular_len(&self) -> usize {
+        self.popular.len()
+    }
+
+    /// Drops all cached verdicts.
+    pub fn clear_cache(&self) {
+        self.cache.clear();
+    }
+
+    /// The skip rules alone: `Err(reason)` when the name is not to be judged, else the
+    /// registrable domain split as (registrable, label, suffix).
+    fn prepare<'a>(&self, name: &'a str) -> Result<(&'a str, &'a str, &'a str), SkipReason> {
+        if name.is_empty() || name.len() > 253 || name.starts_with('.') || name.contains("..") {
+            return Err(SkipReason::Invalid);
+        }
+        if !name.contains('.') {
+            return Err(SkipReason::SingleLabel);
+        }
+        if skip::is_local(name) {
+            return Err(SkipReason::LocalName);
+        }
+        if skip::is_reverse(name) {
+            return Err(SkipReason::ReverseDns);
+        }
+        if skip::dnsbl_zone_of(name).is_some() {
+            return Err(SkipReason::DnsblZone);
+        }
+        let reg = registrable_domain(name).ok_or(SkipReason::NoRegistrableDomain)?;
+        if skip::matching_suffix(name, skip::cdn_suffixes()).is_some() {
+            return Err(SkipReason::CdnSuffix);
+        }
+        if skip::matching_suffix(name, skip::dyndns_suffixes()).is_some() {
+            return Err(SkipReason::DynamicDns);
+        }
+        if self.popular.contains(reg) {
+            return Err(SkipReason::PopularDomain);
+        }
+        let (label, suffix) = reg.split_once('.').ok_or(SkipReason::NoRegistrableDomain)?;
+        Ok((reg, label, suffix))
+    }
+
+    fn judgement(&self, reg: &str, v: Verdict) -> DgaJudgement {
+        DgaJudgement::Scored {
+            registrable: reg.to_owned(),
+            score: v.score,
+            family: self.family_names[v.family as usize].clone(),
+            family_prob: v.family_prob,
+        }
+    }
+
+    /// Judges one query name (any case, with or without trailing dot), using the cache.
+    pub fn judge(&self, qname: &str) -> DgaJudgement {
+        let name = normalize(qname);
+        let (reg, label, suffix) = match self.prepare(&name) {
+            Ok(p) => p,
+            Err(reason) => return DgaJudgement::NotJudged { reason },
+        };
+        if let Some(v) = self.cache.get(reg) {
+            return self.judgement(reg, v);
+        }
+        let f = features::features(label, suffix);
+        match self.run(&self.single, &[&f]) {
+            Ok(v) => {
+                self.cache.insert(reg.into(), v[0]);
+                self.judgement(reg, v[0])
+            }
+            Err(_) => DgaJudgement::NotJudged {
+                reason: SkipReason::InferenceError,
+            },
+        }
+    }
+
+    /// Batched judging (CLI, bench): same results as [`judge`](Self::judge), with uncached
+    /// registrable domains scored `BATCH` at a time.
+    pub fn judge_batch(&self, qnames: &[&str]) -> Vec<DgaJudgement> {
+        let names: Vec<Cow<'_, str>> = qnames.iter().map(|q| normalize(q)).collect();
+        let mut out: Vec<Option<DgaJudgement>> = vec![None; names.len()];
+        // (index into names, registrable) still to score, and unique work items
+        let mut pending: Vec<(usize, &str)> = Vec::new();
+        let mut work: Vec<(&str, features::Features)> = Vec::new();
+        let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        for (i, name) in names.iter().enumerate() {
+            match self.prepare(name) {
+                Err(reason) => out[i] = Some(DgaJudgement::NotJudged { reason }),
+                Ok((reg, label, suffix)) => {
+                    if let Some(v) = self.cache.get(reg) {
+                        out[i] = Some(self.judgement(reg, v));
+                    } else {
+                        pending.push((i, reg));
+                        seen.entry(reg).or_insert_with(|| {
+                            work.push((reg, features::features(label, suffix)));
+                            work.len() - 1
+                        });
+                    }
+                }
+            }
+        }
+        let mut verdicts: Vec<Option<Verdict>> = vec![None; work.len()];
+        for (c, chunk) in work.chunks(BATCH).enumerate() {
+            let fs: Vec<&features::Features> = chunk.iter().map(|(_, f)| f).collect();
+            let plan = if chunk.len() == 1 {
+                &self.single
+            } else {
+                &self.batch
+            };
+            if let Ok(vs) = self.run(plan, &fs) {
+                for (j, v) in vs.into_iter().enumerate() {
+                    let k = c * BATCH + j;
+                    self.cache.insert(work[k].0.into(), v);
+                    verdicts[k] = Some(v);
+                }
+            }
+        }
+        for (i, reg) in pending {
+            out[i] = Some(match verdicts[seen[reg]] {
+                Some(v) => self.judgement(reg, v),
+                None => DgaJudgement::NotJudged {
+                    reason: SkipReason::InferenceError,
+                },
+            });
+        }
+        out.into_iter()
+            .map(|j| j.expect("every name judged"))
+            .collect()
+    }
+
+    /// Scores a registrable domain given as label and public suffix, bypassing skip rules and
+    /// cache: `(dga_probability, family_probabilities)` (families in [`families`](Self::families) order).
+    pub fn score_parts(&self, label: &str, suffix: &str) -> Result<(f32, Vec<f32>), ClassifyError> {
+        let f = features::features(label, suffix);
+        let (s, fam) = self
+            .run_raw(&self.single, &[&f])
+            .map_err(|e| ClassifyError::Model {
+                origin: "inference".into(),
+                reason: format!("{e:#}"),
+            })?;
+        Ok((s[0], fam))
+    }
+
+    fn run(
+        &self,
+        plan: &Arc<TypedRunnableModel>,
+        fs: &[&features::Features],
+    ) -> TractResult<Vec<Verdict>> {
+        let (scores, fam) = self.run_raw(plan, fs)?;
+        let k = self.families.len();
+        Ok(scores
+            .iter()
+            .enumerate()
+            .map(|(r, &score)| {
+                let row = &fam[r * k..(r + 1) * k];
+                let (mut best, mut bp) = (0usize, f32::MIN);
+                for (j, &p) in row.iter().enumerate() {
+                    if p > bp {
+                        best = j;
+                        bp = p;
+                    }
+                }
+                let family = if bp >= self.other_min_prob { best } else { k };
+                Verdict {
+                    score,
+                    family: family as u16,
+                    family_prob: bp,
+                }
+            })
+            .collect())
+    }
+
+    /// Runs a plan on up to its batch size of feature rows (padded); returns (scores, family
+    /// probabilities row-major) for the real rows.
+    fn run_raw(
+        &self,
+        plan: &Arc<TypedRunnableModel>,
+        fs: &[&features::Features],
+    ) -> TractResult<(Vec<f32>, Vec<f32>)> {
+        let n = if Arc::ptr_eq(plan, &self.single) {
+            1
+        } else {
+            BATCH
+        };
+        if fs.is_empty() || fs.len() > n {
+            return Err(TractError::msg(format!(
+                "batch of {} rows for a plan of {n}",
+                fs.len()
+            )));
+        }
+        let mut ids = vec![0i64; n * features::MAX_IDS];
+        let mut inv = vec![0f32; n];
+        let mut tld = vec![0i64; n];
+        let mut dense = vec![0f32; n * features::N_DENSE];
+        for (r, f) in fs.iter().enumerate() {
+            let m = f.ids.len().min(features::MAX_IDS);
+            ids[r * features::MAX_IDS..r * features::MAX_IDS + m].copy_from_slice(&f.ids[..m]);
+            inv[r] = 1.0 / (m.max(1) as f32);
+            tld[r] = f.tld;
+            dense[r * features::N_DENSE..(r + 1) * features::N_DENSE].copy_from_slice(&f.dense);
+        }
+        let inputs = tvec![
+            Tensor::from_shape(&[n, features::MAX_IDS], &ids)?.into(),
+            Tensor::from_shape(&[n, 1], &inv)?.into(),
+            Tensor::from_shape(&[n], &tld)?.into(),
+            Tensor::from_shape(&[n, features::N_DENSE], &dense)?.into(),
+        ];
+        let out = plan.run(inputs)?;
+        let scores = out[0].to_plain_array_view::<f32>()?;
+        let scores = scores
+            .as_slice()
+            .ok_or_else(|| TractError::msg("non-contiguous output"))?;
+        let fam = out[1].to_plain_array_view::<f32>()?;
+        let fam = fam
+            .as_slice()
+            .ok_or_else(|| TractError::msg("non-contiguous output"))?;
+        let k = self.families.len();
+        Ok((scores[..fs.len()].to_vec(), fam[..fs.len() * k].to_vec()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registrable() {
+        assert_eq!(registrable_domain("a.b.foo.co.uk"), Some("foo.co.uk"));
+        assert_eq!(registrable_domain("foo.co.uk."), Some("foo.co.uk"));
+        assert_eq!(registrable_domain("co.uk"), None);
+        assert_eq!(registrable_domain("com"), None);
+        assert_eq!(registrable_domain("www.example.com"), Some("example.com"));
+    }
+
+    #[test]
+    fn normalization() {
+        assert_eq!(normalize(" WWW.Example.COM. "), "www.example.com");
+        assert!(matches!(normalize("www.example.com"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn send_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<DgaModel>();
+    }
+
+    #[test]
+    fn skip_reason_strings() {
+        assert_eq!(SkipReason::CdnSuffix.as_str(), "cdn_suffix");
+        let j = DgaJudgement::NotJudged {
+            reason: SkipReason::ReverseDns,
+        };
+        assert_eq!(
+            serde_json::to_string(&j).unwrap(),
+            r#"{"verdict":"not_judged","reason":"reverse_dns"}"#
+        );
+    }
+}

@@ -1,0 +1,264 @@
+//! Behavioural tests against the embedded model and the Python-generated parity fixture
+//! (`tests/fixtures/parity.jsonl`, written by `models/train/train.py`).
+
+use std::sync::{Arc, OnceLock};
+
+use dnsward_classify::{features, registrable_domain, DgaJudgement, DgaModel, SkipReason};
+
+fn model() -> &'static DgaModel {
+    static M: OnceLock<DgaModel> = OnceLock::new();
+    M.get_or_init(|| DgaModel::embedded().expect("embedded model loads"))
+}
+
+#[derive(serde::Deserialize)]
+struct Row {
+    qname: String,
+    label: String,
+    suffix: String,
+    source: String,
+    ids: Vec<i64>,
+    tld: i64,
+    dense: Vec<f32>,
+    score: f32,
+    family: String,
+}
+
+fn fixture() -> Vec<Row> {
+    include_str!("fixtures/parity.jsonl")
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("fixture row"))
+        .collect()
+}
+
+#[test]
+fn feature_parity_with_python() {
+    let rows = fixture();
+    assert!(rows.len() > 100);
+    let mut psl_agree = 0;
+    for r in &rows {
+        let f = features::features(&r.label, &r.suffix);
+        assert_eq!(f.ids, r.ids, "n-gram ids differ for {}", r.qname);
+        assert_eq!(f.tld, r.tld, "tld id differs for {}", r.qname);
+        for (a, b) in f.dense.iter().zip(&r.dense) {
+            assert!(
+                (a - b).abs() <= 1e-6,
+                "dense feature differs for {}: {:?} vs {:?}",
+                r.qname,
+                f.dense,
+                r.dense
+            );
+        }
+        if registrable_domain(&r.qname) == Some(format!("{}.{}", r.label, r.suffix).as_str()) {
+            psl_agree += 1;
+        }
+    }
+    // Python's publicsuffixlist snapshot and the psl crate may differ on a handful of suffixes.
+    assert!(
+        psl_agree * 100 >= rows.len() * 98,
+        "PSL agreement {psl_agree}/{}",
+        rows.len()
+    );
+}
+
+#[test]
+fn score_parity_with_python() {
+    let m = model();
+    for r in fixture() {
+        let (s, fam) = m.score_parts(&r.label, &r.suffix).unwrap();
+        assert!(
+            (s - r.score).abs() < 1e-4,
+            "{}: rust {s} python {}",
+            r.qname,
+            r.score
+        );
+        let (best, p) =
+            fam.iter()
+                .enumerate()
+                .fold((0, f32::MIN), |a, (i, &p)| if p > a.1 { (i, p) } else { a });
+        let fam_name = if p >= m.other_min_prob() {
+            m.families()[best].as_str()
+        } else {
+            "other"
+        };
+        // Near-ties may flip with float rounding; only check clear winners.
+        if (p - m.other_min_prob()).abs() > 1e-3 {
+            assert_eq!(fam_name, r.family, "family of {}", r.qname);
+        }
+    }
+}
+
+#[test]
+fn dga_names_score_high_and_benign_low() {
+    let m = model();
+    let t = m.default_threshold();
+    let rows = fixture();
+    let dga: Vec<_> = rows
+        .iter()
+        .filter(|r| !r.source.starts_with("benign"))
+        .collect();
+    let benign: Vec<_> = rows
+        .iter()
+        .filter(|r| r.source.starts_with("benign"))
+        .collect();
+    let hit = dga
+        .iter()
+        .filter(|r| m.score_parts(&r.label, &r.suffix).unwrap().0 >= t)
+        .count();
+    let fp = benign
+        .iter()
+        .filter(|r| m.score_parts(&r.label, &r.suffix).unwrap().0 >= t)
+        .count();
+    assert!(
+        hit * 100 >= dga.len() * 50,
+        "only {hit}/{} held-out DGA names flagged",
+        dga.len()
+    );
+    assert!(
+        fp * 100 <= benign.len() * 2,
+        "{fp}/{} held-out benign names flagged",
+        benign.len()
+    );
+    // A few classic examples.
+    for q in [
+        "aaexdgjklpqwmxz.ws",
+        "bxvfkxqplmzr.biz",
+        "qpwoeirutyalskdjfhgzmxncbv.ru",
+    ] {
+        assert!(m.judge(q).is_dga(t), "{q}: {:?}", m.judge(q));
+    }
+}
+
+#[test]
+fn skip_rules() {
+    let m = model();
+    let reason = |q: &str| match m.judge(q) {
+        DgaJudgement::NotJudged { reason } => Some(reason),
+        DgaJudgement::Scored { .. } => None,
+    };
+    assert_eq!(reason("4.3.2.1.in-addr.arpa"), Some(SkipReason::ReverseDns));
+    assert_eq!(reason("b.a.9.8.ip6.arpa."), Some(SkipReason::ReverseDns));
+    assert_eq!(
+        reason("2.0.0.127.zen.spamhaus.org"),
+        Some(SkipReason::DnsblZone)
+    );
+    assert_eq!(
+        reason("e1234.dscb.akamaiedge.net"),
+        Some(SkipReason::CdnSuffix)
+    );
+    assert_eq!(
+        reason("d3kx8qzvbnjq2p.cloudfront.net"),
+        Some(SkipReason::CdnSuffix)
+    );
+    assert_eq!(reason("xkqjzvbwpq.ddns.net"), Some(SkipReason::DynamicDns));
+    assert_eq!(reason("printer"), Some(SkipReason::SingleLabel));
+    assert_eq!(reason("nas.local"), Some(SkipReason::LocalName));
+    assert_eq!(reason("router.home.arpa"), Some(SkipReason::LocalName));
+    // The allowlist holds the benign-list domains the model would score >= 0.01.
+    let listed = include_str!("../../../models/popular-domains.txt")
+        .lines()
+        .find(|l| !l.starts_with('#') && !l.is_empty())
+        .unwrap();
+    assert_eq!(
+        reason(&format!("www.{listed}")),
+        Some(SkipReason::PopularDomain)
+    );
+    assert_eq!(
+        reason(&format!("WWW.{}.", listed.to_uppercase())),
+        Some(SkipReason::PopularDomain)
+    );
+    for q in ["www.google.com", "mail.facebook.com", "en.wikipedia.org"] {
+        assert!(
+            !m.judge(q).is_dga(m.default_threshold()),
+            "{q}: {:?}",
+            m.judge(q)
+        );
+    }
+    assert_eq!(reason("co.uk"), Some(SkipReason::NoRegistrableDomain));
+    assert_eq!(reason(""), Some(SkipReason::Invalid));
+    assert_eq!(reason("a..b.com"), Some(SkipReason::Invalid));
+}
+
+#[test]
+fn judge_uses_registrable_domain_and_cache() {
+    let m = model();
+    let a = m.judge("www.qxvzkwpthbnmdl.com");
+    let b = m.judge("Mail.QXVZKWPTHBNMDL.com.");
+    match (&a, &b) {
+        (
+            DgaJudgement::Scored {
+                registrable, score, ..
+            },
+            DgaJudgement::Scored { score: s2, .. },
+        ) => {
+            assert_eq!(registrable, "qxvzkwpthbnmdl.com");
+            assert_eq!(score, s2);
+        }
+        _ => panic!("{a:?} {b:?}"),
+    }
+    let names = [
+        "x1.zzqvbnrtplkw.net",
+        "www.wikipedia.org",
+        "4.3.2.1.in-addr.arpa",
+        "kjhqwepoiuzx.info",
+    ];
+    let batch = m.judge_batch(&names);
+    for (q, j) in names.iter().zip(&batch) {
+        let single = m.judge(q);
+        match (j, &single) {
+            (
+                DgaJudgement::Scored {
+                    score: s1,
+                    family: f1,
+                    ..
+                },
+                DgaJudgement::Scored {
+                    score: s2,
+                    family: f2,
+                    ..
+                },
+            ) => {
+                assert!((s1 - s2).abs() < 1e-5);
+                assert_eq!(f1, f2);
+            }
+            _ => assert_eq!(j, &single),
+        }
+    }
+    // Shared across threads.
+    let shared = Arc::new(DgaModel::embedded().unwrap());
+    let hs: Vec<_> = (0..2)
+        .map(|i| {
+            let m = shared.clone();
+            std::thread::spawn(move || {
+                m.judge(&format!("w{i}.qzkvbnxrtw{i}.org"))
+                    .score()
+                    .is_some()
+            })
+        })
+        .collect();
+    assert!(hs.into_iter().all(|h| h.join().unwrap()));
+}
+
+#[test]
+fn missing_and_corrupt_model_files_are_errors() {
+    let dir = std::env::temp_dir().join(format!("dnsward-classify-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let missing = dir.join("nope.onnx");
+    let e = DgaModel::from_path(&missing).unwrap_err().to_string();
+    assert!(e.contains("nope.onnx"), "{e}");
+    let corrupt = dir.join("corrupt.onnx");
+    std::fs::write(&corrupt, b"this is not an onnx model").unwrap();
+    let e = DgaModel::from_path(&corrupt).unwrap_err().to_string();
+    assert!(e.contains("corrupt.onnx"), "{e}");
+    // Truncated real model.
+    let real = include_bytes!("../../../models/dga.onnx");
+    let trunc = dir.join("truncated.onnx");
+    std::fs::write(&trunc, &real[..real.len() / 2]).unwrap();
+    assert!(DgaModel::from_path(&trunc).is_err());
+    // The real model loads from a path too.
+    let ok = dir.join("dga.onnx");
+    std::fs::write(&ok, real).unwrap();
+    let m = DgaModel::from_path(&ok).unwrap();
+    assert_eq!(m.families(), model().families());
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -1,0 +1,658 @@
+#!/usr/bin/env python3
+"""Train the dnsward DGA classifier and export models/dga.onnx plus side files.
+
+Usage (from the repo root):
+    bash models/train/setup.sh
+    models/train/.venv/bin/python models/train/train.py --data ../shared/data --out models/
+
+Writes (all small, committed):
+    models/dga.onnx              the model (metadata: families, thresholds, feature spec)
+    models/popular-domains.txt   registrable domains of the benign *training* split (allowlist)
+    models/cdn-suffixes.txt, models/dyndns-suffixes.txt, models/dnsbl-zones.txt   skip lists
+    models/metrics.json          every figure quoted in models/README.md
+    crates/dnsward-classify/tests/fixtures/parity.jsonl   Python-side features + scores
+"""
+import argparse
+import collections
+import csv
+import json
+import math
+import os
+import random
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from publicsuffixlist import PublicSuffixList
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import features as fe  # noqa: E402
+
+WORDLIST_VARIANTS = {"suppobox_1", "suppobox_2", "suppobox_3", "gozi_gpl", "gozi_luther", "gozi_nasa",
+                     "gozi_rfc4343", "matsnu", "nymaim2", "ngioweb", "bigviktor_360netlab"}
+# Variant files merged into one family for attribution.
+FAMILY_OF_VARIANT = {
+    "suppobox_1": "suppobox", "suppobox_2": "suppobox", "suppobox_3": "suppobox",
+    "gozi_gpl": "gozi", "gozi_luther": "gozi", "gozi_nasa": "gozi", "gozi_rfc4343": "gozi",
+    "locky_v2": "locky", "locky_v3": "locky", "murofet_v1": "murofet", "murofet_v2": "murofet",
+    "pykspa_improved": "pykspa", "pykspa_precursor": "pykspa", "bigviktor_360netlab": "bigviktor",
+    "kraken_v2": "kraken", "qsnatch_a": "qsnatch",
+}
+# Families removed entirely from the leave-family-out run (4 character-level, 2 word-list, plus symmi/bazar).
+LOFO_VARIANTS = ["chinad", "qakbot", "pitou", "sisron", "tempedreve", "bazarbackdoor", "matsnu", "ngioweb"]
+MAX_PER_VARIANT_TRAIN = 20000
+
+PSL = PublicSuffixList()
+
+
+def split_of(reg: str) -> str:
+    b = fe.fnv1a64(reg.encode("ascii", "replace")) % 100
+    return "test" if b >= 90 else ("val" if b >= 80 else "train")
+
+
+def parse(qname: str):
+    """-> (registrable, label, suffix) or None; mirrors dnsward_classify::registrable_domain."""
+    q = fe.normalize(qname)
+    if not q or "." not in q:
+        return None
+    try:
+        reg = PSL.privatesuffix(q)
+    except Exception:
+        return None
+    if not reg:
+        return None
+    label, _, suffix = reg.partition(".")
+    if not label or not suffix:
+        return None
+    return reg, label, suffix
+
+
+def read_lines(path):
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            line = line.strip()
+            if line and not line.startswith("#"):
+                yield line.split(",")[0]
+
+
+def load(data_dir):
+    dga_dir = os.path.join(data_dir, "dga")
+    fam_dir = os.path.join(dga_dir, "families")
+    dga = {}          # reg -> (variant, family, label, suffix)
+    for fn in sorted(os.listdir(fam_dir)):
+        if not fn.endswith(".txt"):
+            continue
+        variant = fn[:-4]
+        family = FAMILY_OF_VARIANT.get(variant, variant)
+        for q in read_lines(os.path.join(fam_dir, fn)):
+            p = parse(q)
+            if p and p[0] not in dga:
+                dga[p[0]] = (variant, family, p[1], p[2])
+    # Labelled files: train-side ones may be used for training, *_test_* / *_val for wordlist are test only.
+    lab = os.path.join(dga_dir, "labeled")
+    extra_train_dga = {}   # reg -> (variant, family, label, suffix)  family may be None (unknown)
+    benign_train_extra = {}
+    test_sets = {"chrmor_test_known": [], "wordlist_dga_val": []}
+
+    def rows(fn):
+        with open(os.path.join(lab, fn), newline="") as f:
+            yield from csv.DictReader(f)
+
+    for r in rows("chrmor_val.csv"):
+        p = parse(r["domain"])
+        if not p:
+            continue
+        if r["label"] == "benign":
+            benign_train_extra[p[0]] = p
+        else:
+            extra_train_dga[p[0]] = ("chrmor:" + r["family"], r["family"], p[1], p[2])
+    for r in rows("wordlist_dga_train.csv"):
+        p = parse(r["domain"])
+        if not p:
+            continue
+        if r["label"] == "benign":
+            benign_train_extra[p[0]] = p
+        else:
+            extra_train_dga[p[0]] = ("wordlist_dga_train", None, p[1], p[2])
+    for r in rows("chrmor_test_known.csv"):
+        p = parse(r["domain"])
+        if p:
+            test_sets["chrmor_test_known"].append((p, r["family"] if r["label"] != "benign" else None))
+    for r in rows("wordlist_dga_val.csv"):
+        p = parse(r["domain"])
+        if p:
+            test_sets["wordlist_dga_val"].append((p, "wordlist_dga" if r["label"] == "dga" else None))
+
+    benign = {}   # reg -> (label, suffix, source)
+    bdir = os.path.join(dga_dir, "benign")
+    for fn in sorted(os.listdir(bdir)):
+        for q in read_lines(os.path.join(bdir, fn)):
+            p = parse(q)
+            if p and p[0] not in benign:
+                benign[p[0]] = (p[1], p[2], fn[:-4])
+    return dga, extra_train_dga, benign, benign_train_extra, test_sets
+
+
+# ----------------------------------------------------------------------------------------------
+class Net(nn.Module):
+    def __init__(self, n_fam, dim=24, tdim=8, h1=128, h2=64):
+        super().__init__()
+        self.emb = nn.EmbeddingBag(fe.BUCKETS, dim, mode="mean")
+        self.tld = nn.Embedding(fe.TLD_BUCKETS, tdim)
+        nn.init.normal_(self.emb.weight, 0, 0.05)
+        nn.init.normal_(self.tld.weight, 0, 0.05)
+        self.l1 = nn.Linear(dim + tdim + fe.N_DENSE, h1)
+        self.l2 = nn.Linear(h1, h2)
+        self.bin = nn.Linear(h2, 1)
+        self.fam = nn.Linear(h2, n_fam)
+        self.drop = nn.Dropout(0.1)
+
+    def forward(self, flat, offsets, tld, dense):
+        m = self.emb(flat, offsets)
+        t = self.tld(tld)
+        x = torch.cat([m, t, dense], dim=1)
+        h = F.relu(self.l1(x))
+        h = self.drop(F.relu(self.l2(h)))
+        return self.bin(h).squeeze(1), self.fam(h)
+
+
+class Featurized:
+    def subset(self, idx):
+        o = Featurized.__new__(Featurized)
+        o.counts = self.counts[idx]
+        o.flat = np.concatenate([self.flat[s:s + n] for s, n in zip(self.starts[idx], o.counts)])
+        o.starts = np.concatenate([[0], np.cumsum(o.counts)[:-1]]).astype(np.int64)
+        o.tld = self.tld[idx]
+        o.dense = self.dense[idx]
+        return o
+
+    def __init__(self, labels, suffixes):
+        self.flat, self.counts = fe.ngram_ids_batch(labels)
+        self.starts = np.concatenate([[0], np.cumsum(self.counts)[:-1]]).astype(np.int64)
+        self.tld = np.array([fe.tld_id(s) for s in suffixes], dtype=np.int64)
+        self.dense = np.array([fe.dense_features(l, s) for l, s in zip(labels, suffixes)], dtype=np.float32)
+
+    def batch(self, idx):
+        c = self.counts[idx]
+        st = self.starts[idx]
+        flat = np.concatenate([self.flat[s:s + n] for s, n in zip(st, c)])
+        offs = np.concatenate([[0], np.cumsum(c)[:-1]])
+        return (torch.from_numpy(flat), torch.from_numpy(offs.astype(np.int64)),
+                torch.from_numpy(self.tld[idx]), torch.from_numpy(self.dense[idx]))
+
+    def padded(self, idx):
+        """ONNX-style inputs: ids [N, MAX_IDS] zero-padded, inv_cnt [N,1], tld [N], dense [N,F]."""
+        ids = np.zeros((len(idx), fe.MAX_IDS), dtype=np.int64)
+        for r, i in enumerate(idx):
+            s, n = self.starts[i], self.counts[i]
+            ids[r, :n] = self.flat[s:s + n]
+        inv = (1.0 / np.maximum(self.counts[idx], 1)).astype(np.float32)[:, None]
+        return ids, inv, self.tld[idx], self.dense[idx]
+
+
+def train_model(X, y, fam, w_bin, w_fam, n_fam, epochs, seed, log):
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    net = Net(n_fam)
+    emb_params = [net.emb.weight, net.tld.weight]
+    dense_params = [p for n, p in net.named_parameters() if not n.startswith(("emb.", "tld."))]
+    opt_s = torch.optim.Adam(emb_params, lr=5e-3)
+    opt_d = torch.optim.Adam(dense_params, lr=2e-3)
+    n = len(y)
+    bs = 2048
+    steps = epochs * ((n + bs - 1) // bs)
+    step = 0
+    yt = torch.from_numpy(y.astype(np.float32))
+    ft = torch.from_numpy(fam.astype(np.int64))
+    wb = torch.from_numpy(w_bin.astype(np.float32))
+    wf = torch.from_numpy(w_fam.astype(np.float32))
+    for ep in range(epochs):
+        perm = rng.permutation(n)
+        t0 = time.time()
+        tot = 0.0
+        net.train()
+        for b in range(0, n, bs):
+            idx = perm[b:b + bs]
+            lr_scale = max(0.05, 1.0 - step / steps)
+            for o, base in ((opt_s, 5e-3), (opt_d, 3e-3)):
+                for g in o.param_groups:
+                    g["lr"] = base * lr_scale
+            flat, offs, tld, dense = X.batch(idx)
+            lb, lf = net(flat, offs, tld, dense)
+            it = torch.from_numpy(idx)
+            loss_b = (F.binary_cross_entropy_with_logits(lb, yt[it], reduction="none") * wb[it]).sum()
+            loss_f = (F.cross_entropy(lf, ft[it].clamp(min=0), reduction="none") * wf[it]).sum()
+            loss = (loss_b + 0.5 * loss_f) / len(idx)
+            opt_s.zero_grad()
+            opt_d.zero_grad()
+            loss.backward()
+            opt_s.step()
+            opt_d.step()
+            tot += loss.item() * len(idx)
+            step += 1
+            if step % 50 == 0:
+                log(f"    step {step}/{steps} loss {tot / (b + len(idx)):.4f} ({time.time() - t0:.0f}s)")
+        log(f"  epoch {ep + 1}/{epochs} loss {tot / n:.4f} ({time.time() - t0:.0f}s)")
+    net.eval()
+    return net
+
+
+# ----------------------------------------------------------------------------------------------
+def export_onnx(net, families, meta, path):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    E = net.emb.weight.detach().numpy().astype(np.float16)
+    E[0] = 0  # padding row
+    T = net.tld.weight.detach().numpy().astype(np.float16)
+    inits = [
+        numpy_helper.from_array(E, "emb"),
+        numpy_helper.from_array(T, "tld_emb"),
+        numpy_helper.from_array(net.l1.weight.detach().numpy().T.copy(), "w1"),
+        numpy_helper.from_array(net.l1.bias.detach().numpy(), "b1"),
+        numpy_helper.from_array(net.l2.weight.detach().numpy().T.copy(), "w2"),
+        numpy_helper.from_array(net.l2.bias.detach().numpy(), "b2"),
+        numpy_helper.from_array(net.bin.weight.detach().numpy().T.copy(), "wb"),
+        numpy_helper.from_array(net.bin.bias.detach().numpy(), "bb"),
+        numpy_helper.from_array(net.fam.weight.detach().numpy().T.copy(), "wf"),
+        numpy_helper.from_array(net.fam.bias.detach().numpy(), "bf"),
+    ]
+    nodes = [
+        helper.make_node("Gather", ["emb", "ids"], ["g16"], axis=0),
+        helper.make_node("Cast", ["g16"], ["g"], to=TensorProto.FLOAT),
+        helper.make_node("ReduceSum", ["g"], ["gs"], axes=[1], keepdims=0),
+        helper.make_node("Mul", ["gs", "inv_cnt"], ["m"]),
+        helper.make_node("Gather", ["tld_emb", "tld"], ["t16"], axis=0),
+        helper.make_node("Cast", ["t16"], ["t"], to=TensorProto.FLOAT),
+        helper.make_node("Concat", ["m", "t", "dense"], ["x"], axis=1),
+        helper.make_node("Gemm", ["x", "w1", "b1"], ["a1"]),
+        helper.make_node("Relu", ["a1"], ["h1"]),
+        helper.make_node("Gemm", ["h1", "w2", "b2"], ["a2"]),
+        helper.make_node("Relu", ["a2"], ["h2"]),
+        helper.make_node("Gemm", ["h2", "wb", "bb"], ["zb"]),
+        helper.make_node("Sigmoid", ["zb"], ["dga_prob"]),
+        helper.make_node("Gemm", ["h2", "wf", "bf"], ["zf"]),
+        helper.make_node("Softmax", ["zf"], ["family_prob"], axis=1),
+    ]
+    graph = helper.make_graph(
+        nodes, "dnsward_dga",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, ["N", fe.MAX_IDS]),
+         helper.make_tensor_value_info("inv_cnt", TensorProto.FLOAT, ["N", 1]),
+         helper.make_tensor_value_info("tld", TensorProto.INT64, ["N"]),
+         helper.make_tensor_value_info("dense", TensorProto.FLOAT, ["N", fe.N_DENSE])],
+        [helper.make_tensor_value_info("dga_prob", TensorProto.FLOAT, ["N", 1]),
+         helper.make_tensor_value_info("family_prob", TensorProto.FLOAT, ["N", len(families)])],
+        initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)],
+                              producer_name="dnsward models/train/train.py")
+    model.ir_version = 7
+    for k, v in meta.items():
+        e = model.metadata_props.add()
+        e.key = k
+        e.value = v if isinstance(v, str) else json.dumps(v)
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+
+
+class OnnxScorer:
+    def __init__(self, path):
+        import onnxruntime as ort
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = 2
+        self.sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+
+    def score(self, X, idx=None, bs=4096):
+        if idx is None:
+            idx = np.arange(len(X.counts))
+        outs_b, outs_f = [], []
+        for b in range(0, len(idx), bs):
+            ids, inv, tld, dense = X.padded(idx[b:b + bs])
+            pb, pf = self.sess.run(None, {"ids": ids, "inv_cnt": inv, "tld": tld, "dense": dense})
+            outs_b.append(pb[:, 0])
+            outs_f.append(pf)
+        return np.concatenate(outs_b), np.concatenate(outs_f)
+
+
+def thr_at_fpr(benign_scores, fpr):
+    """Smallest threshold t with mean(benign > t) <= fpr."""
+    s = np.sort(benign_scores)[::-1]
+    k = int(math.floor(fpr * len(s)))
+    return float(s[k]) if k < len(s) else 0.0
+
+
+def macro_f1(y_true, y_pred, labels):
+    f1s = []
+    for l in labels:
+        tp = np.sum((y_pred == l) & (y_true == l))
+        fp = np.sum((y_pred == l) & (y_true != l))
+        fn = np.sum((y_pred != l) & (y_true == l))
+        if tp + fn == 0:
+            continue
+        p = tp / (tp + fp) if tp + fp else 0.0
+        r = tp / (tp + fn)
+        f1s.append(2 * p * r / (p + r) if p + r else 0.0)
+    return float(np.mean(f1s))
+
+
+# ----------------------------------------------------------------------------------------------
+def build_and_train(data, holdout_variants, use_labeled_dga, epochs, seed, log):
+    dga, extra_dga, benign, benign_extra, test_sets = data
+    test_only = set()
+    for rows in test_sets.values():
+        test_only.update(p[0] for p, _ in rows)
+    dga_regs = set(dga) | set(extra_dga)
+
+    rows = []  # (reg, label, suffix, y, variant, family)
+    per_variant_train = collections.Counter()
+    rng = random.Random(seed)
+    dga_items = sorted(dga.items())
+    rng.shuffle(dga_items)
+    for reg, (variant, family, label, suffix) in dga_items:
+        sp = split_of(reg)
+        if variant in holdout_variants:
+            rows.append((reg, label, suffix, 1, variant, family, "heldout_family"))
+            continue
+        if sp != "test" and reg in test_only:
+            continue
+        if sp == "train":
+            if per_variant_train[variant] >= MAX_PER_VARIANT_TRAIN:
+                continue
+            per_variant_train[variant] += 1
+        rows.append((reg, label, suffix, 1, variant, family, sp))
+    if use_labeled_dga:
+        for reg, (variant, family, label, suffix) in sorted(extra_dga.items()):
+            if reg in dga or reg in test_only or split_of(reg) != "train":
+                continue
+            rows.append((reg, label, suffix, 1, variant, family, "train"))
+    for reg, (label, suffix, src) in sorted(benign.items()):
+        if reg in dga_regs:
+            continue
+        sp = split_of(reg)
+        if sp != "test" and reg in test_only:
+            continue
+        rows.append((reg, label, suffix, 0, "benign:" + src, None, sp))
+    for reg, (_, label, suffix) in sorted(benign_extra.items()):
+        if reg in benign or reg in dga_regs or reg in test_only or split_of(reg) != "train":
+            continue
+        rows.append((reg, label, suffix, 0, "benign:labeled_train", None, "train"))
+
+    train_fams = sorted({r[5] for r in rows if r[6] == "train" and r[3] == 1 and r[5]})
+    fam_index = {f: i for i, f in enumerate(train_fams)}
+    labels = [r[1] for r in rows]
+    suffixes = [r[2] for r in rows]
+    t0 = time.time()
+    X = Featurized(labels, suffixes)
+    log(f"  featurized {len(rows)} names in {time.time() - t0:.0f}s; {len(train_fams)} families")
+    splits = np.array([r[6] for r in rows])
+    y = np.array([r[3] for r in rows], dtype=np.int64)
+    variants = np.array([r[4] for r in rows])
+    fam = np.array([fam_index.get(r[5], -1) if r[5] else -1 for r in rows], dtype=np.int64)
+
+    tr = np.where(splits == "train")[0]
+    # Weights: every DGA variant (file) carries the same total weight (small ones capped), benign
+    # carries 1.5x the total DGA weight (low FPR matters most).
+    vc = collections.Counter(variants[tr])
+    w_bin = np.zeros(len(rows), dtype=np.float64)
+    w_fam = np.zeros(len(rows), dtype=np.float64)
+    for i in tr:
+        if y[i] == 1:
+            w_bin[i] = 1.0 / max(vc[variants[i]], 1000)
+            if fam[i] >= 0:
+                w_fam[i] = w_bin[i]
+    dtot = w_bin[tr][y[tr] == 1].sum()
+    nb = int((y[tr] == 0).sum())
+    w_bin[tr[y[tr] == 0]] = 1.5 * dtot / nb
+    scale = len(tr) / w_bin[tr].sum()
+    w_bin *= scale
+    w_fam *= len(tr) / max(w_fam[tr].sum(), 1e-9)
+    log(f"  train rows {len(tr)} (dga {int(y[tr].sum())}, benign {nb})")
+
+    Xtr = X.subset(tr)
+    net = train_model(Xtr, y[tr], fam[tr], w_bin[tr], w_fam[tr], len(train_fams), epochs, seed, log)
+    return dict(rows=rows, X=X, splits=splits, y=y, variants=variants, fam=fam, train_fams=train_fams,
+                net=net, test_only=test_only)
+
+
+def evaluate(ctx, scorer, fams_out, other_min_prob, test_sets, log):
+    X, splits, y, variants = ctx["X"], ctx["splits"], ctx["y"], ctx["variants"]
+    rows = ctx["rows"]
+    res = {}
+    b_test = np.where((splits == "test") & (y == 0))[0]
+    b_val = np.where((splits == "val") & (y == 0))[0]
+    sb_test, _ = scorer.score(X, b_test)
+    sb_val, _ = scorer.score(X, b_val)
+    thr = {"1e-3": thr_at_fpr(sb_test, 1e-3), "1e-4": thr_at_fpr(sb_test, 1e-4)}
+    default_thr = thr_at_fpr(sb_val, 1e-4)
+    res["benign_test_n"] = int(len(b_test))
+    res["benign_val_n"] = int(len(b_val))
+    res["thresholds_on_benign_test"] = thr
+    res["default_threshold_from_val"] = default_thr
+    res["benign_test_fpr_at_default"] = float(np.mean(sb_test > default_thr))
+    srcs = collections.Counter(variants[b_test])
+    res["benign_test_fpr_by_source_at_default"] = {
+        s: float(np.mean(sb_test[variants[b_test] == s] > default_thr)) for s in srcs}
+
+    def recall_table(idx_by_group, label_fam=None):
+        out = {}
+        for g, idx in sorted(idx_by_group.items()):
+            sc, pf = scorer.score(X, idx)
+            out[g] = {"n": int(len(idx)),
+                      "recall@1e-3": float(np.mean(sc > thr["1e-3"])),
+                      "recall@1e-4": float(np.mean(sc > thr["1e-4"])),
+                      "recall@default": float(np.mean(sc > default_thr))}
+            top = pf.argmax(1)
+            topp = pf.max(1)
+            names = np.array([fams_out[t] if p >= other_min_prob else "other" for t, p in zip(top, topp)])
+            out[g]["attributed"] = dict(collections.Counter(names).most_common(3))
+            out[g]["_pred"] = names
+        return out
+
+    # Known families: held-out names of families seen in training.
+    test_dga = np.where((splits == "test") & (y == 1))[0]
+    groups = collections.defaultdict(list)
+    for i in test_dga:
+        groups[variants[i]].append(i)
+    known = recall_table({g: np.array(v) for g, v in groups.items()})
+    # attribution on known families
+    yt, yp = [], []
+    for g, idx in groups.items():
+        fam = FAMILY_OF_VARIANT.get(g, g)
+        yt += [fam] * len(idx)
+        yp += list(known[g].pop("_pred"))
+    yt, yp = np.array(yt), np.array(yp)
+    res["attribution_accuracy"] = float(np.mean(yt == yp))
+    res["attribution_macro_f1"] = macro_f1(yt, yp, sorted(set(yt)))
+    res["attribution_accuracy_charlevel"] = float(np.mean((yt == yp)[~np.isin(yt, ["suppobox", "gozi", "matsnu", "nymaim2", "ngioweb", "bigviktor"])]))
+    res["known_families"] = known
+    res.update(summarize(known, "known"))
+
+    held = np.where(splits == "heldout_family")[0]
+    if len(held):
+        hg = collections.defaultdict(list)
+        for i in held:
+            hg[variants[i]].append(i)
+        hres = recall_table({g: np.array(v) for g, v in hg.items()})
+        for g in hres:
+            hres[g].pop("_pred")
+        res["heldout_families"] = hres
+        res.update(summarize(hres, "heldout"))
+
+    # External test sets (never trained on), thresholds from our benign test.
+    ext = {}
+    for name, items in test_sets.items():
+        labels = [p[1] for p, _ in items]
+        suffixes = [p[2] for p, _ in items]
+        Xe = Featurized(labels, suffixes)
+        sc, _ = scorer.score(Xe)
+        fams = np.array([f if f else "benign" for _, f in items])
+        d = {"benign_n": int(np.sum(fams == "benign")),
+             "benign_fpr@1e-3thr": float(np.mean(sc[fams == "benign"] > thr["1e-3"])),
+             "benign_fpr@1e-4thr": float(np.mean(sc[fams == "benign"] > thr["1e-4"])),
+             "benign_fpr@default": float(np.mean(sc[fams == "benign"] > default_thr)),
+             "families": {}}
+        for f in sorted(set(fams) - {"benign"}):
+            s = sc[fams == f]
+            d["families"][f] = {"n": int(len(s)), "recall@1e-3": float(np.mean(s > thr["1e-3"])),
+                                "recall@1e-4": float(np.mean(s > thr["1e-4"])),
+                                "recall@default": float(np.mean(s > default_thr))}
+        fr = d["families"]
+        d["macro_recall@1e-3"] = float(np.mean([v["recall@1e-3"] for v in fr.values()]))
+        d["macro_recall@1e-4"] = float(np.mean([v["recall@1e-4"] for v in fr.values()]))
+        ext[name] = d
+    res["external"] = ext
+    return res
+
+
+def summarize(table, prefix):
+    out = {}
+    for grp, pred in (("all", lambda g: True), ("wordlist", lambda g: g in WORDLIST_VARIANTS),
+                      ("charlevel", lambda g: g not in WORDLIST_VARIANTS)):
+        sel = [v for g, v in table.items() if pred(g)]
+        if not sel:
+            continue
+        for k in ("recall@1e-3", "recall@1e-4", "recall@default"):
+            out[f"{prefix}_{grp}_macro_{k}"] = float(np.mean([v[k] for v in sel]))
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data"))
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), ".."))
+    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--skip-lofo", action="store_true", help="skip the leave-family-out run")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    out = os.path.abspath(args.out)
+    repo = os.path.abspath(os.path.join(out, ".."))
+    t_start = time.time()
+
+    def log(msg):
+        print(f"[{time.time() - t_start:6.0f}s] {msg}", flush=True)
+
+    data = load(args.data)
+    log(f"loaded: {len(data[0])} DGA registrables, {len(data[2])} benign registrables")
+    metrics = {"feature_version": fe.FEATURE_VERSION, "seed": args.seed, "epochs": args.epochs}
+    other_min_prob = 0.5
+
+    log("final run")
+    ctx = build_and_train(data, set(), True, args.epochs, args.seed, log)
+    fams_out = ctx["train_fams"]
+    onnx_path = os.path.join(out, "dga.onnx")
+    # Threshold is computed after export (it needs the f16 model); write twice.
+    meta = {"dnsward.feature_version": str(fe.FEATURE_VERSION), "dnsward.families": fams_out,
+            "dnsward.buckets": str(fe.BUCKETS), "dnsward.tld_buckets": str(fe.TLD_BUCKETS),
+            "dnsward.ngram": f"{fe.NGRAM_MIN}-{fe.NGRAM_MAX}", "dnsward.max_ids": str(fe.MAX_IDS),
+            "dnsward.other_min_prob": str(other_min_prob), "dnsward.default_threshold": "0.5"}
+    export_onnx(ctx["net"], fams_out, meta, onnx_path)
+    scorer = OnnxScorer(onnx_path)
+    r = evaluate(ctx, scorer, fams_out, other_min_prob, data[4], log)
+    meta["dnsward.default_threshold"] = repr(r["default_threshold_from_val"])
+    export_onnx(ctx["net"], fams_out, meta, onnx_path)
+    metrics["final"] = r
+    with open(os.path.join(out, "metrics.json"), "w") as f:
+        json.dump(metrics, f, indent=1, sort_keys=True)
+    log(f"  known macro recall@1e-3 {r['known_all_macro_recall@1e-3']:.4f} @1e-4 {r['known_all_macro_recall@1e-4']:.4f}"
+        f" wordlist@1e-3 {r['known_wordlist_macro_recall@1e-3']:.4f} attribution F1 {r['attribution_macro_f1']:.4f}")
+
+    write_side_files(args.data, out, ctx, data)
+    write_fixtures(repo, ctx, scorer, fams_out, other_min_prob)
+    # Held-out test names for the peer comparison (names only, kept out of git).
+    write_peer_sets(os.path.join(out, "train", "peer_eval"), ctx, scorer)
+    import postprocess  # allowlist + shipped default threshold
+    postprocess.run(args.data, out)
+    if not args.skip_lofo:
+        log(f"leave-family-out run without {LOFO_VARIANTS} (and without the labelled DGA train files)")
+        ctx = build_and_train(data, set(LOFO_VARIANTS), False, args.epochs, args.seed, log)
+        tmp = os.path.join(out, "train", ".lofo.onnx")
+        export_onnx(ctx["net"], ctx["train_fams"], {}, tmp)
+        r = evaluate(ctx, OnnxScorer(tmp), ctx["train_fams"], other_min_prob, {}, log)
+        os.remove(tmp)
+        metrics["lofo"] = {k: v for k, v in r.items() if k != "external"}
+        log(f"  LOFO heldout macro recall@1e-3 {r.get('heldout_all_macro_recall@1e-3'):.3f}")
+
+    metrics["training_seconds"] = time.time() - t_start
+    with open(os.path.join(out, "metrics.json"), "w") as f:
+        json.dump(metrics, f, indent=1, sort_keys=True)
+    log("done")
+
+
+def write_side_files(data_dir, out, ctx, data):
+    rows, splits, y = ctx["rows"], ctx["splits"], ctx["y"]
+    dga_regs = set(data[0]) | set(data[1])
+    intel = os.path.join(data_dir, "intel")
+    cdn = json.load(open(os.path.join(intel, "cdn", "cdncheck-common-cname-suffixes.json")))
+    cdn_s = sorted({s.strip(".").lower() for v in cdn.values() for s in v})
+    for fn in sorted(os.listdir(os.path.join(intel, "misp"))):
+        pass
+    with open(os.path.join(out, "cdn-suffixes.txt"), "w") as f:
+        f.write("# CDN CNAME suffixes (projectdiscovery/cdncheck, MIT) via shared/data/intel/cdn\n")
+        f.write("\n".join(cdn_s) + "\n")
+    dyn = json.load(open(os.path.join(intel, "misp", "dynamic-dns.json")))["list"]
+    dyn_s = sorted({s.strip(".").lower() for s in dyn if s.strip(".")})
+    with open(os.path.join(out, "dyndns-suffixes.txt"), "w") as f:
+        f.write("# Dynamic-DNS suffixes (MISP warninglist dynamic-dns, CC0) via shared/data/intel/misp\n")
+        f.write("\n".join(dyn_s) + "\n")
+    zones = []
+    for line in open(os.path.join(intel, "dnsbl", "dnsbl-zones-merged.tsv")):
+        if line.startswith("#") or not line.strip():
+            continue
+        zones.append(line.split("\t")[0].strip().lower().strip("."))
+    with open(os.path.join(out, "dnsbl-zones.txt"), "w") as f:
+        f.write("# DNSBL/RBL query zones (shared/data/intel/dnsbl/dnsbl-zones-merged.tsv)\n")
+        f.write("\n".join(sorted(set(zones))) + "\n")
+
+
+def write_fixtures(repo, ctx, scorer, fams_out, other_min_prob):
+    """Parity fixture: features and ONNX scores for a few hundred held-out names."""
+    fx = os.path.join(repo, "crates", "dnsward-classify", "tests", "fixtures")
+    os.makedirs(fx, exist_ok=True)
+    rows, splits, variants = ctx["rows"], ctx["splits"], ctx["variants"]
+    rng = np.random.default_rng(7)
+    pick = []
+    test = np.where(splits == "test")[0]
+    by_v = collections.defaultdict(list)
+    for i in test:
+        by_v[variants[i]].append(i)
+    for v in sorted(by_v):
+        idx = by_v[v]
+        k = 30 if v.startswith("benign:") else 4
+        pick += list(rng.choice(idx, size=min(k, len(idx)), replace=False))
+    pick = np.array(sorted(pick))
+    X = ctx["X"]
+    sc, pf = scorer.score(X, pick)
+    with open(os.path.join(fx, "parity.jsonl"), "w") as f:
+        for j, i in enumerate(pick):
+            r = rows[i]
+            s, n = X.starts[i], X.counts[i]
+            top = int(pf[j].argmax())
+            f.write(json.dumps({
+                "qname": r[0], "label": r[1], "suffix": r[2], "source": r[4],
+                "ids": [int(t) for t in X.flat[s:s + n]], "tld": int(X.tld[i]),
+                "dense": [float(t) for t in X.dense[i]], "score": float(sc[j]),
+                "family": fams_out[top] if pf[j, top] >= other_min_prob else "other",
+                "family_prob": float(pf[j, top]),
+            }) + "\n")
+
+
+def write_peer_sets(d, ctx, scorer):
+    """Held-out test names with their group and this model's score (input of models/peers/eval_peers.py)."""
+    os.makedirs(d, exist_ok=True)
+    rows, splits = ctx["rows"], ctx["splits"]
+    idx = np.where(splits == "test")[0]
+    sc, _ = scorer.score(ctx["X"], idx)
+    with open(os.path.join(d, "heldout.tsv"), "w") as f:
+        for i, s in zip(idx, sc):
+            r = rows[i]
+            f.write(f"{r[0]}\t{r[4] if r[3] == 1 else 'benign'}\t{s:.6g}\n")
+
+
+if __name__ == "__main__":
+    main()
