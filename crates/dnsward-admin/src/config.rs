@@ -182,6 +182,28 @@ mod tests {
     }
 
     #[test]
+    fn example_file_matches_defaults() {
+        let text = include_str!("../admin.example.toml");
+        let parsed: AdminConfig = toml::from_str(text).expect("admin.example.toml parses");
+        assert_eq!(parsed, AdminConfig::default());
+        // Every field is mentioned (commented out when it has no default value).
+        let v = toml::Value::try_from(AdminConfig {
+            token: Some("x".into()),
+            jsonl: Some("x".into()),
+            dnstap: Some("x".into()),
+            dnstap_identity: Some("x".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        for key in v.as_table().unwrap().keys() {
+            assert!(
+                text.contains(&format!("{key} = ")),
+                "{key} missing from admin.example.toml"
+            );
+        }
+    }
+
+    #[test]
     fn token_required_off_loopback() {
         let mut c = AdminConfig {
             listen: "0.0.0.0:8053".parse().unwrap(),

@@ -572,6 +572,19 @@ mod tests {
             3,
         ));
         assert_eq!(e[0].1.kind, EvidenceKind::DnsblSelfCheck);
+        // IPv6 nibble form.
+        let mut s = scorer();
+        let v6: std::net::Ipv6Addr = "2001:db8::25".parse().unwrap();
+        let nibbles: Vec<String> = v6
+            .octets()
+            .iter()
+            .rev()
+            .flat_map(|b| [b & 0xf, b >> 4])
+            .map(|n| format!("{n:x}"))
+            .collect();
+        let q = format!("{}.zen.spamhaus.org", nibbles.join("."));
+        let e = s.observe(&obs(T0, "2001:db8::25", &q, None, 3));
+        assert_eq!(e[0].1.kind, EvidenceKind::DnsblSelfCheck);
         // A configured mail server doing the same is exempt.
         let mut s = scorer();
         for z in [

@@ -897,6 +897,13 @@ impl Writer {
                     .written_evidence
                     .fetch_add(ev, Ordering::Relaxed);
             }
+            Err(e) if is_busy(&e) && batch.len() < BATCH_MAX * 100 => {
+                // Another connection (an API rule change) holds the write lock beyond the busy
+                // timeout: keep the batch and retry with the next one; nothing is wrong with the disk.
+                self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, pending = batch.len(), "event store busy; retrying");
+                return;
+            }
             Err(e) => {
                 self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
                 if self.shared.degraded.load(Ordering::Relaxed) {
@@ -1057,6 +1064,13 @@ impl Writer {
             .retention_deleted
             .fetch_add(deleted, Ordering::Relaxed);
     }
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
 
 fn verdict_kind(v: &Verdict) -> &'static str {
