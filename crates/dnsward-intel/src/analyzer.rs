@@ -216,7 +216,7 @@ pub struct AnswerAnalyzer {
     geo: GeoDb,
     lists: Lists,
     iocs: IocSet,
-    shards: Box<[Mutex<LruCache<Box<str>, DomainHistory>>]>,
+    shards: Box<[Mutex<LruCache<Box<str>, DomainHistory, crate::net::FxBuild>>]>,
     warnings: Vec<String>,
 }
 
@@ -421,7 +421,12 @@ impl AnswerAnalyzer {
         let n = cfg.shards.clamp(1, 256).min(cfg.max_domains);
         let per = (cfg.max_domains / n).max(1);
         let shards = (0..n)
-            .map(|_| Mutex::new(LruCache::new(NonZeroUsize::new(per).unwrap())))
+            .map(|_| {
+                Mutex::new(LruCache::with_hasher(
+                    NonZeroUsize::new(per).unwrap(),
+                    crate::net::FxBuild,
+                ))
+            })
             .collect();
         Ok(AnswerAnalyzer {
             cfg: cfg.clone(),
@@ -530,11 +535,27 @@ impl AnswerAnalyzer {
         f.truncated = obs.addrs.len() > take;
         let mut infos: Vec<IpInfo> = Vec::with_capacity(take);
         let mut min_ttl = u32::MAX;
-        for &(ip, ttl) in &obs.addrs[..take] {
-            min_ttl = min_ttl.min(sane_ttl(ttl));
-            let info = self.classify(ip);
-            if !infos.iter().any(|i| i.key == info.key) {
-                infos.push(info);
+        let shard = &self.shards[(fx(qname) % self.shards.len() as u64) as usize];
+        if take > 0 {
+            // addresses this domain answered before keep their classification (no MMDB work)
+            let guard = shard.lock();
+            let hist = guard.peek(qname);
+            for &(ip, ttl) in &obs.addrs[..take] {
+                min_ttl = min_ttl.min(sane_ttl(ttl));
+                let key = ip_key(ip);
+                if infos.iter().any(|i| i.key == key) {
+                    continue;
+                }
+                let known = hist.and_then(|h| h.ips.iter().find(|s| s.key == key));
+                infos.push(match known {
+                    Some(s) => IpInfo {
+                        key,
+                        asn: s.asn,
+                        cc: s.cc,
+                        flags: s.flags,
+                    },
+                    None => self.classify(ip),
+                });
             }
         }
         let mut cname_loop = false;
@@ -613,7 +634,6 @@ impl AnswerAnalyzer {
 
         // ---- history + features
         let keep = record && (!obs.addrs.is_empty() || !obs.ns.is_empty());
-        let shard = &self.shards[(fx(qname) % self.shards.len() as u64) as usize];
         let mut guard = shard.lock();
         let mut scratch;
         let h: &mut DomainHistory = if keep {
@@ -644,11 +664,7 @@ impl AnswerAnalyzer {
             f.window_min_ttl,
             f.growth,
         );
-        let ns_asn_eff = if f.prefix_only {
-            f.ns_ips.min(f.ns_asns.max(f.ns_ips))
-        } else {
-            f.ns_asns
-        };
+        let ns_asn_eff = f.ns_asns; // ASNs, or /16s in prefix-only mode
         f.ns_flux_score = flux_formula(
             f.ns_ips,
             ns_asn_eff,

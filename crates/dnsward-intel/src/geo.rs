@@ -84,7 +84,7 @@ pub fn is_institutional_org(org: &str) -> bool {
 }
 
 const CACHE_SHARDS: usize = 16;
-const CACHE_SLOTS: usize = 4096;
+const CACHE_SLOTS: usize = 8192;
 
 impl std::fmt::Debug for GeoCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

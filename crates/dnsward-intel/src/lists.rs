@@ -23,6 +23,10 @@ pub struct Lists {
     /// Disjoint intervals with the OR of the classes of the CDN, hosting and parking ranges:
     /// one binary search classifies an address.
     pub class_map: RangeSet<u8>,
+    /// IPv4 part of `class_map` as compact u32 arrays (disjoint, sorted): the hot path.
+    class_v4_start: Vec<u32>,
+    class_v4_end: Vec<u32>,
+    class_v4_cls: Vec<u8>,
     pub providers: Vec<Box<str>>,
     pub cdn_suffix: FxMap<Box<str>, u16>,
     pub cdn_ranges: RangeSet<u16>,
@@ -139,12 +143,30 @@ impl Lists {
                 out.push((pos, end, cls));
             }
         }
+        self.class_v4_start.clear();
+        self.class_v4_end.clear();
+        self.class_v4_cls.clear();
+        for &(s, e, c) in &out {
+            if crate::net::key_is_v4(s) && crate::net::key_is_v4(e) {
+                self.class_v4_start.push(s as u32);
+                self.class_v4_end.push(e as u32);
+                self.class_v4_cls.push(c);
+            }
+        }
         self.class_map = RangeSet::from_vec(out);
     }
 
     /// Classes (`C_*`) of an address from the built-in ranges.
     #[inline]
     pub fn class_of(&self, key: u128) -> u8 {
+        if crate::net::key_is_v4(key) {
+            let k = key as u32;
+            let i = self.class_v4_start.partition_point(|&s| s <= k);
+            if i > 0 && self.class_v4_end[i - 1] >= k {
+                return self.class_v4_cls[i - 1];
+            }
+            return 0;
+        }
         self.class_map.get(key).copied().unwrap_or(0)
     }
 
