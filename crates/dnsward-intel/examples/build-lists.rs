@@ -2,8 +2,11 @@
 //! source lists in `../shared/data/intel/` (MIT / CC0; origins in `data/README.md`).
 //!
 //! ```text
-//! cargo run -p dnsward-intel --example build-lists -- [/work/shared/data/intel] [crates/dnsward-intel/data]
+//! cargo run -p dnsward-intel --example build-lists -- [/work/shared/data/intel] [crates/dnsward-intel/data] [ASN.mmdb]
 //! ```
+//! With an ASN MMDB (default `/work/shared/data/geo/asn.mmdb` when present) it also writes
+//! `hosting-prefixes.txt`: the merged IPv4 ranges announced by the hosting ASNs, so that
+//! hosting vs residential works without an ASN database at run time.
 //! The output is committed; the product never reads `../shared` at run time.
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -264,6 +267,64 @@ fn main() {
         writeln!(txt, "{a}").unwrap();
     }
     std::fs::write(out.join("hosting-asn.txt"), txt).unwrap();
+
+    // ---- hosting prefixes from the ASN database (optional)
+    let mmdb = PathBuf::from(
+        args.get(3)
+            .map(String::as_str)
+            .unwrap_or("/work/shared/data/geo/asn.mmdb"),
+    );
+    if mmdb.exists() {
+        let r = maxminddb::Reader::open_readfile(&mmdb)
+            .unwrap_or_else(|e| panic!("{}: {e}", mmdb.display()));
+        let mut ranges: Vec<(u32, u32)> = Vec::new();
+        for item in r.networks(Default::default()).unwrap() {
+            let Ok(item) = item else { continue };
+            let Ok(net) = item.network() else { continue };
+            let (start, prefix) = match net.ip() {
+                std::net::IpAddr::V4(v4) => (u32::from(v4), net.prefix() as u32),
+                std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                    Some(v4) => (u32::from(v4), (net.prefix() as u32).saturating_sub(96)),
+                    None => continue,
+                },
+            };
+            let Ok(Some(asn)) =
+                item.decode_path::<u32>(&[maxminddb::PathElement::Key("autonomous_system_number")])
+            else {
+                continue;
+            };
+            if asns.contains(&asn) && prefix <= 32 {
+                let end = if prefix == 0 {
+                    u32::MAX
+                } else {
+                    start | (u32::MAX >> prefix)
+                };
+                ranges.push((start, end));
+            }
+        }
+        ranges.sort_unstable();
+        let mut merged: Vec<(u32, u32)> = Vec::new();
+        for (s0, e0) in ranges {
+            match merged.last_mut() {
+                Some(last) if s0 <= last.1.saturating_add(1) => last.1 = last.1.max(e0),
+                _ => merged.push((s0, e0)),
+            }
+        }
+        let mut txt = format!(
+            "# first last  IPv4 ranges of the ASNs in hosting-asn.txt, merged; derived from {} (ip-location-db asn: RouteViews, NRO, DB-IP; CC BY 4.0)\n",
+            mmdb.file_name().unwrap().to_string_lossy()
+        );
+        for (a, b) in &merged {
+            writeln!(
+                txt,
+                "{} {}",
+                std::net::Ipv4Addr::from(*a),
+                std::net::Ipv4Addr::from(*b)
+            )
+            .unwrap();
+        }
+        std::fs::write(out.join("hosting-prefixes.txt"), txt).unwrap();
+    }
 
     // ---- hosting ranges (client9/ipcat)
     let mut txt = String::from("# first last  datacenter IPv4 ranges (client9/ipcat, MIT)\n");

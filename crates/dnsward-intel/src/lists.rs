@@ -8,6 +8,7 @@ const CDN_SUFFIXES: &str = include_str!("../data/cdn-cname-suffixes.txt");
 const CDN_RANGES: &str = include_str!("../data/cdn-ranges.txt");
 const HOSTING_ASN: &str = include_str!("../data/hosting-asn.txt");
 const HOSTING_RANGES: &str = include_str!("../data/hosting-ranges.txt");
+const HOSTING_PREFIXES: &str = include_str!("../data/hosting-prefixes.txt");
 const PARKING: &str = include_str!("../data/parking.txt");
 
 /// Round-robin pools that are many-IPs/many-ASNs by design (NTP pool style). Project-authored.
@@ -73,7 +74,7 @@ impl Lists {
             .filter_map(|s| s.parse().ok())
             .collect();
         let mut hr = Vec::new();
-        for line in data_lines(HOSTING_RANGES) {
+        for line in data_lines(HOSTING_RANGES).chain(data_lines(HOSTING_PREFIXES)) {
             let mut it = line.split_whitespace();
             if let (Some(Ok(a)), Some(Ok(b))) = (
                 it.next().map(str::parse::<IpAddr>),
