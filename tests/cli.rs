@@ -27,19 +27,37 @@ const LISTS: &str = "[lists]\ndeny = [\"deny.txt\"]\nallow = [\"allow.txt\"]\n";
 fn check_reports_verdicts_and_exit_codes() {
     let dir = setup(LISTS);
     let cfg = dir.path().join("dnsward.toml");
-    let out = dnsward().args(["check", "--config"]).arg(&cfg).args(["www.evil.example."]).output().unwrap();
+    let out = dnsward()
+        .args(["check", "--config"])
+        .arg(&cfg)
+        .args(["www.evil.example."])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1), "blocked -> exit 1");
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("block category=list action=nxdomain"), "{text}");
+    assert!(
+        text.contains("block category=list action=nxdomain"),
+        "{text}"
+    );
     assert!(text.contains("deny.txt:2"), "{text}");
 
-    let out = dnsward().args(["check", "--config"]).arg(&cfg).args(["good.evil.example", "example.org"]).output().unwrap();
+    let out = dnsward()
+        .args(["check", "--config"])
+        .arg(&cfg)
+        .args(["good.evil.example", "example.org"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0), "nothing blocked -> exit 0");
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("good.evil.example\tallow"), "{text}");
     assert!(text.contains("example.org\tpass"), "{text}");
 
-    let out = dnsward().args(["check", "--json", "--monitor", "--config"]).arg(&cfg).arg("evil.example").output().unwrap();
+    let out = dnsward()
+        .args(["check", "--json", "--monitor", "--config"])
+        .arg(&cfg)
+        .arg("evil.example")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0), "monitor mode blocks nothing");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["name"], "evil.example");
@@ -52,25 +70,52 @@ fn check_reports_verdicts_and_exit_codes() {
 #[test]
 fn broken_config_and_missing_list_are_clear_errors() {
     let dir = setup("[server]\nlisten = [\"127.0.0.1:5353\"]\nworkerz = 2\n");
-    let out = dnsward().args(["serve", "--config"]).arg(dir.path().join("dnsward.toml")).output().unwrap();
+    let out = dnsward()
+        .args(["serve", "--config"])
+        .arg(dir.path().join("dnsward.toml"))
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("workerz") && err.contains("dnsward.toml"), "{err}");
+    assert!(
+        err.contains("workerz") && err.contains("dnsward.toml"),
+        "{err}"
+    );
 
     let dir = setup("[cache]\nmin_ttl = 600\nmax_ttl = 60\n");
-    let out = dnsward().args(["check", "--config"]).arg(dir.path().join("dnsward.toml")).arg("a.b").output().unwrap();
+    let out = dnsward()
+        .args(["check", "--config"])
+        .arg(dir.path().join("dnsward.toml"))
+        .arg("a.b")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8(out.stderr).unwrap().contains("cache.min_ttl"));
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("cache.min_ttl"));
 
     let dir = setup("[lists]\ndeny = [\"nope.txt\"]\n");
-    let out = dnsward().args(["check", "--config"]).arg(dir.path().join("dnsward.toml")).arg("a.b").output().unwrap();
+    let out = dnsward()
+        .args(["check", "--config"])
+        .arg(dir.path().join("dnsward.toml"))
+        .arg("a.b")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("lists.deny") && err.contains("nope.txt"), "{err}");
+    assert!(
+        err.contains("lists.deny") && err.contains("nope.txt"),
+        "{err}"
+    );
 
-    let out = dnsward().args(["check", "--config", "/nonexistent/dnsward.toml", "a.b"]).output().unwrap();
+    let out = dnsward()
+        .args(["check", "--config", "/nonexistent/dnsward.toml", "a.b"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8(out.stderr).unwrap().contains("/nonexistent/dnsward.toml"));
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("/nonexistent/dnsward.toml"));
 }
 
 fn free_port() -> u16 {
@@ -92,7 +137,16 @@ async fn serve_answers_and_reloads_on_sighup() {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let mut child = dnsward()
-        .args(["serve", "--workers", "1", "--listen", &listen, "--upstream", &up.addr.to_string(), "--config"])
+        .args([
+            "serve",
+            "--workers",
+            "1",
+            "--listen",
+            &listen,
+            "--upstream",
+            &up.addr.to_string(),
+            "--config",
+        ])
         .arg(dir.path().join("dnsward.toml"))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -102,7 +156,10 @@ async fn serve_answers_and_reloads_on_sighup() {
     let mut ready = false;
     for _ in 0..100 {
         let pkt = query("www.test.", RecordType::A, None).to_vec().unwrap();
-        if udp_raw(addr, &pkt, Duration::from_millis(100)).await.is_some() {
+        if udp_raw(addr, &pkt, Duration::from_millis(100))
+            .await
+            .is_some()
+        {
             ready = true;
             break;
         }
@@ -114,7 +171,10 @@ async fn serve_answers_and_reloads_on_sighup() {
     assert_eq!(got.metadata.response_code, ResponseCode::NoError);
 
     std::fs::write(dir.path().join("deny.txt"), "bad.test\nlater.test\n").unwrap();
-    let status = Command::new("kill").args(["-HUP", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let mut blocked = false;
     for _ in 0..50 {
@@ -126,12 +186,89 @@ async fn serve_answers_and_reloads_on_sighup() {
         }
     }
     assert!(blocked, "SIGHUP reloaded the denylist");
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
     let status = child.wait().unwrap();
     assert!(status.success(), "clean exit on SIGTERM: {status:?}");
     let mut log = String::new();
     use std::io::Read;
-    child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
     assert!(log.contains("reloaded lists and policy"), "{log}");
-    assert!(log.contains("blocked"), "blocks are logged with their reason: {log}");
+    assert!(
+        log.contains("blocked"),
+        "blocks are logged with their reason: {log}"
+    );
+}
+
+#[test]
+fn classify_scores_names_as_json_lines() {
+    use std::io::Write;
+    let mut child = dnsward()
+        .arg("classify")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"xjw3kqpz0a.net\nwww.wikipedia.org\n\n1.2.0.192.zen.spamhaus.org\nlocalhost\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4, "one object per non-empty line");
+    assert_eq!(lines[0]["name"], "xjw3kqpz0a.net");
+    assert!(lines[0]["dga_score"].as_f64().unwrap() > 0.9);
+    assert_eq!(lines[0]["blocked"], true);
+    assert!(lines[0]["family"].is_string());
+    assert_eq!(lines[1]["blocked"], false);
+    assert!(lines[1]["dga_score"].as_f64().unwrap() < 0.5);
+    assert_eq!(lines[2]["not_judged"], "dnsbl_zone");
+    assert_eq!(lines[3]["not_judged"], "single_label");
+    // A missing input file is a clear error.
+    let out = dnsward()
+        .args(["classify", "/nonexistent/names.txt"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("/nonexistent/names.txt"));
+}
+
+#[test]
+fn missing_model_file_fails_or_disables_as_configured() {
+    let dir = setup("[dga]\nmodel = \"nope.onnx\"\n");
+    let out = dnsward()
+        .args(["check", "--config"])
+        .arg(dir.path().join("dnsward.toml"))
+        .arg("a.b")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("dga.model") && err.contains("nope.onnx"),
+        "{err}"
+    );
+    let dir = setup("[dga]\nmodel = \"nope.onnx\"\non_model_error = \"disable\"\n");
+    let out = dnsward()
+        .args(["check", "--config"])
+        .arg(dir.path().join("dnsward.toml"))
+        .arg("xjw3kqpz0a.net")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "runs without the DGA stage");
 }

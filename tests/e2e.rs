@@ -40,12 +40,26 @@ async fn real_answers_pass_unchanged() {
             let what = format!("{name} {rtype} edns={edns:?}");
             assert_eq!(got.metadata.id, q.metadata.id, "{what}: ID");
             assert_eq!(got.metadata.message_type, MessageType::Response, "{what}");
-            assert!(got.metadata.recursion_desired && got.metadata.recursion_available, "{what}: RD/RA");
+            assert!(
+                got.metadata.recursion_desired && got.metadata.recursion_available,
+                "{what}: RD/RA"
+            );
             assert!(!got.metadata.truncation, "{what}: TC");
-            assert_eq!(got.metadata.response_code, direct.metadata.response_code, "{what}: RCODE");
+            assert_eq!(
+                got.metadata.response_code, direct.metadata.response_code,
+                "{what}: RCODE"
+            );
             assert_eq!(rrs(&got.answers), rrs(&direct.answers), "{what}: answers");
-            assert_eq!(rrs(&got.authorities), rrs(&direct.authorities), "{what}: authority");
-            assert_eq!(got.edns.is_some(), edns.is_some(), "{what}: OPT only if the client sent one");
+            assert_eq!(
+                rrs(&got.authorities),
+                rrs(&direct.authorities),
+                "{what}: authority"
+            );
+            assert_eq!(
+                got.edns.is_some(),
+                edns.is_some(),
+                "{what}: OPT only if the client sent one"
+            );
         }
     }
     // All six addresses of a round-robin name.
@@ -71,12 +85,21 @@ async fn question_case_is_echoed_and_ttls_count_down_from_cache() {
     let mut pkt = query("www.test.", RecordType::A, None).to_vec().unwrap();
     pkt[13] = b'W';
     pkt[17] = b'T';
-    let raw = udp_raw(dw.addr, &pkt, Duration::from_secs(3)).await.unwrap();
+    let raw = udp_raw(dw.addr, &pkt, Duration::from_secs(3))
+        .await
+        .unwrap();
     assert_eq!(&raw[12..22], b"\x03Www\x04Test\x00");
     let second = hickory_proto::op::Message::from_vec(&raw).unwrap();
-    assert_eq!(dw.app.engine().cache().hits(), hits_before + 1, "second query is a cache hit");
+    assert_eq!(
+        dw.app.engine().cache().hits(),
+        hits_before + 1,
+        "second query is a cache hit"
+    );
     let ttl2 = second.answers[0].ttl;
-    assert!(ttl2 <= ttl1 - 2 && ttl2 >= ttl1 - 3, "TTL counted down: {ttl1} -> {ttl2}");
+    assert!(
+        ttl2 <= ttl1 - 2 && ttl2 >= ttl1 - 3,
+        "TTL counted down: {ttl1} -> {ttl2}"
+    );
     assert_eq!(rrs(&first.answers), rrs(&second.answers));
     // Negative answers are cached too (RFC 2308), with the SOA minimum (30 s in the fixture).
     let _ = udp(dw.addr, &query("nothere.test.", RecordType::A, None)).await;
@@ -145,7 +168,10 @@ async fn denylist_actions_on_the_wire() {
     let events = dw.events.events.lock().unwrap().clone();
     assert_eq!(
         events[0].1.kind,
-        VerdictKind::Block { category: Category::List, action: Action::Log }
+        VerdictKind::Block {
+            category: Category::List,
+            action: Action::Log
+        }
     );
     // Cached hits of a monitored name are still reported.
     let _ = udp(dw.addr, &query("bad.test.", RecordType::A, None)).await;
@@ -208,8 +234,14 @@ async fn servfail_within_budget_when_upstream_is_dead() {
     let got = udp(dw.addr, &query("www.test.", RecordType::A, None)).await;
     let took = started.elapsed();
     assert_eq!(got.metadata.response_code, ResponseCode::ServFail);
-    assert!(took >= Duration::from_millis(550), "waited for the budget: {took:?}");
-    assert!(took < Duration::from_millis(1500), "no hang beyond the budget: {took:?}");
+    assert!(
+        took >= Duration::from_millis(550),
+        "waited for the budget: {took:?}"
+    );
+    assert!(
+        took < Duration::from_millis(1500),
+        "no hang beyond the budget: {took:?}"
+    );
     assert_eq!(dw.app.engine().stats.snapshot().upstream_failures, 1);
 }
 
@@ -224,14 +256,20 @@ async fn fails_over_to_the_next_upstream() {
     let started = Instant::now();
     let got = udp(dw.addr, &query("multi.test.", RecordType::A, None)).await;
     assert_eq!(got.answers.len(), 6);
-    assert!(started.elapsed() < Duration::from_millis(300), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(300),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_packets_are_survived() {
     let up = start_upstream().await;
     let dw = start_dnsward(test_config(&[up.addr])).await;
-    let valid = query("www.test.", RecordType::A, Some(1232)).to_vec().unwrap();
+    let valid = query("www.test.", RecordType::A, Some(1232))
+        .to_vec()
+        .unwrap();
     let mut corpus: Vec<Vec<u8>> = vec![
         vec![],
         vec![0x12],
@@ -267,11 +305,16 @@ async fn malformed_packets_are_survived() {
             }
         }
     }
-    assert!(formerr >= 3, "malformed queries with a header get FORMERR ({formerr})");
+    assert!(
+        formerr >= 3,
+        "malformed queries with a header get FORMERR ({formerr})"
+    );
     // A response packet (QR set) is never answered: no reflection loops.
     let mut resp_pkt = valid.clone();
     resp_pkt[2] |= 0x80;
-    assert!(udp_raw(dw.addr, &resp_pkt, Duration::from_millis(200)).await.is_none());
+    assert!(udp_raw(dw.addr, &resp_pkt, Duration::from_millis(200))
+        .await
+        .is_none());
     // Oversized name: 4 x 63-byte labels + more = over 255 bytes.
     let mut long = vec![0, 9, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
     for _ in 0..5 {
@@ -279,7 +322,9 @@ async fn malformed_packets_are_survived() {
         long.extend([b'x'; 63]);
     }
     long.extend([0, 0, 1, 0, 1]);
-    let r = udp_raw(dw.addr, &long, Duration::from_secs(1)).await.unwrap();
+    let r = udp_raw(dw.addr, &long, Duration::from_secs(1))
+        .await
+        .unwrap();
     assert_eq!(r[3] & 0x0f, 1, "FORMERR for a name over 255 bytes");
     // Same over TCP: garbage frames, then a valid query on a fresh connection.
     {
@@ -319,11 +364,17 @@ async fn per_client_rate_limit_drops_silently() {
     let pkt = query("www.test.", RecordType::A, None).to_vec().unwrap();
     let mut answered = 0;
     for _ in 0..8 {
-        if udp_raw(dw.addr, &pkt, Duration::from_millis(200)).await.is_some() {
+        if udp_raw(dw.addr, &pkt, Duration::from_millis(200))
+            .await
+            .is_some()
+        {
             answered += 1;
         }
     }
-    assert!((3..=4).contains(&answered), "burst of 3 (+1 refill at most): {answered}");
+    assert!(
+        (3..=4).contains(&answered),
+        "burst of 3 (+1 refill at most): {answered}"
+    );
     assert!(dw.app.engine().stats.snapshot().rate_limited >= 4);
 }
 
@@ -338,9 +389,15 @@ async fn any_queries_get_a_minimal_answer() {
     // Non-IN classes are refused, zone transfers not implemented.
     let mut chaos = query("version.bind.", RecordType::TXT, None);
     chaos.queries[0].set_query_class(hickory_proto::rr::DNSClass::CH);
-    assert_eq!(udp(dw.addr, &chaos).await.metadata.response_code, ResponseCode::Refused);
+    assert_eq!(
+        udp(dw.addr, &chaos).await.metadata.response_code,
+        ResponseCode::Refused
+    );
     let axfr = query("test.", RecordType::AXFR, None);
-    assert_eq!(udp(dw.addr, &axfr).await.metadata.response_code, ResponseCode::NotImp);
+    assert_eq!(
+        udp(dw.addr, &axfr).await.metadata.response_code,
+        ResponseCode::NotImp
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -356,7 +413,10 @@ async fn reload_swaps_lists_and_rejudges_cached_answers() {
     // Reload re-reads the file: keep the test upstream and port in it.
     std::fs::write(
         &cfg_path,
-        format!("[lists]\ndeny = [\"deny.txt\"]\n[upstream]\nservers = [\"{}\"]\n", up.addr),
+        format!(
+            "[lists]\ndeny = [\"deny.txt\"]\n[upstream]\nservers = [\"{}\"]\n",
+            up.addr
+        ),
     )
     .unwrap();
     let dw = start_dnsward_with_path(cfg, Some(cfg_path.clone())).await;
@@ -393,9 +453,17 @@ async fn ipv6_listener_answers() {
     let v6 = dw.app.server.addrs[0];
     assert!(v6.is_ipv6());
     let sock = tokio::net::UdpSocket::bind("[::1]:0").await.unwrap();
-    sock.send_to(&query("www.test.", RecordType::AAAA, None).to_vec().unwrap(), v6).await.unwrap();
+    sock.send_to(
+        &query("www.test.", RecordType::AAAA, None).to_vec().unwrap(),
+        v6,
+    )
+    .await
+    .unwrap();
     let mut buf = vec![0u8; 4096];
-    let (n, _) = tokio::time::timeout(Duration::from_secs(3), sock.recv_from(&mut buf)).await.unwrap().unwrap();
+    let (n, _) = tokio::time::timeout(Duration::from_secs(3), sock.recv_from(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
     let msg = hickory_proto::op::Message::from_vec(&buf[..n]).unwrap();
     assert_eq!(msg.answers[0].data.to_string(), "2001:db8::10");
     let got = tcp(v6, &query("www.test.", RecordType::A, None)).await;
@@ -406,16 +474,27 @@ async fn ipv6_listener_answers() {
 async fn dns_over_tls_and_https_upstreams() {
     let dir = tempfile::tempdir().unwrap();
     let enc = start_encrypted_upstream(dir.path()).await;
-    for server in [format!("tls://{}#dns.test", enc.dot), format!("https://{}/dns-query#dns.test", enc.doh)] {
+    for server in [
+        format!("tls://{}#dns.test", enc.dot),
+        format!("https://{}/dns-query#dns.test", enc.doh),
+    ] {
         let mut cfg = test_config(&[]);
         cfg.upstream.servers = vec![server.clone()];
         cfg.upstream.ca_file = Some(enc.ca_file.clone());
         let dw = start_dnsward(cfg).await;
         let got = udp(dw.addr, &query("multi.test.", RecordType::A, None)).await;
-        assert_eq!(got.metadata.response_code, ResponseCode::NoError, "{server}");
+        assert_eq!(
+            got.metadata.response_code,
+            ResponseCode::NoError,
+            "{server}"
+        );
         assert_eq!(got.answers.len(), 6, "{server}");
         let got = udp(dw.addr, &query("nothere.test.", RecordType::A, None)).await;
-        assert_eq!(got.metadata.response_code, ResponseCode::NXDomain, "{server}");
+        assert_eq!(
+            got.metadata.response_code,
+            ResponseCode::NXDomain,
+            "{server}"
+        );
         // Large answers need no TCP fallback over a stream transport.
         let got = udp(dw.addr, &query("big.test.", RecordType::TXT, Some(4096))).await;
         assert_eq!(got.answers.len(), 10, "{server}");
@@ -433,4 +512,47 @@ async fn dns_over_tls_and_https_upstreams() {
     let dw = start_dnsward(cfg).await;
     let got = udp(dw.addr, &query("www.test.", RecordType::A, None)).await;
     assert_eq!(got.metadata.response_code, ResponseCode::ServFail);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dga_names_are_blocked_with_score_and_family() {
+    let up = start_upstream().await;
+    let dw = start_dnsward(test_config(&[up.addr])).await;
+    // The upstream has an address for it; the model blocks it anyway.
+    let direct = udp(up.addr, &query("xjw3kqpz0a.net.", RecordType::A, None)).await;
+    assert_eq!(direct.answers.len(), 1);
+    let got = udp(dw.addr, &query("xjw3kqpz0a.net.", RecordType::A, None)).await;
+    assert_eq!(got.metadata.response_code, ResponseCode::NXDomain);
+    match &got.authorities[0].data {
+        RData::SOA(soa) => assert_eq!(soa.mname.to_ascii(), "dnsward.invalid."),
+        other => panic!("expected dnsward's SOA, got {other:?}"),
+    }
+    let events = dw.events.events.lock().unwrap().clone();
+    let (_, verdict, _) = events
+        .iter()
+        .find(|(n, _, _)| n == "xjw3kqpz0a.net")
+        .expect("event");
+    assert_eq!(verdict.category(), Some(Category::Dga));
+    let reason = verdict.reason.as_ref().unwrap();
+    assert!(reason.score.unwrap() > 0.9, "{reason}");
+    assert!(reason.family.is_some(), "{reason}");
+    // Ordinary names of the fixture are not judged DGA.
+    for name in ["www.test.", "multi.test.", "mail.test.", "later.test."] {
+        let got = udp(dw.addr, &query(name, RecordType::A, None)).await;
+        assert_eq!(got.metadata.response_code, ResponseCode::NoError, "{name}");
+    }
+    // Monitor mode: the real answer, the verdict logged.
+    let mut cfg = test_config(&[up.addr]);
+    cfg.actions.monitor = true;
+    let dw = start_dnsward(cfg).await;
+    let got = udp(dw.addr, &query("xjw3kqpz0a.net.", RecordType::A, None)).await;
+    assert_eq!(got.answers[0].data.to_string(), "192.0.2.99");
+    let events = dw.events.events.lock().unwrap().clone();
+    assert_eq!(events[0].1.action(), Some(Action::Log));
+    // DGA can be switched off.
+    let mut cfg = test_config(&[up.addr]);
+    cfg.dga.enabled = false;
+    let dw = start_dnsward(cfg).await;
+    let got = udp(dw.addr, &query("xjw3kqpz0a.net.", RecordType::A, None)).await;
+    assert_eq!(got.answers[0].data.to_string(), "192.0.2.99");
 }

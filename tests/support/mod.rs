@@ -15,7 +15,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
-pub const ZONE: &str = include_str!("../fixtures/test.zone");
+/// Fixture zones: `test.` (ordinary names) and a registered DGA-looking domain under a real TLD.
+pub const ZONES: [&str; 2] = [
+    include_str!("../fixtures/test.zone"),
+    include_str!("../fixtures/xjw3kqpz0a.net.zone"),
+];
 
 /// An authoritative server for the fixture zone on 127.0.0.1 (UDP + TCP, same port).
 pub struct Upstream {
@@ -24,13 +28,21 @@ pub struct Upstream {
 }
 
 fn fixture_catalog() -> Catalog {
-    let (origin, records) = hickory_proto::serialize::txt::Parser::new(ZONE, None, None)
-        .parse()
-        .expect("fixture zone parses");
-    let handler = InMemoryZoneHandler::<hickory_server::net::runtime::TokioRuntimeProvider>::new(origin.clone(), records, ZoneType::Primary, AxfrPolicy::Deny)
-        .expect("zone loads");
     let mut catalog = Catalog::new();
-    catalog.upsert(origin.into(), vec![Arc::new(handler)]);
+    for zone in ZONES {
+        let (origin, records) = hickory_proto::serialize::txt::Parser::new(zone, None, None)
+            .parse()
+            .expect("fixture zone parses");
+        let handler =
+            InMemoryZoneHandler::<hickory_server::net::runtime::TokioRuntimeProvider>::new(
+                origin.clone(),
+                records,
+                ZoneType::Primary,
+                AxfrPolicy::Deny,
+            )
+            .expect("zone loads");
+        catalog.upsert(origin.into(), vec![Arc::new(handler)]);
+    }
     catalog
 }
 
@@ -43,7 +55,10 @@ pub async fn start_upstream() -> Upstream {
         if let Ok(tcp) = TcpListener::bind(addr).await {
             server.register_socket(udp);
             server.register_listener(tcp, Duration::from_secs(5), 4096);
-            return Upstream { addr, _server: server };
+            return Upstream {
+                addr,
+                _server: server,
+            };
         }
     }
     panic!("no free port for the test upstream");
@@ -97,9 +112,14 @@ pub async fn start_dnsward_with_path(cfg: Config, path: Option<std::path::PathBu
         .with_test_writer()
         .try_init();
     let events = Arc::new(Recorder::default());
-    let app = App::start(cfg, path, Arc::new(|_: &mut Config| {}), Some(events.clone()))
-        .await
-        .expect("dnsward starts");
+    let app = App::start(
+        cfg,
+        path,
+        Arc::new(|_: &mut Config| {}),
+        Some(events.clone()),
+    )
+    .await
+    .expect("dnsward starts");
     let addr = app.server.addrs[0];
     Dnsward { app, addr, events }
 }
@@ -148,7 +168,10 @@ pub async fn tcp(server: SocketAddr, msg: &Message) -> Message {
     let mut framed = (body.len() as u16).to_be_bytes().to_vec();
     framed.extend(body);
     s.write_all(&framed).await.unwrap();
-    let len = tokio::time::timeout(Duration::from_secs(3), s.read_u16()).await.unwrap().unwrap();
+    let len = tokio::time::timeout(Duration::from_secs(3), s.read_u16())
+        .await
+        .unwrap()
+        .unwrap();
     let mut buf = vec![0u8; len as usize];
     s.read_exact(&mut buf).await.unwrap();
     Message::from_vec(&buf).unwrap()
@@ -158,7 +181,13 @@ pub async fn tcp(server: SocketAddr, msg: &Message) -> Message {
 pub fn rrs(records: &[hickory_proto::rr::Record]) -> Vec<(String, RecordType, String)> {
     let mut v: Vec<_> = records
         .iter()
-        .map(|r| (r.name.to_ascii().to_lowercase(), r.record_type(), r.data.to_string()))
+        .map(|r| {
+            (
+                r.name.to_ascii().to_lowercase(),
+                r.record_type(),
+                r.data.to_string(),
+            )
+        })
         .collect();
     v.sort();
     v
@@ -208,7 +237,11 @@ pub async fn start_encrypted_upstream(dir: &std::path::Path) -> EncryptedUpstrea
     let dot = dot_listener.local_addr().unwrap();
     let doh = doh_listener.local_addr().unwrap();
     server
-        .register_tls_listener_with_tls_config(dot_listener, Duration::from_secs(5), tls_config(b"dot"))
+        .register_tls_listener_with_tls_config(
+            dot_listener,
+            Duration::from_secs(5),
+            tls_config(b"dot"),
+        )
         .unwrap();
     server
         .register_https_listener_with_tls_config(
@@ -219,5 +252,10 @@ pub async fn start_encrypted_upstream(dir: &std::path::Path) -> EncryptedUpstrea
             "/dns-query".to_string(),
         )
         .unwrap();
-    EncryptedUpstream { dot, doh, ca_file, _server: server }
+    EncryptedUpstream {
+        dot,
+        doh,
+        ca_file,
+        _server: server,
+    }
 }

@@ -195,7 +195,9 @@ impl DomainSet {
             };
         }
         if fields.next().is_some() {
-            return Err(format!("unsupported rule {line:?}: expected one name per line"));
+            return Err(format!(
+                "unsupported rule {line:?}: expected one name per line"
+            ));
         }
         if let Some(rest) = first.strip_prefix("*.") {
             let name = check_name(rest)?;
@@ -326,14 +328,19 @@ fn parse_adblock(rule: &str) -> Result<String, String> {
     if let Some(options) = options {
         // Only options that keep the rule meaning "the whole domain" are acceptable for DNS.
         for opt in options.split(',') {
-            if !matches!(opt, "important" | "all" | "document" | "doc" | "third-party" | "3p") {
+            if !matches!(
+                opt,
+                "important" | "all" | "document" | "doc" | "third-party" | "3p"
+            ) {
                 return Err(format!("unsupported adblock option ${opt} in {rule:?}"));
             }
         }
     }
     let name = body.strip_suffix('^').unwrap_or(body);
     if name.contains('/') || name.contains('*') {
-        return Err(format!("unsupported adblock rule {rule:?}: paths and wildcards inside names"));
+        return Err(format!(
+            "unsupported adblock rule {rule:?}: paths and wildcards inside names"
+        ));
     }
     check_name(name)
 }
@@ -387,9 +394,13 @@ mod tests {
 
     #[test]
     fn hosts_format_is_exact() {
-        let (s, w) = set("# hosts\n127.0.0.1 localhost\n0.0.0.0 ads.example.com track.example.com # c\n");
+        let (s, w) =
+            set("# hosts\n127.0.0.1 localhost\n0.0.0.0 ads.example.com track.example.com # c\n");
         assert!(w.is_empty(), "{w:?}");
-        assert_eq!(&*s.lookup("ads.example.com").unwrap().rule, "ads.example.com");
+        assert_eq!(
+            &*s.lookup("ads.example.com").unwrap().rule,
+            "ads.example.com"
+        );
         assert!(s.lookup("track.example.com").is_some());
         assert!(s.lookup("x.ads.example.com").is_none());
         assert!(s.lookup("example.com").is_none());

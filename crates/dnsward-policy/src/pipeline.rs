@@ -158,7 +158,12 @@ impl Policy {
 
     /// The answer stage. Returns the stronger of the name verdict and any answer-check verdict:
     /// an allowlisted or already enforced name is returned unchanged.
-    pub fn judge_answer(&self, name_verdict: &Verdict, answer: &AnswerView, record: bool) -> Verdict {
+    pub fn judge_answer(
+        &self,
+        name_verdict: &Verdict,
+        answer: &AnswerView,
+        record: bool,
+    ) -> Verdict {
         if !self.wants_answer(name_verdict) {
             return name_verdict.clone();
         }

@@ -8,7 +8,7 @@ use dnsward_policy::{DomainSet, Policy, SinkholeConfig};
 use dnsward_server::cache::CacheConfig;
 use dnsward_server::engine::{EngineParts, Fast};
 use dnsward_server::upstream::{UpstreamConfig, UpstreamSpec, Upstreams};
-use dnsward_server::{wire, Engine, ServerConfig, Transport, TracingSink};
+use dnsward_server::{wire, Engine, ServerConfig, TracingSink, Transport};
 use std::hint::black_box;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -43,12 +43,17 @@ fn spawn_responder() -> SocketAddr {
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let up = spawn_responder();
     let mut deny = DomainSet::new();
     deny.load_str("deny", "ads.example\n*.tracker.example\n");
     let engine = rt.block_on(async {
-        let upstreams = Upstreams::new(&[UpstreamSpec::plain(up)], &UpstreamConfig::default()).await.unwrap();
+        let upstreams = Upstreams::new(&[UpstreamSpec::plain(up)], &UpstreamConfig::default())
+            .await
+            .unwrap();
         Engine::new(EngineParts {
             server: ServerConfig::default(),
             cache: CacheConfig::default(),
@@ -63,9 +68,14 @@ fn bench(c: &mut Criterion) {
     let pkt = query("www.example.com");
     let mut out = Vec::with_capacity(4096);
     rt.block_on(engine.answer(&pkt, client, Transport::Udp, &mut out));
-    assert!(matches!(engine.answer_fast(&pkt, client, Transport::Udp, &mut out), Fast::Respond));
+    assert!(matches!(
+        engine.answer_fast(&pkt, client, Transport::Udp, &mut out),
+        Fast::Respond
+    ));
 
-    c.bench_function("parse_query", |b| b.iter(|| black_box(wire::parse_query(black_box(&pkt)).unwrap())));
+    c.bench_function("parse_query", |b| {
+        b.iter(|| black_box(wire::parse_query(black_box(&pkt)).unwrap()))
+    });
     c.bench_function("cache_hit_answer_fast", |b| {
         b.iter(|| {
             let r = engine.answer_fast(black_box(&pkt), client, Transport::Udp, &mut out);

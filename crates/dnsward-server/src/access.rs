@@ -109,7 +109,10 @@ mod tests {
 
     #[test]
     fn acl_matches_networks_and_mapped_v4() {
-        let acl = Acl::new(vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()]);
+        let acl = Acl::new(vec![
+            "127.0.0.0/8".parse().unwrap(),
+            "::1/128".parse().unwrap(),
+        ]);
         assert!(acl.allows("127.0.0.9".parse().unwrap()));
         assert!(acl.allows("::1".parse().unwrap()));
         assert!(acl.allows("::ffff:127.0.0.1".parse().unwrap()));

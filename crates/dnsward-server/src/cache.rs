@@ -47,7 +47,10 @@ impl CacheConfig {
             ));
         }
         if self.max_mib > 1 << 20 {
-            return Err(format!("cache.max_mib: {} MiB is not a sensible bound", self.max_mib));
+            return Err(format!(
+                "cache.max_mib: {} MiB is not a sensible bound",
+                self.max_mib
+            ));
         }
         Ok(())
     }
@@ -102,7 +105,11 @@ impl CachedAnswer {
         // Clients must not keep a record longer than we would: cap every TTL at the configured
         // maximum, and in negative answers at the negative lifetime (RFC 2308 §3: the SOA's TTL
         // in a negative answer is min(SOA TTL, MINIMUM)).
-        let cap = if is_negative(layout) { lifetime.unwrap_or(0) } else { cfg.max_ttl };
+        let cap = if is_negative(layout) {
+            lifetime.unwrap_or(0)
+        } else {
+            cfg.max_ttl
+        };
         for (_, ttl) in ttls.iter_mut() {
             *ttl = (*ttl).min(cap);
         }
@@ -150,7 +157,10 @@ impl CachedAnswer {
         if wire::HEADER_LEN + question.len() != self.question_end {
             return false;
         }
-        let elapsed = now.saturating_duration_since(self.stored).as_secs().min(u32::MAX as u64) as u32;
+        let elapsed = now
+            .saturating_duration_since(self.stored)
+            .as_secs()
+            .min(u32::MAX as u64) as u32;
         out.clear();
         out.extend_from_slice(&self.wire);
         out[0..2].copy_from_slice(&q.id.to_be_bytes());
@@ -199,7 +209,8 @@ pub fn truncate_in_place(q: &Query, out: &mut Vec<u8>) {
 }
 
 fn is_negative(layout: &ResponseLayout) -> bool {
-    layout.rcode == wire::RCODE_NXDOMAIN || (layout.rcode == wire::RCODE_NOERROR && layout.ancount == 0)
+    layout.rcode == wire::RCODE_NXDOMAIN
+        || (layout.rcode == wire::RCODE_NOERROR && layout.ancount == 0)
 }
 
 fn cache_lifetime(layout: &ResponseLayout, cfg: &CacheConfig) -> Option<u32> {
@@ -256,7 +267,11 @@ impl AnswerCache {
             .as_ref()
             .and_then(|c| c.get(key))
             .filter(|e| e.is_fresh(now));
-        let counter = if found.is_some() { &self.hits } else { &self.misses };
+        let counter = if found.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
         counter.fetch_add(1, Ordering::Relaxed);
         found
     }

@@ -96,14 +96,13 @@ impl ServerConfig {
             return Err(format!("server.workers: {} is too many", self.workers));
         }
         if self.rate_limit.per_client_qps > 0 && self.rate_limit.burst == 0 {
-            return Err("server.rate_limit.burst must be at least 1 when per_client_qps is set".into());
+            return Err(
+                "server.rate_limit.burst must be at least 1 when per_client_qps is set".into(),
+            );
         }
         for addr in &self.listen {
             let loopback = addr.ip().is_loopback();
-            let open = self
-                .allow_clients
-                .iter()
-                .any(|n| n.prefix_len() == 0);
+            let open = self.allow_clients.iter().any(|n| n.prefix_len() == 0);
             if !loopback && open {
                 tracing::warn!(listen = %addr, "server.allow_clients contains a /0: this is an open resolver");
             }
@@ -113,7 +112,9 @@ impl ServerConfig {
 
     pub fn worker_count(&self) -> usize {
         if self.workers == 0 {
-            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
         } else {
             self.workers
         }

@@ -43,7 +43,10 @@ pub fn client_config(extra_ca: Option<&Path>) -> Result<Arc<rustls::ClientConfig
             .collect::<Result<_, _>>()
             .map_err(|e| format!("upstream.ca_file {}: {e}", path.display()))?;
         if certs.is_empty() {
-            return Err(format!("upstream.ca_file {}: no PEM certificate in it", path.display()));
+            return Err(format!(
+                "upstream.ca_file {}: no PEM certificate in it",
+                path.display()
+            ));
         }
         for cert in certs {
             roots
@@ -61,7 +64,12 @@ pub fn client_config(extra_ca: Option<&Path>) -> Result<Arc<rustls::ClientConfig
 }
 
 impl EncryptedUpstream {
-    pub fn new(addr: SocketAddr, server_name: String, kind: EncryptedKind, tls: Arc<rustls::ClientConfig>) -> Self {
+    pub fn new(
+        addr: SocketAddr,
+        server_name: String,
+        kind: EncryptedKind,
+        tls: Arc<rustls::ClientConfig>,
+    ) -> Self {
         EncryptedUpstream {
             addr,
             server_name,
@@ -72,14 +80,18 @@ impl EncryptedUpstream {
         }
     }
 
-    async fn connect(&self, budget: Duration) -> Result<DnsExchange<TokioRuntimeProvider>, UpstreamError> {
+    async fn connect(
+        &self,
+        budget: Duration,
+    ) -> Result<DnsExchange<TokioRuntimeProvider>, UpstreamError> {
         let fail = |e: String| UpstreamError::Failed(self.addr, e);
         let provider = self.runtime.clone();
         let connecting = async {
             match &self.kind {
                 EncryptedKind::Tls => {
-                    let name = ServerName::try_from(self.server_name.clone())
-                        .map_err(|e| fail(format!("TLS server name {:?}: {e}", self.server_name)))?;
+                    let name = ServerName::try_from(self.server_name.clone()).map_err(|e| {
+                        fail(format!("TLS server name {:?}: {e}", self.server_name))
+                    })?;
                     let mut cfg = (*self.tls).clone();
                     cfg.alpn_protocols = vec![b"dot".to_vec()];
                     hickory_net::tls::tls_exchange(self.addr, name, cfg, budget, None, provider)
@@ -87,10 +99,15 @@ impl EncryptedUpstream {
                         .map_err(|e| fail(format!("DoT connect: {e}")))
                 }
                 EncryptedKind::Https { path } => {
-                    let mut builder = hickory_net::h2::HttpsClientStream::builder(self.tls.clone(), provider);
+                    let mut builder =
+                        hickory_net::h2::HttpsClientStream::builder(self.tls.clone(), provider);
                     builder.request_timeout(budget);
                     builder
-                        .exchange(self.addr, Arc::from(self.server_name.as_str()), Arc::from(path.as_str()))
+                        .exchange(
+                            self.addr,
+                            Arc::from(self.server_name.as_str()),
+                            Arc::from(path.as_str()),
+                        )
                         .await
                         .map_err(|e| fail(format!("DoH connect: {e}")))
                 }
@@ -103,7 +120,13 @@ impl EncryptedUpstream {
     }
 
     /// One query over the (possibly re-opened) connection, within `budget`.
-    pub async fn exchange(&self, question: &[u8], dnssec_ok: bool, cd: bool, budget: Duration) -> Result<Vec<u8>, UpstreamError> {
+    pub async fn exchange(
+        &self,
+        question: &[u8],
+        dnssec_ok: bool,
+        cd: bool,
+        budget: Duration,
+    ) -> Result<Vec<u8>, UpstreamError> {
         let deadline = tokio::time::Instant::now() + budget;
         let exchange = {
             let mut conn = self.connection.lock().await;
@@ -119,7 +142,8 @@ impl EncryptedUpstream {
         let mut pkt = Vec::with_capacity(question.len() + 24);
         // DoH recommends ID 0 (cache friendliness); the multiplexer for DoT assigns its own.
         wire::upstream_query(0, question, dnssec_ok, cd, &mut pkt);
-        let msg = Message::from_vec(&pkt).map_err(|e| UpstreamError::Failed(self.addr, format!("query encoding: {e}")))?;
+        let msg = Message::from_vec(&pkt)
+            .map_err(|e| UpstreamError::Failed(self.addr, format!("query encoding: {e}")))?;
         let request = DnsRequest::new(msg, DnsRequestOptions::default());
         let answer = tokio::time::timeout_at(deadline, exchange.send(request).first_answer()).await;
         match answer {
@@ -127,7 +151,10 @@ impl EncryptedUpstream {
             Ok(Err(e)) => {
                 // Broken connection: open a new one for the next query.
                 *self.connection.lock().await = None;
-                Err(UpstreamError::Failed(self.addr, format!("encrypted exchange: {e}")))
+                Err(UpstreamError::Failed(
+                    self.addr,
+                    format!("encrypted exchange: {e}"),
+                ))
             }
             Err(_) => Err(UpstreamError::Timeout(budget.as_millis() as u64)),
         }

@@ -74,7 +74,12 @@ impl Engine {
             cache_cfg: parts.cache,
             upstreams: parts.upstreams,
             acl: Acl::new(parts.server.allow_clients.clone()),
-            limiter: RateLimiter::new(rl.per_client_qps, rl.burst, rl.exempt.clone(), rl.max_clients),
+            limiter: RateLimiter::new(
+                rl.per_client_qps,
+                rl.burst,
+                rl.exempt.clone(),
+                rl.max_clients,
+            ),
             sinkhole: parts.sinkhole,
             any_queries: parts.server.any_queries,
             log_all: parts.events.wants_all_queries(),
@@ -101,7 +106,13 @@ impl Engine {
     }
 
     /// The synchronous half: access control, parsing, special types and cache hits.
-    pub fn answer_fast(&self, pkt: &[u8], client: SocketAddr, transport: Transport, out: &mut Vec<u8>) -> Fast {
+    pub fn answer_fast(
+        &self,
+        pkt: &[u8],
+        client: SocketAddr,
+        transport: Transport,
+        out: &mut Vec<u8>,
+    ) -> Fast {
         match transport {
             Transport::Udp => Stats::bump(&self.stats.queries_udp),
             Transport::Tcp => Stats::bump(&self.stats.queries_tcp),
@@ -117,7 +128,11 @@ impl Engine {
                 if !self.acl.allows(client.ip()) {
                     return Fast::Drop;
                 }
-                return if wire::error_response(&err, out) { Fast::Respond } else { Fast::Drop };
+                return if wire::error_response(&err, out) {
+                    Fast::Respond
+                } else {
+                    Fast::Drop
+                };
             }
         };
         if !self.acl.allows(client.ip()) {
@@ -169,7 +184,13 @@ impl Engine {
 
     /// The asynchronous half for cache misses: the upstream query and the name checks run
     /// concurrently; the answer checks run when the answer arrives. Returns false to send nothing.
-    pub async fn answer_slow(&self, q: Query, client: SocketAddr, transport: Transport, out: &mut Vec<u8>) -> bool {
+    pub async fn answer_slow(
+        &self,
+        q: Query,
+        client: SocketAddr,
+        transport: Transport,
+        out: &mut Vec<u8>,
+    ) -> bool {
         let mut key_buf = [0u8; 260];
         let key = q.cache_key(&mut key_buf);
         let question_lower: Box<[u8]> = key[..key.len() - 1].into();
@@ -273,7 +294,15 @@ impl Engine {
         }
     }
 
-    fn respond_blocked(&self, q: &Query, name: &str, verdict: &Verdict, client: SocketAddr, from_cache: bool, out: &mut Vec<u8>) {
+    fn respond_blocked(
+        &self,
+        q: &Query,
+        name: &str,
+        verdict: &Verdict,
+        client: SocketAddr,
+        from_cache: bool,
+        out: &mut Vec<u8>,
+    ) {
         let ttl = self.sinkhole.ttl;
         let answer = match verdict.action() {
             Some(Action::Sinkhole) => BlockAnswer::Sinkhole {
@@ -289,7 +318,15 @@ impl Engine {
         self.report(q, name, verdict, client, rcode, from_cache);
     }
 
-    fn report(&self, q: &Query, name: &str, verdict: &Verdict, client: SocketAddr, rcode: u8, from_cache: bool) {
+    fn report(
+        &self,
+        q: &Query,
+        name: &str,
+        verdict: &Verdict,
+        client: SocketAddr,
+        rcode: u8,
+        from_cache: bool,
+    ) {
         let outcome = if let (Some(c), Some(a)) = (verdict.category(), verdict.action()) {
             self.stats.record_block(c, a);
             Outcome::Blocked
@@ -325,7 +362,13 @@ impl Engine {
     }
 
     /// Both halves in one call (TCP and tests).
-    pub async fn answer(&self, pkt: &[u8], client: SocketAddr, transport: Transport, out: &mut Vec<u8>) -> bool {
+    pub async fn answer(
+        &self,
+        pkt: &[u8],
+        client: SocketAddr,
+        transport: Transport,
+        out: &mut Vec<u8>,
+    ) -> bool {
         match self.answer_fast(pkt, client, transport, out) {
             Fast::Respond => true,
             Fast::Drop => false,

@@ -74,13 +74,24 @@ pub async fn start(engine: Arc<Engine>, cfg: &ServerConfig) -> std::io::Result<R
             tasks.spawn(udp_loop(engine.clone(), s, inflight.clone()));
         }
         let tcp = TcpListener::from_std(tcp)?;
-        tasks.spawn(tcp_accept_loop(engine.clone(), tcp, tcp_slots.clone(), idle));
+        tasks.spawn(tcp_accept_loop(
+            engine.clone(),
+            tcp,
+            tcp_slots.clone(),
+            idle,
+        ));
         tracing::info!(%bound, workers, "listening (UDP and TCP)");
     }
-    Ok(RunningServer { addrs, engine, tasks })
+    Ok(RunningServer {
+        addrs,
+        engine,
+        tasks,
+    })
 }
 
-fn bind_pair(want: SocketAddr) -> std::io::Result<(std::net::UdpSocket, std::net::TcpListener, SocketAddr)> {
+fn bind_pair(
+    want: SocketAddr,
+) -> std::io::Result<(std::net::UdpSocket, std::net::TcpListener, SocketAddr)> {
     let mut last_err = None;
     for _ in 0..16 {
         let udp = udp_socket(want)?;
@@ -137,7 +148,12 @@ async fn send(socket: &UdpSocket, data: &[u8], peer: SocketAddr) {
     }
 }
 
-async fn tcp_accept_loop(engine: Arc<Engine>, listener: TcpListener, slots: Arc<Semaphore>, idle: Duration) {
+async fn tcp_accept_loop(
+    engine: Arc<Engine>,
+    listener: TcpListener,
+    slots: Arc<Semaphore>,
+    idle: Duration,
+) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(c) => c,
@@ -162,7 +178,12 @@ async fn tcp_accept_loop(engine: Arc<Engine>, listener: TcpListener, slots: Arc<
     }
 }
 
-async fn tcp_connection(engine: Arc<Engine>, mut stream: TcpStream, peer: SocketAddr, idle: Duration) -> std::io::Result<()> {
+async fn tcp_connection(
+    engine: Arc<Engine>,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    idle: Duration,
+) -> std::io::Result<()> {
     let _ = stream.set_nodelay(true);
     let mut out = Vec::with_capacity(4096);
     let mut msg = Vec::new();

@@ -34,7 +34,10 @@ impl Stats {
     }
 
     pub fn record_block(&self, category: Category, action: Action) {
-        let ci = Category::ALL.iter().position(|c| *c == category).unwrap_or(0);
+        let ci = Category::ALL
+            .iter()
+            .position(|c| *c == category)
+            .unwrap_or(0);
         self.blocks[ci].fetch_add(1, Ordering::Relaxed);
         self.actions[action_index(action)].fetch_add(1, Ordering::Relaxed);
     }
@@ -56,10 +59,15 @@ impl Stats {
                 .zip(self.blocks.iter())
                 .map(|(c, n)| (c.as_str(), get(n)))
                 .collect(),
-            blocks_by_action: [Action::Nxdomain, Action::Sinkhole, Action::Refused, Action::Log]
-                .iter()
-                .map(|a| (a.as_str(), get(&self.actions[action_index(*a)])))
-                .collect(),
+            blocks_by_action: [
+                Action::Nxdomain,
+                Action::Sinkhole,
+                Action::Refused,
+                Action::Log,
+            ]
+            .iter()
+            .map(|a| (a.as_str(), get(&self.actions[action_index(*a)])))
+            .collect(),
         }
     }
 }

@@ -65,7 +65,9 @@ impl UpstreamConfig {
         self.servers
             .iter()
             .enumerate()
-            .map(|(i, s)| parse_server(s).map_err(|e| format!("upstream.servers[{i}] = {s:?}: {e}")))
+            .map(|(i, s)| {
+                parse_server(s).map_err(|e| format!("upstream.servers[{i}] = {s:?}: {e}"))
+            })
             .collect()
     }
 
@@ -74,7 +76,10 @@ impl UpstreamConfig {
             parse_server(s).map_err(|e| format!("upstream.servers[{i}] = {s:?}: {e}"))?;
         }
         if self.timeout_ms == 0 || self.timeout_ms > 30_000 {
-            return Err(format!("upstream.timeout_ms: {} must be between 1 and 30000", self.timeout_ms));
+            return Err(format!(
+                "upstream.timeout_ms: {} must be between 1 and 30000",
+                self.timeout_ms
+            ));
         }
         if self.attempt_timeout_ms == 0 || self.attempt_timeout_ms > self.timeout_ms {
             return Err(format!(
@@ -83,7 +88,10 @@ impl UpstreamConfig {
             ));
         }
         if self.udp_sockets == 0 || self.udp_sockets > 256 {
-            return Err(format!("upstream.udp_sockets: {} must be between 1 and 256", self.udp_sockets));
+            return Err(format!(
+                "upstream.udp_sockets: {} must be between 1 and 256",
+                self.udp_sockets
+            ));
         }
         Ok(())
     }
@@ -99,7 +107,10 @@ pub struct UpstreamSpec {
 
 impl UpstreamSpec {
     pub fn plain(addr: SocketAddr) -> Self {
-        UpstreamSpec { addr, encrypted: None }
+        UpstreamSpec {
+            addr,
+            encrypted: None,
+        }
     }
 }
 
@@ -108,7 +119,9 @@ impl std::fmt::Display for UpstreamSpec {
         match &self.encrypted {
             None => write!(f, "{}", self.addr),
             Some((EncryptedKind::Tls, name)) => write!(f, "tls://{}#{name}", self.addr),
-            Some((EncryptedKind::Https { path }, name)) => write!(f, "https://{}{path}#{name}", self.addr),
+            Some((EncryptedKind::Https { path }, name)) => {
+                write!(f, "https://{}{path}#{name}", self.addr)
+            }
         }
     }
 }
@@ -117,7 +130,10 @@ fn parse_addr(s: &str, default_port: u16) -> Result<SocketAddr, String> {
     if let Ok(addr) = s.parse::<SocketAddr>() {
         return Ok(addr);
     }
-    let bare = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')).unwrap_or(s);
+    let bare = s
+        .strip_prefix('[')
+        .and_then(|r| r.strip_suffix(']'))
+        .unwrap_or(s);
     bare.parse::<std::net::IpAddr>()
         .map(|ip| SocketAddr::new(ip, default_port))
         .map_err(|_| format!("expected an IP address with optional port, like 192.0.2.53 or [2001:db8::53]:{default_port} (names cannot be used: dnsward would need DNS to find its DNS)"))
@@ -133,7 +149,10 @@ pub fn parse_server(s: &str) -> Result<UpstreamSpec, String> {
     if let Some(host) = rest.strip_prefix("tls://") {
         let addr = parse_addr(host, 853)?;
         let name = name.unwrap_or_else(|| addr.ip().to_string());
-        return Ok(UpstreamSpec { addr, encrypted: Some((EncryptedKind::Tls, name)) });
+        return Ok(UpstreamSpec {
+            addr,
+            encrypted: Some((EncryptedKind::Tls, name)),
+        });
     }
     if let Some(url) = rest.strip_prefix("https://") {
         let (host, path) = match url.find('/') {
@@ -142,7 +161,10 @@ pub fn parse_server(s: &str) -> Result<UpstreamSpec, String> {
         };
         let addr = parse_addr(host, 443)?;
         let name = name.unwrap_or_else(|| addr.ip().to_string());
-        return Ok(UpstreamSpec { addr, encrypted: Some((EncryptedKind::Https { path }, name)) });
+        return Ok(UpstreamSpec {
+            addr,
+            encrypted: Some((EncryptedKind::Https { path }, name)),
+        });
     }
     if rest.contains("://") {
         return Err("unknown scheme: use IP[:port], tls://IP[:port][#name] or https://IP[:port][/path][#name]".into());
@@ -219,19 +241,29 @@ impl Upstreams {
         let mut servers = Vec::with_capacity(specs.len());
         let needs_tls = specs.iter().any(|s| s.encrypted.is_some());
         let tls = if needs_tls {
-            Some(crate::encrypted::client_config(cfg.ca_file.as_deref()).map_err(std::io::Error::other)?)
+            Some(
+                crate::encrypted::client_config(cfg.ca_file.as_deref())
+                    .map_err(std::io::Error::other)?,
+            )
         } else {
             None
         };
         for spec in specs {
             let addr = spec.addr;
             let encrypted = match (&spec.encrypted, &tls) {
-                (Some((kind, name)), Some(tls)) => {
-                    Some(EncryptedUpstream::new(addr, name.clone(), kind.clone(), tls.clone()))
-                }
+                (Some((kind, name)), Some(tls)) => Some(EncryptedUpstream::new(
+                    addr,
+                    name.clone(),
+                    kind.clone(),
+                    tls.clone(),
+                )),
                 _ => None,
             };
-            let sockets = if encrypted.is_some() { 0 } else { cfg.udp_sockets };
+            let sockets = if encrypted.is_some() {
+                0
+            } else {
+                cfg.udp_sockets
+            };
             let mut channels = Vec::with_capacity(sockets);
             for _ in 0..sockets {
                 let bind: SocketAddr = if addr.is_ipv4() {
@@ -245,7 +277,10 @@ impl Upstreams {
                     socket: Arc::new(socket),
                     pending: Mutex::new(HashMap::new()),
                 });
-                tokio::spawn(receive_loop(Arc::downgrade(&channel), channel.socket.clone()));
+                tokio::spawn(receive_loop(
+                    Arc::downgrade(&channel),
+                    channel.socket.clone(),
+                ));
                 channels.push(channel);
             }
             servers.push(Upstream {
@@ -333,7 +368,10 @@ impl Upstreams {
                 .exchange(&req.question, req.dnssec_ok, req.checking_disabled, budget)
                 .await?;
             if resp.len() < wire::HEADER_LEN || !question_matches(&resp, &req.question) {
-                return Err(UpstreamError::Failed(server.addr, "answer does not match the query".into()));
+                return Err(UpstreamError::Failed(
+                    server.addr,
+                    "answer does not match the query".into(),
+                ));
             }
             return Ok(resp);
         }
@@ -352,7 +390,8 @@ async fn udp_exchange(
     req: &UpstreamRequest,
     budget: Duration,
 ) -> Result<Vec<u8>, UpstreamError> {
-    let ch = &server.channels[server.next_channel.fetch_add(1, Ordering::Relaxed) % server.channels.len()];
+    let ch = &server.channels
+        [server.next_channel.fetch_add(1, Ordering::Relaxed) % server.channels.len()];
     let (tx, rx) = oneshot::channel();
     let id = {
         let mut pending = ch.pending.lock();
@@ -362,7 +401,10 @@ async fn udp_exchange(
             id = rand::random::<u16>();
             tries += 1;
             if tries > 64 {
-                return Err(UpstreamError::Failed(server.addr, "too many queries in flight".into()));
+                return Err(UpstreamError::Failed(
+                    server.addr,
+                    "too many queries in flight".into(),
+                ));
             }
         }
         pending.insert(
@@ -383,7 +425,13 @@ async fn udp_exchange(
     }
     let _cleanup = Cleanup(ch, id);
     let mut pkt = Vec::with_capacity(req.question.len() + 24);
-    wire::upstream_query(id, &req.question, req.dnssec_ok, req.checking_disabled, &mut pkt);
+    wire::upstream_query(
+        id,
+        &req.question,
+        req.dnssec_ok,
+        req.checking_disabled,
+        &mut pkt,
+    );
     if let Err(e) = ch.socket.send(&pkt).await {
         return Err(UpstreamError::Failed(server.addr, format!("send: {e}")));
     }
@@ -412,14 +460,18 @@ async fn receive_loop(channel: std::sync::Weak<UdpChannel>, socket: Arc<UdpSocke
                 continue;
             }
         };
-        let Some(channel) = channel.upgrade() else { return };
+        let Some(channel) = channel.upgrade() else {
+            return;
+        };
         let pkt = &buf[..n];
         if n < wire::HEADER_LEN || pkt[2] & 0x80 == 0 {
             continue;
         }
         let id = u16::from_be_bytes([pkt[0], pkt[1]]);
         let mut pending = channel.pending.lock();
-        let Some(waiter) = pending.get(&id) else { continue };
+        let Some(waiter) = pending.get(&id) else {
+            continue;
+        };
         if !question_matches(pkt, &waiter.question) {
             continue;
         }
@@ -453,7 +505,13 @@ async fn tcp_exchange(
         let mut pkt = Vec::with_capacity(req.question.len() + 26);
         pkt.extend_from_slice(&[0, 0]);
         let mut body = Vec::new();
-        wire::upstream_query(id, &req.question, req.dnssec_ok, req.checking_disabled, &mut body);
+        wire::upstream_query(
+            id,
+            &req.question,
+            req.dnssec_ok,
+            req.checking_disabled,
+            &mut body,
+        );
         pkt[..2].copy_from_slice(&(body.len() as u16).to_be_bytes());
         pkt.extend_from_slice(&body);
         let io = |e: std::io::Error| UpstreamError::Failed(addr, format!("tcp: {e}"));
@@ -465,7 +523,10 @@ async fn tcp_exchange(
             || u16::from_be_bytes([resp[0], resp[1]]) != id
             || !question_matches(&resp, &req.question)
         {
-            return Err(UpstreamError::Failed(addr, "tcp answer does not match the query".into()));
+            return Err(UpstreamError::Failed(
+                addr,
+                "tcp answer does not match the query".into(),
+            ));
         }
         Ok(resp)
     };
@@ -483,7 +544,13 @@ mod tests {
     fn resolv_conf_parsing() {
         let text = "# c\nnameserver 192.0.2.1\nnameserver 2001:db8::1\nnameserver fe80::1%eth0\nsearch x\n";
         let addrs = resolv_conf_nameservers(text);
-        assert_eq!(addrs, vec!["192.0.2.1:53".parse().unwrap(), "[2001:db8::1]:53".parse().unwrap()]);
+        assert_eq!(
+            addrs,
+            vec![
+                "192.0.2.1:53".parse().unwrap(),
+                "[2001:db8::1]:53".parse().unwrap()
+            ]
+        );
     }
 
     #[test]
@@ -498,20 +565,39 @@ mod tests {
             attempt_timeout_ms: 5_000,
             ..Default::default()
         };
-        assert!(cfg.validate().unwrap_err().starts_with("upstream.attempt_timeout_ms"));
-        assert_eq!(parse_server("192.0.2.9").unwrap(), UpstreamSpec::plain("192.0.2.9:53".parse().unwrap()));
+        assert!(cfg
+            .validate()
+            .unwrap_err()
+            .starts_with("upstream.attempt_timeout_ms"));
+        assert_eq!(
+            parse_server("192.0.2.9").unwrap(),
+            UpstreamSpec::plain("192.0.2.9:53".parse().unwrap())
+        );
         let dot = parse_server("tls://192.0.2.9#dns.example").unwrap();
         assert_eq!(dot.addr, "192.0.2.9:853".parse().unwrap());
-        assert_eq!(dot.encrypted, Some((EncryptedKind::Tls, "dns.example".into())));
+        assert_eq!(
+            dot.encrypted,
+            Some((EncryptedKind::Tls, "dns.example".into()))
+        );
         let doh = parse_server("https://[2001:db8::1]:8443/q").unwrap();
         assert_eq!(doh.addr, "[2001:db8::1]:8443".parse().unwrap());
         assert_eq!(
             doh.encrypted,
-            Some((EncryptedKind::Https { path: "/q".into() }, "2001:db8::1".into()))
+            Some((
+                EncryptedKind::Https { path: "/q".into() },
+                "2001:db8::1".into()
+            ))
         );
-        assert_eq!(parse_server("https://192.0.2.1").unwrap().to_string(), "https://192.0.2.1:443/dns-query#192.0.2.1");
-        assert!(parse_server("quic://192.0.2.1").unwrap_err().contains("unknown scheme"));
-        assert!(parse_server("dns.google").unwrap_err().contains("names cannot be used"));
+        assert_eq!(
+            parse_server("https://192.0.2.1").unwrap().to_string(),
+            "https://192.0.2.1:443/dns-query#192.0.2.1"
+        );
+        assert!(parse_server("quic://192.0.2.1")
+            .unwrap_err()
+            .contains("unknown scheme"));
+        assert!(parse_server("dns.google")
+            .unwrap_err()
+            .contains("names cannot be used"));
         assert!(parse_server("192.0.2.1#x").is_err());
     }
 }

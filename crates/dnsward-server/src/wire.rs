@@ -123,7 +123,9 @@ impl Query {
 
     /// Largest response the client accepts over UDP.
     pub fn max_udp_response(&self) -> usize {
-        self.edns.map(|e| e.udp_payload.max(512) as usize).unwrap_or(512)
+        self.edns
+            .map(|e| e.udp_payload.max(512) as usize)
+            .unwrap_or(512)
     }
 }
 
@@ -174,8 +176,8 @@ pub fn parse_query(pkt: &[u8]) -> Result<Query, QueryError> {
     let ancount = be16(pkt, 6).unwrap_or(0);
     let nscount = be16(pkt, 8).unwrap_or(0);
     let arcount = be16(pkt, 10).unwrap_or(0);
-    let respond = |rcode: u8, question: Option<QuestionBuf>, edns: Option<EdnsInfo>| {
-        QueryError::Respond {
+    let respond =
+        |rcode: u8, question: Option<QuestionBuf>, edns: Option<EdnsInfo>| QueryError::Respond {
             id,
             opcode,
             rd,
@@ -183,8 +185,7 @@ pub fn parse_query(pkt: &[u8]) -> Result<Query, QueryError> {
             question,
             edns,
             badvers: false,
-        }
-    };
+        };
     if opcode != 0 {
         return Err(respond(RCODE_NOTIMP, None, None));
     }
@@ -444,7 +445,15 @@ pub fn error_response(err: &QueryError, out: &mut Vec<u8>) -> bool {
     out.clear();
     let qd = question.is_some() as u16;
     let ar = edns.is_some() as u16;
-    push_header(out, *id, response_flags(*opcode, *rd, false, *rcode), qd, 0, 0, ar);
+    push_header(
+        out,
+        *id,
+        response_flags(*opcode, *rd, false, *rcode),
+        qd,
+        0,
+        0,
+        ar,
+    );
     if let Some(q) = question {
         out.extend_from_slice(q.as_bytes());
     }
@@ -469,7 +478,9 @@ pub fn rcode_response(q: &Query, rcode: u8, out: &mut Vec<u8>) {
 /// What a synthesised block answer contains.
 pub enum BlockAnswer<'a> {
     /// NXDOMAIN with a synthetic SOA (so clients cache the block for `ttl`).
-    Nxdomain { ttl: u32 },
+    Nxdomain {
+        ttl: u32,
+    },
     /// A/AAAA with these addresses; other types (or no address of the type) get NODATA.
     Sinkhole {
         v4: &'a [Ipv4Addr],
@@ -512,7 +523,10 @@ pub fn block_response(q: &Query, answer: BlockAnswer<'_>, out: &mut Vec<u8>) {
         put32(out, ttl);
         let rdata_at = out.len();
         put16(out, 0);
-        for label in [&b"\x07dnsward\x07invalid\x00"[..], &b"\x07blocked\x07dnsward\x07invalid\x00"[..]] {
+        for label in [
+            &b"\x07dnsward\x07invalid\x00"[..],
+            &b"\x07blocked\x07dnsward\x07invalid\x00"[..],
+        ] {
             out.extend_from_slice(label);
         }
         for v in [1u32, 3600, 600, 86400, ttl] {
@@ -542,7 +556,15 @@ fn push_rr_ptr(out: &mut Vec<u8>, rtype: u16, ttl: u32, rdata: &[u8]) {
 /// RFC 8482: answer ANY with a single synthesised HINFO instead of everything we know.
 pub fn any_hinfo_response(q: &Query, out: &mut Vec<u8>) {
     out.clear();
-    push_header(out, q.id, response_flags(0, q.rd, q.cd, RCODE_NOERROR), 1, 1, 0, 0);
+    push_header(
+        out,
+        q.id,
+        response_flags(0, q.rd, q.cd, RCODE_NOERROR),
+        1,
+        1,
+        0,
+        0,
+    );
     out.extend_from_slice(q.question.as_bytes());
     push_rr_ptr(out, TYPE_HINFO, 3600, b"\x07RFC8482\x00");
     if let Some(e) = q.edns {
@@ -552,7 +574,13 @@ pub fn any_hinfo_response(q: &Query, out: &mut Vec<u8>) {
 }
 
 /// The query dnsward sends upstream: fresh ID, RD, the client's question (lowercased), and our OPT.
-pub fn upstream_query(id: u16, question_lower: &[u8], dnssec_ok: bool, cd: bool, out: &mut Vec<u8>) {
+pub fn upstream_query(
+    id: u16,
+    question_lower: &[u8],
+    dnssec_ok: bool,
+    cd: bool,
+    out: &mut Vec<u8>,
+) {
     out.clear();
     let mut flags = FLAG_RD;
     if cd {
@@ -701,15 +729,33 @@ mod tests {
         // Truncated question.
         let pkt = query("example.com", TYPE_A, None);
         let err = parse_query(&pkt[..pkt.len() - 3]).unwrap_err();
-        assert!(matches!(err, QueryError::Respond { rcode: RCODE_FORMERR, .. }));
+        assert!(matches!(
+            err,
+            QueryError::Respond {
+                rcode: RCODE_FORMERR,
+                ..
+            }
+        ));
         // Compression pointer in the question.
         let mut pkt = query("a.com", TYPE_A, None);
         pkt[12] = 0xc0;
-        assert!(matches!(parse_query(&pkt), Err(QueryError::Respond { rcode: RCODE_FORMERR, .. })));
+        assert!(matches!(
+            parse_query(&pkt),
+            Err(QueryError::Respond {
+                rcode: RCODE_FORMERR,
+                ..
+            })
+        ));
         // Opcode 5 (UPDATE) is not implemented.
         let mut pkt = query("a.com", TYPE_A, None);
         pkt[2] |= 5 << 3;
-        assert!(matches!(parse_query(&pkt), Err(QueryError::Respond { rcode: RCODE_NOTIMP, .. })));
+        assert!(matches!(
+            parse_query(&pkt),
+            Err(QueryError::Respond {
+                rcode: RCODE_NOTIMP,
+                ..
+            })
+        ));
         // A name over 255 bytes.
         let mut pkt = Vec::new();
         push_header(&mut pkt, 1, 0, 1, 0, 0, 0);
@@ -720,7 +766,13 @@ mod tests {
         pkt.push(0);
         put16(&mut pkt, 1);
         put16(&mut pkt, 1);
-        assert!(matches!(parse_query(&pkt), Err(QueryError::Respond { rcode: RCODE_FORMERR, .. })));
+        assert!(matches!(
+            parse_query(&pkt),
+            Err(QueryError::Respond {
+                rcode: RCODE_FORMERR,
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -746,13 +798,33 @@ mod tests {
         assert_eq!(l.soa, Some((60, 60)));
         assert!(l.opt.is_some());
         let v4 = ["10.0.0.1".parse().unwrap()];
-        block_response(&q, BlockAnswer::Sinkhole { v4: &v4, v6: &[], ttl: 30 }, &mut out);
+        block_response(
+            &q,
+            BlockAnswer::Sinkhole {
+                v4: &v4,
+                v6: &[],
+                ttl: 30,
+            },
+            &mut out,
+        );
         let l = walk_response(&out).unwrap();
         assert_eq!((l.rcode, l.ancount, l.nscount), (RCODE_NOERROR, 1, 0));
         let q6 = parse_query(&query("bad.example", TYPE_AAAA, None)).unwrap();
-        block_response(&q6, BlockAnswer::Sinkhole { v4: &v4, v6: &[], ttl: 30 }, &mut out);
+        block_response(
+            &q6,
+            BlockAnswer::Sinkhole {
+                v4: &v4,
+                v6: &[],
+                ttl: 30,
+            },
+            &mut out,
+        );
         let l = walk_response(&out).unwrap();
-        assert_eq!((l.rcode, l.ancount, l.nscount), (RCODE_NOERROR, 0, 1), "NODATA");
+        assert_eq!(
+            (l.rcode, l.ancount, l.nscount),
+            (RCODE_NOERROR, 0, 1),
+            "NODATA"
+        );
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! listeners; and reloads the policy without a restart.
 
 use crate::config::Config;
+use crate::stages::{DgaStage, OnModelError};
 use anyhow::{Context, Result};
+use dnsward_classify::DgaModel;
 use dnsward_policy::{DomainSet, Policy};
 use dnsward_server::engine::EngineParts;
 use dnsward_server::upstream::Upstreams;
@@ -29,17 +31,66 @@ fn load_lists(paths: &[PathBuf], what: &str) -> Result<DomainSet> {
     Ok(set)
 }
 
+/// Detectors that are expensive to load, kept across reloads while their files do not change.
+#[derive(Default)]
+pub struct Detectors {
+    dga: Option<(Option<PathBuf>, Arc<DgaModel>)>,
+}
+
+impl Detectors {
+    /// The DGA model for this config: loaded once, shared by every worker and every reload.
+    pub fn dga(&mut self, path: &Option<PathBuf>) -> Result<Arc<DgaModel>> {
+        if let Some((loaded_from, model)) = &self.dga {
+            if loaded_from == path {
+                return Ok(model.clone());
+            }
+        }
+        let model = match path {
+            Some(p) => {
+                DgaModel::from_path(p).with_context(|| format!("dga.model {}", p.display()))?
+            }
+            None => DgaModel::embedded().context("the embedded DGA model")?,
+        };
+        let model = Arc::new(model);
+        self.dga = Some((path.clone(), model.clone()));
+        Ok(model)
+    }
+}
+
 /// Builds the verdict pipeline from the config. Every failure names the file or key.
-pub fn build_policy(cfg: &Config) -> Result<Policy> {
+pub fn build_policy(cfg: &Config, detectors: &mut Detectors) -> Result<Policy> {
     let allow = load_lists(&cfg.lists.allow, "allow")?;
     let deny = load_lists(&cfg.lists.deny, "deny")?;
-    tracing::info!(allow_rules = allow.len(), deny_rules = deny.len(), "lists loaded");
-    Ok(Policy::builder()
+    tracing::info!(
+        allow_rules = allow.len(),
+        deny_rules = deny.len(),
+        "lists loaded"
+    );
+    let mut builder = Policy::builder()
         .allow(allow)
         .deny(deny)
         .actions(cfg.actions.clone())
-        .generation(GENERATION.fetch_add(1, Ordering::Relaxed))
-        .build())
+        .generation(GENERATION.fetch_add(1, Ordering::Relaxed));
+    if cfg.dga.enabled {
+        match detectors.dga(&cfg.dga.model) {
+            Ok(model) => {
+                let source = match &cfg.dga.model {
+                    Some(p) => format!("dga-model {}", p.display()),
+                    None => "dga-model".to_string(),
+                };
+                let stage = DgaStage::new(model, cfg.dga.threshold, &source);
+                tracing::info!(threshold = stage.threshold, "DGA classifier on");
+                builder = builder.name_check(Arc::new(stage));
+            }
+            Err(e) if cfg.dga.on_model_error == OnModelError::Disable => {
+                tracing::error!(
+                    "DGA classifier DISABLED (dga.on_model_error = \"disable\"): {e:#}"
+                );
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(builder.build())
 }
 
 /// A running resolver.
@@ -47,6 +98,7 @@ pub struct App {
     pub server: RunningServer,
     config_path: Option<PathBuf>,
     overrides: Arc<dyn Fn(&mut Config) + Send + Sync>,
+    detectors: std::sync::Mutex<Detectors>,
 }
 
 impl App {
@@ -58,7 +110,8 @@ impl App {
         overrides: Arc<dyn Fn(&mut Config) + Send + Sync>,
         events: Option<Arc<dyn EventSink>>,
     ) -> Result<App> {
-        let policy = build_policy(&cfg)?;
+        let mut detectors = Detectors::default();
+        let policy = build_policy(&cfg, &mut detectors)?;
         let specs = cfg.upstream.specs().map_err(anyhow::Error::msg)?;
         let upstreams = Upstreams::new(&specs, &cfg.upstream)
             .await
@@ -79,6 +132,7 @@ impl App {
             server,
             config_path,
             overrides,
+            detectors: std::sync::Mutex::new(detectors),
         })
     }
 
@@ -95,7 +149,8 @@ impl App {
             None => Config::default(),
         };
         (self.overrides)(&mut cfg);
-        let policy = build_policy(&cfg)?;
+        let mut detectors = self.detectors.lock().unwrap_or_else(|p| p.into_inner());
+        let policy = build_policy(&cfg, &mut detectors)?;
         self.engine().set_policy(policy);
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! The configuration: one serde tree, `deny_unknown_fields` everywhere, validated at load.
 //! Every key is documented in `dnsward.example.toml` (a test keeps the two in step).
 
+use crate::stages::DgaConfig;
 use dnsward_policy::{ActionConfig, SinkholeConfig};
 use dnsward_server::cache::CacheConfig;
 use dnsward_server::upstream::UpstreamConfig;
@@ -15,6 +16,7 @@ pub struct Config {
     pub upstream: UpstreamConfig,
     pub cache: CacheConfig,
     pub lists: ListsConfig,
+    pub dga: DgaConfig,
     pub actions: ActionConfig,
     pub sinkhole: SinkholeConfig,
 }
@@ -55,7 +57,14 @@ impl Config {
             message,
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        for p in cfg.lists.allow.iter_mut().chain(cfg.lists.deny.iter_mut()) {
+        for p in cfg
+            .lists
+            .allow
+            .iter_mut()
+            .chain(cfg.lists.deny.iter_mut())
+            .chain(cfg.dga.model.iter_mut())
+            .chain(cfg.upstream.ca_file.iter_mut())
+        {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
@@ -77,6 +86,7 @@ impl Config {
         self.server.validate()?;
         self.upstream.validate()?;
         self.cache.validate()?;
+        self.dga.validate()?;
         self.sinkhole.validate()?;
         Ok(())
     }
@@ -90,7 +100,11 @@ mod tests {
     fn example_config_documents_the_defaults() {
         let text = include_str!("../../../dnsward.example.toml");
         let cfg = Config::parse(text).expect("dnsward.example.toml parses");
-        assert_eq!(cfg, Config::default(), "dnsward.example.toml must show the built-in defaults");
+        assert_eq!(
+            cfg,
+            Config::default(),
+            "dnsward.example.toml must show the built-in defaults"
+        );
     }
 
     #[test]
@@ -108,7 +122,10 @@ mod tests {
         cfg.cache.max_ttl = 10;
         assert!(cfg.validate().unwrap_err().starts_with("cache.min_ttl"));
         let cfg = Config::parse("[upstream]\nservers = [\"dns.example\"]\n").unwrap();
-        assert!(cfg.validate().unwrap_err().starts_with("upstream.servers[0]"));
+        assert!(cfg
+            .validate()
+            .unwrap_err()
+            .starts_with("upstream.servers[0]"));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod config;
+pub mod stages;
 
-pub use app::{build_policy, App};
+pub use app::{build_policy, App, Detectors};
 pub use config::Config;

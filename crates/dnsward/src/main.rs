@@ -2,14 +2,18 @@
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use dnsward::{build_policy, App, Config};
+use dnsward::{build_policy, App, Config, Detectors};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 #[derive(Parser)]
-#[command(name = "dnsward", version, about = "An inline DNS filtering resolver (DNS firewall)")]
+#[command(
+    name = "dnsward",
+    version,
+    about = "An inline DNS filtering resolver (DNS firewall)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -21,6 +25,17 @@ enum Command {
     Serve(ServeArgs),
     /// Print each name's verdict and its reason without serving. Exit code 1 if any is blocked.
     Check(CheckArgs),
+    /// Score names with the DGA model: one name per line in (FILE or stdin), one JSON object
+    /// per line out: name, dga_score, family, blocked (what `serve` would do).
+    Classify(ClassifyArgs),
+}
+
+#[derive(Args)]
+struct ClassifyArgs {
+    #[command(flatten)]
+    common: Overrides,
+    /// File with one name per line; stdin when absent or `-`.
+    file: Option<PathBuf>,
 }
 
 #[derive(Args, Clone, Default)]
@@ -68,6 +83,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args).map(|_| ExitCode::SUCCESS),
         Command::Check(args) => check(args),
+        Command::Classify(args) => classify(args).map(|_| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
@@ -115,10 +131,14 @@ fn serve(args: ServeArgs) -> Result<()> {
     });
     let mut cfg = load_config(&args.common)?;
     overrides(&mut cfg);
-    cfg.validate().map_err(anyhow::Error::msg).context("after command-line flags")?;
+    cfg.validate()
+        .map_err(anyhow::Error::msg)
+        .context("after command-line flags")?;
     let workers = cfg.server.worker_count();
     let runtime = if workers == 1 {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()?
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
     } else {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(workers)
@@ -162,7 +182,7 @@ async fn run_until_signal(_app: &App) -> Result<()> {
 
 fn check(args: CheckArgs) -> Result<ExitCode> {
     let cfg = load_config(&args.common)?;
-    let policy = build_policy(&cfg)?;
+    let policy = build_policy(&cfg, &mut Detectors::default())?;
     let mut any_blocked = false;
     for raw in &args.names {
         let name = dnsward_policy::normalize_name(raw);
@@ -177,5 +197,70 @@ fn check(args: CheckArgs) -> Result<ExitCode> {
             println!("{name}\t{verdict}");
         }
     }
-    Ok(if any_blocked { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if any_blocked {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn classify(args: ClassifyArgs) -> Result<()> {
+    use std::io::{BufRead, BufWriter, Write};
+    let cfg = load_config(&args.common)?;
+    let mut detectors = Detectors::default();
+    let policy = build_policy(&cfg, &mut detectors)?;
+    let model = detectors.dga(&cfg.dga.model)?;
+    let input: Box<dyn BufRead> = match &args.file {
+        Some(p) if p.as_os_str() != "-" => Box::new(std::io::BufReader::new(
+            std::fs::File::open(p).with_context(|| format!("cannot read {}", p.display()))?,
+        )),
+        _ => Box::new(std::io::stdin().lock()),
+    };
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut batch: Vec<String> = Vec::with_capacity(1024);
+    let flush = |batch: &mut Vec<String>, out: &mut BufWriter<_>| -> Result<()> {
+        let names: Vec<&str> = batch.iter().map(String::as_str).collect();
+        for (name, judgement) in names.iter().zip(model.judge_batch(&names)) {
+            let verdict = policy.judge_name(name);
+            let (score, family, skipped) = match &judgement {
+                dnsward_classify::DgaJudgement::Scored { score, family, .. } => {
+                    (*score, Some(family.as_str()), None)
+                }
+                dnsward_classify::DgaJudgement::NotJudged { reason } => {
+                    (0.0, None, Some(reason.as_str()))
+                }
+            };
+            let mut obj = serde_json::json!({
+                "name": name,
+                "dga_score": score,
+                "family": family,
+                "blocked": verdict.is_enforced(),
+            });
+            if let Some(reason) = skipped {
+                obj["not_judged"] = serde_json::Value::from(reason);
+            }
+            if let Some(category) = verdict.category() {
+                obj["category"] = serde_json::Value::from(category.as_str());
+            }
+            serde_json::to_writer(&mut *out, &obj)?;
+            out.write_all(b"\n")?;
+        }
+        batch.clear();
+        Ok(())
+    };
+    for line in input.lines() {
+        let line = line.context("reading names")?;
+        let name = line.trim();
+        if name.is_empty() || name.starts_with('#') {
+            continue;
+        }
+        batch.push(dnsward_policy::normalize_name(name));
+        if batch.len() == 1024 {
+            flush(&mut batch, &mut out)?;
+        }
+    }
+    flush(&mut batch, &mut out)?;
+    out.flush()?;
+    Ok(())
 }
