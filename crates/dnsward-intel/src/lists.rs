@@ -28,6 +28,8 @@ pub struct Lists {
     class_v4_start: Vec<u32>,
     class_v4_end: Vec<u32>,
     class_v4_cls: Vec<u8>,
+    /// `class_v4_idx[h]` = first interval starting at or after `h << 16` (h = 0..=65536).
+    class_v4_idx: Vec<u32>,
     pub providers: Vec<Box<str>>,
     pub cdn_suffix: FxMap<Box<str>, u16>,
     pub cdn_ranges: RangeSet<u16>,
@@ -154,6 +156,13 @@ impl Lists {
                 self.class_v4_cls.push(c);
             }
         }
+        self.class_v4_idx = (0..=65536u64)
+            .map(|h| {
+                let base = h << 16;
+                self.class_v4_start
+                    .partition_point(|&st| (st as u64) < base) as u32
+            })
+            .collect();
         self.class_map = RangeSet::from_vec(out);
     }
 
@@ -162,7 +171,15 @@ impl Lists {
     pub fn class_of(&self, key: u128) -> u8 {
         if crate::net::key_is_v4(key) {
             let k = key as u32;
-            let i = self.class_v4_start.partition_point(|&s| s <= k);
+            if self.class_v4_idx.is_empty() {
+                return 0;
+            }
+            let h = (k >> 16) as usize;
+            let (lo, hi) = (
+                self.class_v4_idx[h] as usize,
+                self.class_v4_idx[h + 1] as usize,
+            );
+            let i = lo + self.class_v4_start[lo..hi].partition_point(|&s| s <= k);
             if i > 0 && self.class_v4_end[i - 1] >= k {
                 return self.class_v4_cls[i - 1];
             }
