@@ -42,6 +42,8 @@ impl Default for IntelActions {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IntelConfig {
+    /// Run the answer-side checks at all (the `dnsward` binary skips the stage when false).
+    pub enabled: bool,
     /// MMDB with `autonomous_system_number` / `autonomous_system_organization`
     /// (GeoLite2-ASN layout). None = prefix-based features only.
     pub asn_mmdb: Option<PathBuf>,
@@ -92,6 +94,7 @@ pub struct IntelConfig {
 impl Default for IntelConfig {
     fn default() -> Self {
         IntelConfig {
+            enabled: true,
             asn_mmdb: None,
             country_mmdb: None,
             degrade_on_mmdb_error: false,
