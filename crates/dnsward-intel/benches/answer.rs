@@ -116,7 +116,7 @@ fn run_bench<M: Measurement>(c: &mut Criterion<M>, group: &str) {
             b.iter(|| {
                 let r = &recs[i % recs.len()];
                 i += 1;
-                if i % recs.len() == 0 {
+                if i.is_multiple_of(recs.len()) {
                     tick += 100_000; // next pass: fresh window
                 }
                 let cn: Vec<(&str, u32)> = r.cnames.iter().map(|(n, t)| (n.as_str(), *t)).collect();

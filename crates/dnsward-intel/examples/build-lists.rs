@@ -182,12 +182,7 @@ fn main() {
     for kind in ["cdn", "waf"] {
         if let Some(Value::Object(m)) = cdncheck.get(kind) {
             for (prov, list) in m {
-                let prov = format!(
-                    "{}",
-                    prov.chars()
-                        .filter(|c| !c.is_whitespace())
-                        .collect::<String>()
-                );
+                let prov: String = prov.chars().filter(|c| !c.is_whitespace()).collect();
                 for c in list.as_array().unwrap() {
                     if let Some(c) = c.as_str().and_then(norm_cidr) {
                         ranges.entry(prov.clone()).or_default().insert(c);

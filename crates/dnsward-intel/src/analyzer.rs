@@ -210,13 +210,15 @@ impl DomainHistory {
     }
 }
 
+type HistoryShard = LruCache<Box<str>, DomainHistory, crate::net::FxBuild>;
+
 /// Shared analyser (`Send + Sync`; put it in an `Arc`).
 pub struct AnswerAnalyzer {
     cfg: IntelConfig,
     geo: GeoDb,
     lists: Lists,
     iocs: IocSet,
-    shards: Box<[Mutex<LruCache<Box<str>, DomainHistory, crate::net::FxBuild>>]>,
+    shards: Box<[Mutex<HistoryShard>]>,
     warnings: Vec<String>,
 }
 
@@ -734,6 +736,7 @@ impl AnswerAnalyzer {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn ioc_check(
         &self,
         qname: &str,

@@ -209,6 +209,10 @@ const CLOUD_ASNS: &[u32] = &[
     16509, 14618, 15169, 396982, 8075, 14061, 24940, 16276, 63949, 20473, 45102, 31898,
 ];
 
+/// (provider, its ranges, its CNAME suffixes)
+type CdnProvider = (String, Vec<(u128, u128)>, Vec<String>);
+type ProviderLists = (Vec<(u128, u128)>, Vec<String>);
+
 struct World {
     residential: Pool,
     res_by_cc: HashMap<u16, Vec<usize>>,
@@ -216,7 +220,7 @@ struct World {
     cloud: HashMap<u32, Pool>,
     uni: Pool,
     ccs: Vec<u16>,
-    cdn: Vec<(String, Vec<(u128, u128)>, Vec<String>)>,
+    cdn: Vec<CdnProvider>,
     parking_ips: Vec<(u128, u128)>,
     parking_ns: Vec<String>,
     bulletproof: Vec<Net>,
@@ -253,7 +257,7 @@ fn build_world(geo: &GeoDb, lists: &Lists) -> Result<World, String> {
                 None => continue,
             },
         };
-        if prefix < 8 || prefix > 30 {
+        if !(8..=30).contains(&prefix) {
             continue;
         }
         let Ok(Some(rec)) = item.decode::<Rec>() else {
@@ -308,7 +312,7 @@ fn build_world(geo: &GeoDb, lists: &Lists) -> Result<World, String> {
         .collect();
     ccs.sort_unstable();
     // CDN providers: ranges + their CNAME suffixes
-    let mut by_prov: BTreeMap<String, (Vec<(u128, u128)>, Vec<String>)> = BTreeMap::new();
+    let mut by_prov: BTreeMap<String, ProviderLists> = BTreeMap::new();
     for (s, e, &p) in lists.cdn_ranges.iter() {
         let name = lists.providers[p as usize].to_string();
         if key_is_v4(s) && e - s >= 255 {

@@ -481,3 +481,47 @@ mod tests {
         assert!(GeoDb::open(Some(&t), None).is_err());
     }
 }
+
+#[cfg(test)]
+mod corrupt_tests {
+    use super::fixtures::*;
+    use super::*;
+
+    /// Damaged databases either fail to open or answer "unknown": never panic.
+    #[test]
+    fn damaged_bytes_never_panic() {
+        let nets: Vec<String> = (1..=60).map(|n| format!("{n}.{n}.0.0/16")).collect();
+        let entries: Vec<(&str, u32, &str)> = nets
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), 64500 + i as u32, "Org"))
+            .collect();
+        let good = asn_db(&entries);
+        let mut x: u64 = 0x1234_5678;
+        for round in 0..120 {
+            let mut b = good.clone();
+            for _ in 0..(1 + round % 8) {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let i = (x >> 33) as usize % b.len();
+                b[i] ^= (x >> 8) as u8 | 1;
+            }
+            let p = write_tmp(&format!("damaged-{round}.mmdb"), &b);
+            let r = std::panic::catch_unwind(|| {
+                if let Ok(db) = GeoDb::open(Some(&p), Some(&p)) {
+                    for n in 0..200u32 {
+                        let ip = IpAddr::V4(std::net::Ipv4Addr::from(
+                            n.wrapping_mul(0x0101_0101) ^ (n << 24),
+                        ));
+                        let _ = db.info(ip);
+                        let _ = db.asn_org(ip);
+                        let _ = db.info("2001:db8::1".parse().unwrap());
+                    }
+                }
+            });
+            assert!(r.is_ok(), "panic on damaged database round {round}");
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}

@@ -267,9 +267,9 @@ mod tests {
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
             let k = ip_key(IpAddr::V4(std::net::Ipv4Addr::from((x >> 32) as u32)));
-            let want = (l.cdn_ranges.contains(k) as u8) * C_CDN
-                | (l.hosting_ranges.contains(k) as u8) * C_HOSTING
-                | (l.parking_ips.contains(k) as u8) * C_PARKING;
+            let want = ((l.cdn_ranges.contains(k) as u8) * C_CDN)
+                | ((l.hosting_ranges.contains(k) as u8) * C_HOSTING)
+                | ((l.parking_ips.contains(k) as u8) * C_PARKING);
             assert_eq!(l.class_of(k), want);
         }
         for ip in [
@@ -280,9 +280,9 @@ mod tests {
             "9.9.9.9",
         ] {
             let k = ip_key(ip.parse().unwrap());
-            let want = (l.cdn_ranges.contains(k) as u8) * C_CDN
-                | (l.hosting_ranges.contains(k) as u8) * C_HOSTING
-                | (l.parking_ips.contains(k) as u8) * C_PARKING;
+            let want = ((l.cdn_ranges.contains(k) as u8) * C_CDN)
+                | ((l.hosting_ranges.contains(k) as u8) * C_HOSTING)
+                | ((l.parking_ips.contains(k) as u8) * C_PARKING);
             assert_eq!(l.class_of(k), want, "{ip}");
         }
     }
