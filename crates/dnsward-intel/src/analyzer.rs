@@ -98,7 +98,10 @@ pub struct FluxFeatures {
     pub ns_new: u32,
     pub ns_ips: u32,
     pub ns_asns: u32,
+    pub ns_distinct_24: u32,
+    pub ns_distinct_16: u32,
     pub ns_countries: u32,
+    pub ns_hosting_share: f64,
     pub ns_residential_share: f64,
     pub ns_min_ttl: u32,
     pub cname_depth: u32,
@@ -1026,6 +1029,9 @@ impl AnswerAnalyzer {
         f.ns_ips = n.ips;
         f.ns_asns = if f.prefix_only { n.n16 } else { n.asns };
         f.ns_countries = n.ccs;
+        f.ns_distinct_24 = n.n24;
+        f.ns_distinct_16 = n.n16;
+        f.ns_hosting_share = n.hosting;
         f.ns_residential_share = n.residential;
         f.ns_min_ttl = h.ns_min_ttl;
 
