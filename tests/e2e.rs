@@ -556,3 +556,43 @@ async fn dga_names_are_blocked_with_score_and_family() {
     let got = udp(dw.addr, &query("xjw3kqpz0a.net.", RecordType::A, None)).await;
     assert_eq!(got.answers[0].data.to_string(), "192.0.2.99");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_landing_on_ioc_addresses_are_sinkholed_cname_chains_included() {
+    let up = start_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let iocs = write_list(
+        &dir,
+        "iocs.txt",
+        "# type value context\nip 192.0.2.10 test C2 server\n",
+    );
+    let mut cfg = test_config(&[up.addr]);
+    cfg.intel.ioc_files = vec![iocs];
+    cfg.sinkhole.ipv4 = vec!["10.99.0.1".parse().unwrap()];
+    let dw = start_dnsward(cfg).await;
+    // www.test resolves to the IOC address; alias.test is a CNAME to it.
+    for name in ["www.test.", "alias.test."] {
+        let got = udp(dw.addr, &query(name, RecordType::A, None)).await;
+        assert_eq!(got.answers.len(), 1, "{name}: {got:?}");
+        assert_eq!(
+            got.answers[0].data.to_string(),
+            "10.99.0.1",
+            "{name} sinkholed"
+        );
+    }
+    let events = dw.events.events.lock().unwrap().clone();
+    let (_, verdict, _) = events.iter().find(|(n, _, _)| n == "alias.test").unwrap();
+    assert_eq!(verdict.category(), Some(Category::Ioc));
+    let reason = verdict.reason.as_ref().unwrap();
+    assert!(reason.detail.contains("192.0.2.10"), "{reason}");
+    assert!(
+        reason.features.is_some(),
+        "the features that drove it are attached"
+    );
+    // Other names pass.
+    let got = udp(dw.addr, &query("multi.test.", RecordType::A, None)).await;
+    assert_eq!(got.answers.len(), 6);
+    // A cached hit keeps the verdict.
+    let got = udp(dw.addr, &query("www.test.", RecordType::A, None)).await;
+    assert_eq!(got.answers[0].data.to_string(), "10.99.0.1");
+}

@@ -11,7 +11,7 @@ mod verdict;
 
 pub use actions::{Action, ActionConfig, SinkholeConfig};
 pub use domainset::{DomainSet, ListError, ListFormatError, RuleMatch};
-pub use pipeline::{AnswerCheck, AnswerView, NameCheck, Policy, PolicyBuilder};
+pub use pipeline::{AnswerCheck, AnswerHit, AnswerView, NameCheck, Policy, PolicyBuilder};
 pub use verdict::{Category, Reason, Stage, Verdict, VerdictKind};
 
 /// Normalises a query name for matching: ASCII-lowercase, no trailing dot.

@@ -15,10 +15,19 @@ pub trait NameCheck: Send + Sync {
     fn check_name(&self, name: &str) -> Option<(Category, Reason)>;
 }
 
+/// What an answer check found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AnswerHit {
+    pub category: Category,
+    pub reason: Reason,
+    /// The check only wants the finding logged (answer normally), whatever the category's action.
+    pub log_only: bool,
+}
+
 /// A check on the upstream answer (fast flux, IOC addresses, parking).
 pub trait AnswerCheck: Send + Sync {
     /// `record`: true when serving (update history), false when only explaining (`dnsward check`).
-    fn check_answer(&self, answer: &AnswerView, record: bool) -> Option<(Category, Reason)>;
+    fn check_answer(&self, answer: &AnswerView, record: bool) -> Option<AnswerHit>;
 }
 
 /// The parts of an upstream answer the answer checks look at.
@@ -168,8 +177,12 @@ impl Policy {
             return name_verdict.clone();
         }
         for check in &self.answer_checks {
-            if let Some((category, reason)) = check.check_answer(answer, record) {
-                let verdict = self.block(category, reason);
+            if let Some(hit) = check.check_answer(answer, record) {
+                let verdict = if hit.log_only {
+                    Verdict::block(hit.category, crate::Action::Log, hit.reason)
+                } else {
+                    self.block(hit.category, hit.reason)
+                };
                 // A monitor-mode name block is kept unless the answer check enforces.
                 if name_verdict.is_block() && !verdict.is_enforced() {
                     return name_verdict.clone();
@@ -204,13 +217,15 @@ mod tests {
 
     struct IocAddr(IpAddr);
     impl AnswerCheck for IocAddr {
-        fn check_answer(&self, a: &AnswerView, _record: bool) -> Option<(Category, Reason)> {
-            a.addrs.iter().any(|(ip, _)| *ip == self.0).then(|| {
-                (
-                    Category::Ioc,
-                    Reason::new(Stage::AnswerCheck, "ioc", format!("answer {}", self.0)),
-                )
-            })
+        fn check_answer(&self, a: &AnswerView, _record: bool) -> Option<AnswerHit> {
+            a.addrs
+                .iter()
+                .any(|(ip, _)| *ip == self.0)
+                .then(|| AnswerHit {
+                    category: Category::Ioc,
+                    reason: Reason::new(Stage::AnswerCheck, "ioc", format!("answer {}", self.0)),
+                    log_only: false,
+                })
         }
     }
 

@@ -87,8 +87,11 @@ pub struct Reason {
     /// Likely malware family, when the DGA model decided.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub family: Option<Arc<str>>,
-    /// Human-readable detail; also carries the features that drove an answer check.
+    /// Human-readable detail.
     pub detail: String,
+    /// The numbers that drove an answer check (flux features, ASNs, TTLs...), for operators.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub features: Option<Arc<serde_json::Value>>,
 }
 
 impl Reason {
@@ -100,6 +103,7 @@ impl Reason {
             score: None,
             family: None,
             detail: detail.into(),
+            features: None,
         }
     }
 }

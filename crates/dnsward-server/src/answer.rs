@@ -16,7 +16,9 @@ fn be32(b: &[u8], at: usize) -> Option<u32> {
 fn addr(rtype: u16, rdata: &[u8]) -> Option<IpAddr> {
     match (rtype, rdata.len()) {
         (wire::TYPE_A, 4) => Some(IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(rdata).ok()?))),
-        (wire::TYPE_AAAA, 16) => Some(IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(rdata).ok()?))),
+        (wire::TYPE_AAAA, 16) => Some(IpAddr::V6(Ipv6Addr::from(
+            <[u8; 16]>::try_from(rdata).ok()?,
+        ))),
         _ => None,
     }
 }
@@ -59,7 +61,9 @@ pub fn answer_view(qname: &str, pkt: &[u8]) -> Option<AnswerView> {
                     extra_addrs.push((owner, ip));
                 }
             }
-            wire::TYPE_CNAME if section_answer => view.cnames.push((read_name_text(pkt, rdata_at)?, ttl)),
+            wire::TYPE_CNAME if section_answer => {
+                view.cnames.push((read_name_text(pkt, rdata_at)?, ttl))
+            }
             wire::TYPE_NS if section_answer || section_authority => {
                 view.ns.push((read_name_text(pkt, rdata_at)?, ttl))
             }
@@ -93,13 +97,40 @@ mod tests {
     #[test]
     fn extracts_addresses_cnames_and_ns_with_glue() {
         let mut m = Message::response(7, hickory_proto::op::OpCode::Query);
-        m.add_query(Query::query(Name::from_str("www.example.com.").unwrap(), RecordType::A));
-        m.add_answer(rec("www.example.com.", 300, RData::CNAME(CNAME(Name::from_str("edge.cdn.example.net.").unwrap()))));
-        m.add_answer(rec("edge.cdn.example.net.", 20, RData::A(A::new(192, 0, 2, 1))));
-        m.add_answer(rec("edge.cdn.example.net.", 20, RData::AAAA(AAAA::from_str("2001:db8::1").unwrap())));
-        m.add_authority(rec("example.com.", 3600, RData::NS(NS(Name::from_str("ns1.example.com.").unwrap()))));
-        m.add_additional(rec("ns1.example.com.", 3600, RData::A(A::new(198, 51, 100, 53))));
-        m.add_additional(rec("other.example.org.", 3600, RData::A(A::new(203, 0, 113, 9))));
+        m.add_query(Query::query(
+            Name::from_str("www.example.com.").unwrap(),
+            RecordType::A,
+        ));
+        m.add_answer(rec(
+            "www.example.com.",
+            300,
+            RData::CNAME(CNAME(Name::from_str("edge.cdn.example.net.").unwrap())),
+        ));
+        m.add_answer(rec(
+            "edge.cdn.example.net.",
+            20,
+            RData::A(A::new(192, 0, 2, 1)),
+        ));
+        m.add_answer(rec(
+            "edge.cdn.example.net.",
+            20,
+            RData::AAAA(AAAA::from_str("2001:db8::1").unwrap()),
+        ));
+        m.add_authority(rec(
+            "example.com.",
+            3600,
+            RData::NS(NS(Name::from_str("ns1.example.com.").unwrap())),
+        ));
+        m.add_additional(rec(
+            "ns1.example.com.",
+            3600,
+            RData::A(A::new(198, 51, 100, 53)),
+        ));
+        m.add_additional(rec(
+            "other.example.org.",
+            3600,
+            RData::A(A::new(203, 0, 113, 9)),
+        ));
         let wire = m.to_vec().unwrap();
         let v = answer_view("www.example.com", &wire).unwrap();
         assert_eq!(v.cnames, vec![("edge.cdn.example.net".to_string(), 300)]);

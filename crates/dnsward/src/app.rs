@@ -2,7 +2,7 @@
 //! listeners; and reloads the policy without a restart.
 
 use crate::config::Config;
-use crate::stages::{DgaStage, OnModelError};
+use crate::stages::{DgaStage, IntelStage, OnModelError};
 use anyhow::{Context, Result};
 use dnsward_classify::DgaModel;
 use dnsward_policy::{DomainSet, Policy};
@@ -89,6 +89,15 @@ pub fn build_policy(cfg: &Config, detectors: &mut Detectors) -> Result<Policy> {
             }
             Err(e) => return Err(e),
         }
+    }
+    if cfg.intel.enabled {
+        // Rebuilt on every reload so IOC list changes take effect (answer history starts over).
+        let analyzer = dnsward_intel::AnswerAnalyzer::new(&cfg.intel).context("intel")?;
+        for w in analyzer.warnings() {
+            tracing::warn!("intel: {w}");
+        }
+        tracing::info!(stats = ?analyzer.stats(), "answer checks on");
+        builder = builder.answer_check(Arc::new(IntelStage::new(Arc::new(analyzer))));
     }
     Ok(builder.build())
 }

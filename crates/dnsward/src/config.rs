@@ -2,6 +2,7 @@
 //! Every key is documented in `dnsward.example.toml` (a test keeps the two in step).
 
 use crate::stages::DgaConfig;
+use dnsward_intel::IntelConfig;
 use dnsward_policy::{ActionConfig, SinkholeConfig};
 use dnsward_server::cache::CacheConfig;
 use dnsward_server::upstream::UpstreamConfig;
@@ -9,7 +10,7 @@ use dnsward_server::ServerConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerConfig,
@@ -17,6 +18,7 @@ pub struct Config {
     pub cache: CacheConfig,
     pub lists: ListsConfig,
     pub dga: DgaConfig,
+    pub intel: IntelConfig,
     pub actions: ActionConfig,
     pub sinkhole: SinkholeConfig,
 }
@@ -64,6 +66,9 @@ impl Config {
             .chain(cfg.lists.deny.iter_mut())
             .chain(cfg.dga.model.iter_mut())
             .chain(cfg.upstream.ca_file.iter_mut())
+            .chain(cfg.intel.asn_mmdb.iter_mut())
+            .chain(cfg.intel.country_mmdb.iter_mut())
+            .chain(cfg.intel.ioc_files.iter_mut())
         {
             if p.is_relative() {
                 *p = base.join(&*p);
@@ -100,9 +105,11 @@ mod tests {
     fn example_config_documents_the_defaults() {
         let text = include_str!("../../../dnsward.example.toml");
         let cfg = Config::parse(text).expect("dnsward.example.toml parses");
+        // IntelConfig has no PartialEq: compare the serialised trees.
+        let as_toml = |c: &Config| toml::to_string(c).unwrap();
         assert_eq!(
-            cfg,
-            Config::default(),
+            as_toml(&cfg),
+            as_toml(&Config::default()),
             "dnsward.example.toml must show the built-in defaults"
         );
     }

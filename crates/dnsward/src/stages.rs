@@ -1,7 +1,11 @@
-//! Adapters that put the detectors into the verdict pipeline: the DGA model as a name stage.
+//! Adapters that put the detectors into the verdict pipeline: the DGA model as a name stage,
+//! the answer analyser (flux, IOC, parking) as an answer stage.
 
 use dnsward_classify::{DgaJudgement, DgaModel};
-use dnsward_policy::{Category, NameCheck, Reason, Stage};
+use dnsward_intel::{
+    Action as IntelAction, AnswerAnalyzer, FindingKind, IntelActions, Observation,
+};
+use dnsward_policy::{AnswerCheck, AnswerHit, AnswerView, Category, NameCheck, Reason, Stage};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -93,5 +97,74 @@ impl NameCheck for DgaStage {
             }
             _ => None,
         }
+    }
+}
+
+/// The answer-side analyser (flux, double flux, IOC addresses/ASNs/domains, parking) as an
+/// [`AnswerCheck`]. `[intel.actions]` decides per finding kind whether it blocks or is only
+/// logged; `[actions]` decides how a blocked category is answered.
+pub struct IntelStage {
+    pub analyzer: Arc<AnswerAnalyzer>,
+    actions: IntelActions,
+}
+
+impl IntelStage {
+    pub fn new(analyzer: Arc<AnswerAnalyzer>) -> Self {
+        let actions = analyzer.config().actions.clone();
+        IntelStage { analyzer, actions }
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl AnswerCheck for IntelStage {
+    fn check_answer(&self, answer: &AnswerView, record: bool) -> Option<AnswerHit> {
+        let cnames: Vec<(&str, u32)> = answer
+            .cnames
+            .iter()
+            .map(|(n, t)| (n.as_str(), *t))
+            .collect();
+        let ns: Vec<(&str, u32)> = answer.ns.iter().map(|(n, t)| (n.as_str(), *t)).collect();
+        let obs = Observation {
+            qname: &answer.qname,
+            addrs: &answer.addrs,
+            cnames: &cnames,
+            ns: &ns,
+            ns_addrs: &answer.ns_addrs,
+        };
+        let now = unix_now();
+        let assessment = if record {
+            self.analyzer.observe(&obs, now)
+        } else {
+            self.analyzer.assess(&obs, now)
+        };
+        let log_only = match assessment.action(&self.actions) {
+            IntelAction::Allow => return None,
+            IntelAction::Log => true,
+            IntelAction::Block => false,
+        };
+        let finding = assessment.finding.as_ref()?;
+        let category = match finding.kind {
+            FindingKind::FastFlux | FindingKind::DoubleFlux => Category::Flux,
+            FindingKind::IocIp | FindingKind::IocAsn | FindingKind::IocDomain => Category::Ioc,
+            FindingKind::ParkingMove => Category::Parking,
+        };
+        let mut reason = Reason::new(
+            Stage::AnswerCheck,
+            format!("intel:{}", finding.kind.as_str()),
+            finding.detail.clone(),
+        );
+        reason.score = Some(finding.score as f32);
+        reason.features = serde_json::to_value(&assessment).ok().map(Arc::new);
+        Some(AnswerHit {
+            category,
+            reason,
+            log_only,
+        })
     }
 }
