@@ -246,6 +246,20 @@ fn sane_ttl(t: u32) -> u32 {
     }
 }
 
+/// Distinct non-zero values. Sorts `v`.
+fn distinct_count(v: &mut [u64]) -> u32 {
+    v.sort_unstable();
+    let mut n = 0;
+    let mut prev = 0;
+    for &x in v.iter() {
+        if x != 0 && (n == 0 || x != prev) {
+            n += 1;
+        }
+        prev = x;
+    }
+    n
+}
+
 /// Distinct non-zero values and their Shannon entropy (bits). Sorts `v`.
 fn distinct_entropy(v: &mut [u64]) -> (u32, f64) {
     if let Some(&first) = v.first() {
@@ -315,10 +329,10 @@ fn side_stats(seen: &[Seen], buf: &mut Vec<u64>) -> SideStats {
     let (ccs, cc_h) = distinct_entropy(buf);
     buf.clear();
     buf.extend(seen.iter().map(|s| net24(s.key)));
-    let (n24, _) = distinct_entropy(buf);
+    let n24 = distinct_count(buf);
     buf.clear();
     buf.extend(seen.iter().map(|s| net16(s.key)));
-    let (n16, _) = distinct_entropy(buf);
+    let n16 = distinct_count(buf);
     let hosting = seen
         .iter()
         .filter(|s| s.flags & (F_HOSTING | F_CDN) != 0)
@@ -535,34 +549,14 @@ impl AnswerAnalyzer {
             ..Default::default()
         };
 
-        // ---- classify the addresses (bounded)
+        // ---- CNAME chain, NS set: TTLs, loops, parking by name (no lock needed)
         let take = obs.addrs.len().min(self.cfg.max_addrs_per_answer);
         f.truncated = obs.addrs.len() > take;
-        let mut infos: Vec<IpInfo> = Vec::with_capacity(take);
-        let mut min_ttl = u32::MAX;
-        let shard = &self.shards[(fx(qname) % self.shards.len() as u64) as usize];
-        if take > 0 {
-            // addresses this domain answered before keep their classification (no MMDB work)
-            let guard = shard.lock();
-            let hist = guard.peek(qname);
-            for &(ip, ttl) in &obs.addrs[..take] {
-                min_ttl = min_ttl.min(sane_ttl(ttl));
-                let key = ip_key(ip);
-                if infos.iter().any(|i| i.key == key) {
-                    continue;
-                }
-                let known = hist.and_then(|h| h.ips.iter().find(|s| s.key == key));
-                infos.push(match known {
-                    Some(s) => IpInfo {
-                        key,
-                        asn: s.asn,
-                        cc: s.cc,
-                        flags: s.flags,
-                    },
-                    None => self.classify(ip),
-                });
-            }
-        }
+        let mut min_ttl = obs.addrs[..take]
+            .iter()
+            .map(|&(_, t)| sane_ttl(t))
+            .min()
+            .unwrap_or(u32::MAX);
         let mut cname_loop = false;
         let cn = &obs.cnames[..obs.cnames.len().min(MAX_CNAMES)];
         for (i, &(c, ttl)) in cn.iter().enumerate() {
@@ -576,31 +570,6 @@ impl AnswerAnalyzer {
         f.cname_depth = obs.cnames.len() as u32;
         f.cname_loop = cname_loop;
         f.min_ttl = if min_ttl == u32::MAX { 0 } else { min_ttl };
-        {
-            let mut v: Vec<u64> = if f.prefix_only {
-                infos.iter().map(|i| net16(i.key)).collect()
-            } else {
-                infos.iter().map(|i| i.asn as u64).collect()
-            };
-            f.answer_asns = distinct_entropy(&mut v).0;
-        }
-
-        // ---- CDN / pool / parking context
-        f.rr_pool =
-            self.lists.is_rr_pool(qname) || cn.iter().any(|(c, _)| self.lists.is_rr_pool(c));
-        let mut cdn: Option<&str> = self.lists.cdn_by_name(qname);
-        if cdn.is_none() {
-            cdn = cn
-                .iter()
-                .find_map(|(c, _)| self.lists.cdn_by_name(&norm_name(c)));
-        }
-        if cdn.is_none() && !infos.is_empty() {
-            let on_cdn = infos.iter().filter(|i| i.flags & F_CDN != 0).count();
-            if on_cdn * 2 >= infos.len() {
-                cdn = infos.iter().find_map(|i| self.lists.cdn_by_ip(i.key));
-            }
-        }
-        f.cdn = cdn.map(str::to_string);
 
         let ns = &obs.ns[..obs.ns.len().min(MAX_NS)];
         let mut parking: Option<String> = None;
@@ -621,38 +590,95 @@ impl AnswerAnalyzer {
                 parking = Some(format!("CNAME {c} is a parking service"));
             }
         }
-        if parking.is_none() && !infos.is_empty() {
-            let parked_ips = infos.iter().filter(|i| i.flags & F_PARKING != 0).count();
-            if parked_ips * 2 > infos.len() {
-                let i = infos.iter().find(|i| i.flags & F_PARKING != 0).unwrap();
-                parking = Some(format!(
-                    "answer {} is a parking-service address",
-                    key_to_ip(i.key)
-                ));
+
+        // ---- one visit to the domain's history: classify (addresses seen before keep their
+        // classification, no MMDB work), parking by address, merge, window features
+        let mut infos: Vec<IpInfo> = Vec::with_capacity(take);
+        let classify_into = |infos: &mut Vec<IpInfo>, hist: Option<&DomainHistory>| {
+            for &(ip, _) in &obs.addrs[..take] {
+                let key = ip_key(ip);
+                if infos.iter().any(|i| i.key == key) {
+                    continue;
+                }
+                let known = hist.and_then(|h| h.ips.iter().find(|s| s.key == key));
+                infos.push(match known {
+                    Some(s) => IpInfo {
+                        key,
+                        asn: s.asn,
+                        cc: s.cc,
+                        flags: s.flags,
+                    },
+                    None => self.classify(ip),
+                });
             }
+        };
+        let parking_by_ip = |infos: &[IpInfo]| -> Option<String> {
+            let parked_ips = infos.iter().filter(|i| i.flags & F_PARKING != 0).count();
+            (parked_ips * 2 > infos.len()).then(|| {
+                let i = infos.iter().find(|i| i.flags & F_PARKING != 0).unwrap();
+                format!("answer {} is a parking-service address", key_to_ip(i.key))
+            })
+        };
+        let mut move_flag = None;
+        if !obs.addrs.is_empty() || !obs.ns.is_empty() {
+            let shard = &self.shards[(fx(qname) % self.shards.len() as u64) as usize];
+            let mut guard = shard.lock();
+            let mut scratch;
+            let h: &mut DomainHistory = if record {
+                if guard.get_mut(qname).is_none() {
+                    guard.put(qname.into(), DomainHistory::default());
+                }
+                guard.get_mut(qname).unwrap()
+            } else {
+                scratch = guard.peek(qname).cloned().unwrap_or_default();
+                &mut scratch
+            };
+            classify_into(&mut infos, Some(h));
+            if parking.is_none() {
+                parking = parking_by_ip(&infos);
+            }
+            move_flag = self.update_history(
+                h,
+                &infos,
+                ns,
+                obs.ns_addrs,
+                now,
+                f.min_ttl,
+                parking.is_some(),
+                &mut f,
+            );
+            drop(guard);
         }
         let parked = parking.is_some();
         f.parking = parking;
+        {
+            let mut v: Vec<u64> = if f.prefix_only {
+                infos.iter().map(|i| net16(i.key)).collect()
+            } else {
+                infos.iter().map(|i| i.asn as u64).collect()
+            };
+            f.answer_asns = distinct_entropy(&mut v).0;
+        }
+
+        // ---- CDN / pool context
+        f.rr_pool =
+            self.lists.is_rr_pool(qname) || cn.iter().any(|(c, _)| self.lists.is_rr_pool(c));
+        let mut cdn: Option<&str> = self.lists.cdn_by_name(qname);
+        if cdn.is_none() {
+            cdn = cn
+                .iter()
+                .find_map(|(c, _)| self.lists.cdn_by_name(&norm_name(c)));
+        }
+        if cdn.is_none() && !infos.is_empty() {
+            let on_cdn = infos.iter().filter(|i| i.flags & F_CDN != 0).count();
+            if on_cdn * 2 >= infos.len() {
+                cdn = infos.iter().find_map(|i| self.lists.cdn_by_ip(i.key));
+            }
+        }
+        f.cdn = cdn.map(str::to_string);
 
         // ---- IOC policy (all addresses up to the IOC cap, CNAME chain, NS names)
         let mut finding = self.ioc_check(qname, obs, cn, ns, &infos, parked, &mut f);
-
-        // ---- history + features
-        let keep = record && (!obs.addrs.is_empty() || !obs.ns.is_empty());
-        let mut guard = shard.lock();
-        let mut scratch;
-        let h: &mut DomainHistory = if keep {
-            if guard.get_mut(qname).is_none() {
-                guard.put(qname.into(), DomainHistory::default());
-            }
-            guard.get_mut(qname).unwrap()
-        } else {
-            scratch = guard.peek(qname).cloned().unwrap_or_default();
-            &mut scratch
-        };
-        let move_flag =
-            self.update_history(h, &infos, ns, obs.ns_addrs, now, f.min_ttl, parked, &mut f);
-        drop(guard);
 
         // ---- scores
         let n_asn_eff = if f.prefix_only {
