@@ -715,8 +715,11 @@ impl AnswerAnalyzer {
             let sustained = f.answer_asns >= self.cfg.min_flux_asns
                 || f.churn_lookups >= 2
                 || (f.churn_lookups >= 1 && n_asn_eff > self.cfg.min_flux_asns);
+            // CDN-like packing: edge nodes share /24s, flux agents almost never do
+            let spread_out = (f.distinct_ips as f64) < 1.8 * f.distinct_24.max(1) as f64;
             let a_flux = f.flux_score >= self.cfg.flux_threshold
                 && sustained
+                && spread_out
                 && n_asn_eff >= self.cfg.min_flux_asns
                 && f.residential_share >= self.cfg.min_residential_share;
             let ns_flux = f.ns_flux_score >= self.cfg.double_flux_threshold

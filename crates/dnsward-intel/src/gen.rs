@@ -452,6 +452,17 @@ fn next_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// A random /24 inside `range` (the range itself when narrower).
+fn pop24(range: (u128, u128), rng: &mut StdRng) -> (u128, u128) {
+    let (s, e) = range;
+    if e - s < 256 {
+        return range;
+    }
+    let blocks = ((e - s + 1) / 256).min(u32::MAX as u128) as u64;
+    let b = s + 256 * rng.gen_range(0..blocks) as u128;
+    (b, b + 255)
+}
+
 fn ip_in_range(s: u128, e: u128, rng: &mut StdRng) -> IpAddr {
     let span = (e - s).min(u32::MAX as u128) as u64;
     key_to_ip(s + rng.gen_range(0..=span) as u128)
@@ -610,8 +621,9 @@ pub fn generate(
             )
         });
         // edge "regions": a few prefixes of the provider; the resolver sees one region per lookup
+        // a PoP is a /24 (or the whole range when smaller) inside one of the provider's ranges
         let regions: Vec<(u128, u128)> = (0..rng.gen_range(2..8))
-            .map(|_| *ranges.choose(&mut rng).unwrap())
+            .map(|_| pop24(*ranges.choose(&mut rng).unwrap(), &mut rng))
             .collect();
         let ttl = rng.gen_range(20..=300);
         let k = rng.gen_range(1..=8);
@@ -634,6 +646,53 @@ pub fn generate(
             recs.push(r);
         }
         *sum.domains.entry("cdn".into()).or_default() += 1;
+    }
+
+    // ---- CDNs the lists do not know: one hosting ASN, many edge addresses, a CNAME into a
+    // provider domain that is not a known CDN suffix (a fifth of the CDN count)
+    let mut by_asn: BTreeMap<u32, Vec<Net>> = BTreeMap::new();
+    for n in &w.hosting.nets {
+        by_asn.entry(n.asn).or_default().push(*n);
+    }
+    let big_hosters: Vec<Vec<Net>> = by_asn.into_values().filter(|v| v.len() >= 8).collect();
+    for i in 0..cfg.cdn / 5 {
+        if big_hosters.is_empty() {
+            break;
+        }
+        let name = format!("www.{}", word_name(&mut rng, i + 30_000));
+        let nets = big_hosters.choose(&mut rng).unwrap();
+        let regions: Vec<(u128, u128)> = nets
+            .choose_multiple(&mut rng, 6)
+            .map(|n| {
+                pop24(
+                    (
+                        V4_BASE | n.start as u128,
+                        V4_BASE | (n.start as u128 + n.size as u128 - 1),
+                    ),
+                    &mut rng,
+                )
+            })
+            .collect();
+        let cname = format!(
+            "{}.edge.{}cdn.net",
+            rand_label(&mut rng, 6, 10),
+            rand_label(&mut rng, 4, 7)
+        );
+        let ttl = rng.gen_range(20..=300);
+        let k = rng.gen_range(2..=8);
+        for t in times(&mut rng, cfg) {
+            let region = *regions.choose(&mut rng).unwrap();
+            let ips: Vec<(IpAddr, u32)> = (0..k)
+                .map(|_| (ip_in_range(region.0, region.1, &mut rng), ttl))
+                .collect();
+            let mut r = rec(t, &name, ips, "cdn_unlisted");
+            r.cnames.push(NameRec {
+                name: cname.clone(),
+                ttl: 300,
+            });
+            recs.push(r);
+        }
+        *sum.domains.entry("cdn_unlisted".into()).or_default() += 1;
     }
 
     // ---- round robin: NTP pool zones + multi-cloud service pools
