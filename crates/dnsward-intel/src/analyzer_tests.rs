@@ -515,3 +515,19 @@ fn config_deserialises_with_defaults() {
     assert_eq!(c.actions.fast_flux, Action::Block);
     assert!(serde_json::from_str::<IntelConfig>(r#"{"bogus": 1}"#).is_err());
 }
+
+#[test]
+fn packed_edge_nodes_are_not_flux_in_prefix_mode() {
+    let a = AnswerAnalyzer::new(&IntelConfig::default()).unwrap();
+    // an unknown CDN: each lookup 4 addresses in one /24 PoP, PoPs in different /16s
+    for l in 0..6u32 {
+        let addrs: Vec<(IpAddr, u32)> = (0..4)
+            .map(|i| (ip(&format!("{}.{}.9.{}", 81 + l * 7, 20 + l, 10 + i)), 60))
+            .collect();
+        let r = a.observe(
+            &obs("www.unknown-cdn-customer.example", &addrs),
+            1000 + l as u64 * 60,
+        );
+        assert!(r.finding.is_none(), "lookup {l}: {r:?}");
+    }
+}
