@@ -272,3 +272,48 @@ fn missing_model_file_fails_or_disables_as_configured() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "runs without the DGA stage");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_resolve_runs_the_answer_checks() {
+    let up = start_upstream().await;
+    let dir = setup("[intel]\nioc_files = [\"iocs.txt\"]\n");
+    std::fs::write(dir.path().join("iocs.txt"), "ip 192.0.2.66 test C2\n").unwrap();
+    let cfg = dir.path().join("dnsward.toml");
+    let upstream = up.addr.to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        dnsward()
+            .args([
+                "check",
+                "--resolve",
+                "--json",
+                "--upstream",
+                &upstream,
+                "--config",
+            ])
+            .arg(&cfg)
+            .args(["bad.test", "www.test"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["category"], "ioc");
+    assert_eq!(lines[0]["reason"]["stage"], "answer_check");
+    assert!(
+        lines[0]["reason"]["features"]["features"].is_object(),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(lines[1]["kind"], "pass");
+}

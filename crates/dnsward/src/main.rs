@@ -73,6 +73,13 @@ struct CheckArgs {
     /// Print one JSON object per name instead of text.
     #[arg(long)]
     json: bool,
+    /// Also ask the upstream (A record) and run the answer checks on its answer (without
+    /// recording it in the answer history).
+    #[arg(long)]
+    resolve: bool,
+    /// Upstream resolver IP[:port] for --resolve (repeatable); replaces upstream.servers.
+    #[arg(long)]
+    upstream: Vec<String>,
     /// Names to judge.
     #[arg(required = true)]
     names: Vec<String>,
@@ -181,20 +188,56 @@ async fn run_until_signal(_app: &App) -> Result<()> {
 }
 
 fn check(args: CheckArgs) -> Result<ExitCode> {
-    let cfg = load_config(&args.common)?;
+    let mut cfg = load_config(&args.common)?;
+    if !args.upstream.is_empty() {
+        cfg.upstream.servers = args.upstream.clone();
+    }
     let policy = build_policy(&cfg, &mut Detectors::default())?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let upstreams = if args.resolve {
+        let specs = cfg.upstream.specs().map_err(anyhow::Error::msg)?;
+        Some(runtime.block_on(dnsward_server::upstream::Upstreams::new(
+            &specs,
+            &cfg.upstream,
+        ))?)
+    } else {
+        None
+    };
     let mut any_blocked = false;
     for raw in &args.names {
         let name = dnsward_policy::normalize_name(raw);
-        let verdict = policy.judge_name(&name);
+        let mut verdict = policy.judge_name(&name);
+        let mut upstream_note = None;
+        if let Some(up) = &upstreams {
+            if policy.wants_answer(&verdict) {
+                match resolve_a(&runtime, up, &name) {
+                    Ok(wire) => match dnsward_server::answer::answer_view(&name, &wire) {
+                        Some(view) => verdict = policy.judge_answer(&verdict, &view, false),
+                        None => upstream_note = Some("malformed upstream answer".to_string()),
+                    },
+                    Err(e) => upstream_note = Some(format!("{e:#}")),
+                }
+            }
+        }
         any_blocked |= verdict.is_enforced();
         if args.json {
             let mut obj = serde_json::to_value(&verdict)?;
             obj["name"] = serde_json::Value::String(name.clone());
             obj["blocked"] = serde_json::Value::Bool(verdict.is_enforced());
+            if let Some(note) = &upstream_note {
+                obj["upstream_error"] = serde_json::Value::String(note.clone());
+            }
             println!("{obj}");
         } else {
             println!("{name}\t{verdict}");
+            if let Some(features) = verdict.reason.as_ref().and_then(|r| r.features.as_ref()) {
+                println!("  features: {features}");
+            }
+            if let Some(note) = &upstream_note {
+                println!("  upstream: {note}");
+            }
         }
     }
     Ok(if any_blocked {
@@ -202,6 +245,22 @@ fn check(args: CheckArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// One A query through the configured upstreams, for `check --resolve`.
+fn resolve_a(
+    runtime: &tokio::runtime::Runtime,
+    up: &dnsward_server::upstream::Upstreams,
+    name: &str,
+) -> Result<Vec<u8>> {
+    let mut question = dnsward_server::wire::text_to_wire(name).context("not a valid DNS name")?;
+    question.extend_from_slice(&[0, 1, 0, 1]);
+    let req = dnsward_server::upstream::UpstreamRequest {
+        question: question.into(),
+        dnssec_ok: false,
+        checking_disabled: false,
+    };
+    Ok(runtime.block_on(up.resolve(&req))?)
 }
 
 fn classify(args: ClassifyArgs) -> Result<()> {
