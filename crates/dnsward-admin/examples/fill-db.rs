@@ -23,6 +23,11 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1_000_000);
     let fresh = !std::path::Path::new(&path).exists();
+    // Distinct clients blocks come from (uniformly): 5000 is a worst case for the client index.
+    let clients: u64 = std::env::var("CLIENTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5000);
     let cfg = AdminConfig {
         db_path: path.clone().into(),
         max_events: 0,
@@ -53,7 +58,7 @@ fn main() {
         let mut calls = 0u64;
         let mut call_time = Duration::ZERO;
         while i < n {
-            let client = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + (i % 5000) as u32));
+            let client = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + (i % clients) as u32));
             // A realistic mix: list blocks repeat a few hundred tracker names (skewed), DGA
             // names are all distinct, IOC names are a few dozen.
             name.clear();

@@ -89,11 +89,14 @@ struct AppState {
     backend: Arc<dyn AdminBackend>,
     token: Option<Vec<u8>>,
     readers: Semaphore,
-    top_cache: Mutex<Option<(Instant, (i64, usize), Value)>>,
+    top_cache: Mutex<Option<TopCache>>,
     threshold: f64,
 }
 
 type St = State<Arc<AppState>>;
+
+/// The last `/api/v1/top` answer: (when, (since, limit), body).
+type TopCache = (Instant, (i64, usize), Value);
 
 /// An API error: status and a message (`{"error": "..."}`).
 pub struct ApiError(StatusCode, String);

@@ -431,8 +431,10 @@ mod tests {
     use super::*;
 
     fn scorer() -> Scorer {
-        let mut c = crate::AdminConfig::default();
-        c.mail_servers = vec!["192.0.2.25/32".parse().unwrap()];
+        let c = crate::AdminConfig {
+            mail_servers: vec!["192.0.2.25/32".parse().unwrap()],
+            ..Default::default()
+        };
         Scorer::new(ScoringParams::from_config(&c))
     }
 
@@ -605,8 +607,10 @@ mod tests {
 
     #[test]
     fn bounded_clients() {
-        let mut c = crate::AdminConfig::default();
-        c.max_tracked_clients = 100;
+        let c = crate::AdminConfig {
+            max_tracked_clients: 100,
+            ..Default::default()
+        };
         let mut s = Scorer::new(ScoringParams::from_config(&c));
         for i in 0..1000u32 {
             let ip = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));

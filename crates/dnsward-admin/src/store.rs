@@ -66,7 +66,6 @@ CREATE TABLE IF NOT EXISTS queries(
   reason TEXT
 );
 CREATE INDEX IF NOT EXISTS queries_time ON queries(ts_us);
-CREATE INDEX IF NOT EXISTS queries_client_time ON queries(client, ts_us);
 CREATE TABLE IF NOT EXISTS client_evidence(
   id INTEGER PRIMARY KEY,
   client TEXT NOT NULL,
@@ -828,7 +827,7 @@ impl EventSink for EventStore {
         self.counters.by_type[qtype_index(e.qtype)][result_index(blocked, e.rcode)]
             .fetch_add(1, Ordering::Relaxed);
         let keep = blocked || self.log_all;
-        if !keep && !(self.scoring && self.zones.maybe_under(e.qname)) {
+        if !(keep || self.scoring && self.zones.maybe_under(e.qname)) {
             return;
         }
         let ev = OwnedEvent {
@@ -1263,6 +1262,32 @@ fn insert_batch(conn: &mut Connection, batch: &[Pending]) -> rusqlite::Result<(u
     Ok((b, q, ev))
 }
 
+/// Sends every event to several sinks (e.g. `EventStore` and `TracingSink`, to keep the
+/// per-block log line). Asks for all queries when any sink does.
+pub struct TeeSink {
+    sinks: Vec<Arc<dyn EventSink>>,
+    wants_all: bool,
+}
+
+impl TeeSink {
+    pub fn new(sinks: Vec<Arc<dyn EventSink>>) -> Self {
+        let wants_all = sinks.iter().any(|s| s.wants_all_queries());
+        TeeSink { sinks, wants_all }
+    }
+}
+
+impl EventSink for TeeSink {
+    fn record(&self, event: &QueryEvent<'_>) {
+        for s in &self.sinks {
+            s.record(event);
+        }
+    }
+
+    fn wants_all_queries(&self) -> bool {
+        self.wants_all
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1277,10 +1302,4 @@ mod tests {
         let est = estimate_clients(bits);
         assert!((25..=60).contains(&est), "{est}");
     }
-}
-
-#[allow(dead_code)]
-fn _assert_send_sync() {
-    fn f<T: Send + Sync>() {}
-    f::<EventStore>();
 }

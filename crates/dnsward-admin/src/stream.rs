@@ -94,13 +94,12 @@ impl EventStreams {
                 Some(Jsonl::File(BufWriter::with_capacity(64 * 1024, f)))
             }
         };
-        let dnstap = match cfg.dnstap_target().map_err(AdminError::Config)? {
-            Some(t) => Some(DnstapOutput::start(
+        let dnstap = cfg.dnstap_target().map_err(AdminError::Config)?.map(|t| {
+            DnstapOutput::start(
                 t,
                 cfg.dnstap_identity.clone().unwrap_or_else(default_identity),
-            )),
-            None => None,
-        };
+            )
+        });
         Ok(EventStreams {
             jsonl,
             jsonl_failed: false,

@@ -424,7 +424,7 @@ async fn every_documented_route_is_served() {
     for (method, path) in dnsward_admin::api::ROUTES {
         let p = path.replace("{ip}", "10.0.0.66");
         let m = method.to_uppercase();
-        let (p, body) = match (m.as_str(), path.as_ref()) {
+        let (p, body) = match (m.as_str(), *path) {
             ("POST", "/api/v1/rules") => (p, Some(r#"{"list":"deny","rule":"x.example"}"#)),
             ("DELETE", _) => (format!("{p}?list=deny&rule=x.example"), None),
             ("GET", "/api/v1/verdict") => (format!("{p}?name=example.org"), None),
