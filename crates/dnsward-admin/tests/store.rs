@@ -401,3 +401,37 @@ fn sinkhole_hits_score() {
     assert!(c.suspected, "{c:?}");
     assert_eq!(c.evidence.len(), 3);
 }
+
+/// Run in a child process by `crash_loses_nothing_acknowledged`: record, flush, then die
+/// without any cleanup (no destructor, no checkpoint).
+#[test]
+fn crash_child() {
+    let Ok(dir) = std::env::var("DNSWARD_ADMIN_CRASH_DIR") else {
+        return;
+    };
+    let store = EventStore::open(&config(std::path::Path::new(&dir))).unwrap();
+    seed(&store);
+    store.add_rule(ListKind::Deny, "crash.example", "").unwrap();
+    // Not acknowledged: may or may not survive.
+    record(&*store, SystemTime::now(), "10.0.0.1", "unflushed.example", &list_verdict("x"), 3);
+    std::process::abort();
+}
+
+#[test]
+fn crash_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
+        .env("DNSWARD_ADMIN_CRASH_DIR", dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!status.success(), "the child must have crashed");
+    let store = EventStore::open(&config(dir.path())).unwrap();
+    let rows = store.blocks(&BlocksQuery { limit: 100, ..Default::default() }).unwrap();
+    let acknowledged = rows.iter().filter(|r| r.name != "unflushed.example").count();
+    assert_eq!(acknowledged, 23);
+    assert!(store.api_rules().iter().any(|(_, r)| r == "crash.example"));
+    assert_eq!(store.clients(50.0, 10).len(), 1, "evidence survived");
+}
