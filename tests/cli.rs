@@ -317,3 +317,43 @@ async fn check_resolve_runs_the_answer_checks() {
     );
     assert_eq!(lines[1]["kind"], "pass");
 }
+
+#[test]
+fn replay_answers_reports_detections_per_label() {
+    let dir = setup("[intel]\nioc_files = [\"iocs.txt\"]\n");
+    std::fs::write(
+        dir.path().join("iocs.txt"),
+        "cidr 203.0.113.0/24 test bulletproof range\n",
+    )
+    .unwrap();
+    let stream = dir.path().join("stream.jsonl");
+    std::fs::write(
+        &stream,
+        concat!(
+            r#"{"t":1700000000,"name":"c2.example","answers":[{"ip":"203.0.113.7","ttl":60}],"label":"ioc"}"#,
+            "\n",
+            r#"{"t":1700000001,"name":"www.example.org","answers":[{"ip":"192.0.2.80","ttl":3600}],"label":"benign"}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    let det = dir.path().join("det.jsonl");
+    let out = dnsward()
+        .args(["replay-answers", "--json", "--config"])
+        .arg(dir.path().join("dnsward.toml"))
+        .arg(&stream)
+        .arg("--detections")
+        .arg(&det)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["records"], 2, "{report}");
+    let detections = std::fs::read_to_string(&det).unwrap();
+    assert_eq!(detections.lines().count(), 1, "{detections}");
+    assert!(detections.contains("c2.example"));
+}

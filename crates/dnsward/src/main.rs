@@ -28,6 +28,41 @@ enum Command {
     /// Score names with the DGA model: one name per line in (FILE or stdin), one JSON object
     /// per line out: name, dga_score, family, blocked (what `serve` would do).
     Classify(ClassifyArgs),
+    /// Replay an answer stream (JSON lines: t, name, answers with TTLs, cnames, ns, ns_addrs,
+    /// optional label) through the answer checks of the config's [intel] section and report
+    /// detections, recall per label and the Holz et al. baseline.
+    ReplayAnswers(ReplayArgs),
+    /// Write a realistic answer stream (flux and double-flux agents on residential ASNs, CDNs,
+    /// round-robin pools, parked and benign domains) drawn from the configured ASN database.
+    GenAnswers(GenArgs),
+}
+
+#[derive(Args)]
+struct ReplayArgs {
+    #[command(flatten)]
+    common: Overrides,
+    /// The stream (JSON lines).
+    stream: PathBuf,
+    /// Write one JSON line per flagged answer here.
+    #[arg(long)]
+    detections: Option<PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct GenArgs {
+    #[command(flatten)]
+    common: Overrides,
+    /// Output file (JSON lines).
+    out: PathBuf,
+    /// Random seed (the stream is deterministic per seed).
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// Also write an IOC list file matching the generated stream's IOC domains.
+    #[arg(long)]
+    iocs: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -91,6 +126,8 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(args).map(|_| ExitCode::SUCCESS),
         Command::Check(args) => check(args),
         Command::Classify(args) => classify(args).map(|_| ExitCode::SUCCESS),
+        Command::ReplayAnswers(args) => replay_answers(args).map(|_| ExitCode::SUCCESS),
+        Command::GenAnswers(args) => gen_answers(args).map(|_| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
@@ -321,5 +358,55 @@ fn classify(args: ClassifyArgs) -> Result<()> {
     }
     flush(&mut batch, &mut out)?;
     out.flush()?;
+    Ok(())
+}
+
+fn intel_analyzer(common: &Overrides) -> Result<dnsward_intel::AnswerAnalyzer> {
+    let cfg = load_config(common)?;
+    let analyzer = dnsward_intel::AnswerAnalyzer::new(&cfg.intel).context("intel")?;
+    for w in analyzer.warnings() {
+        eprintln!("warning: {w}");
+    }
+    Ok(analyzer)
+}
+
+fn replay_answers(args: ReplayArgs) -> Result<()> {
+    let analyzer = intel_analyzer(&args.common)?;
+    let input = std::fs::File::open(&args.stream)
+        .with_context(|| format!("cannot read {}", args.stream.display()))?;
+    let mut det_file = match &args.detections {
+        Some(p) => Some(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("cannot write {}", p.display()))?,
+        )),
+        None => None,
+    };
+    let det = det_file.as_mut().map(|f| f as &mut dyn std::io::Write);
+    let report = dnsward_intel::eval::replay(&analyzer, std::io::BufReader::new(input), det)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.stream.display()))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(())
+}
+
+fn gen_answers(args: GenArgs) -> Result<()> {
+    let analyzer = intel_analyzer(&args.common)?;
+    let gcfg = dnsward_intel::gen::GenConfig {
+        seed: args.seed,
+        ..Default::default()
+    };
+    let out = std::fs::File::create(&args.out)
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    let mut out = std::io::BufWriter::new(out);
+    let summary = dnsward_intel::gen::generate(analyzer.geo(), analyzer.lists(), &gcfg, &mut out)
+        .map_err(anyhow::Error::msg)?;
+    std::io::Write::flush(&mut out)?;
+    if let Some(p) = &args.iocs {
+        std::fs::write(p, &summary.ioc_list)
+            .with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    eprintln!("{}", serde_json::to_string(&summary)?);
     Ok(())
 }
