@@ -641,6 +641,11 @@ pub async fn serve(
         source,
     })?;
     let app = router(cfg, store, backend);
+    let listener = crate::listener::LimitedListener::new(
+        listener,
+        crate::listener::MAX_CONNECTIONS,
+        crate::listener::IDLE_TIMEOUT,
+    );
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let r = axum::serve(listener, app)

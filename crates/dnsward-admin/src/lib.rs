@@ -14,6 +14,7 @@ mod dnsnames;
 pub mod dnstap;
 mod error;
 pub mod hist;
+mod listener;
 pub mod metrics;
 pub mod scoring;
 pub mod store;

@@ -413,7 +413,14 @@ fn crash_child() {
     seed(&store);
     store.add_rule(ListKind::Deny, "crash.example", "").unwrap();
     // Not acknowledged: may or may not survive.
-    record(&*store, SystemTime::now(), "10.0.0.1", "unflushed.example", &list_verdict("x"), 3);
+    record(
+        &*store,
+        SystemTime::now(),
+        "10.0.0.1",
+        "unflushed.example",
+        &list_verdict("x"),
+        3,
+    );
     std::process::abort();
 }
 
@@ -429,8 +436,16 @@ fn crash_loses_nothing_acknowledged() {
         .unwrap();
     assert!(!status.success(), "the child must have crashed");
     let store = EventStore::open(&config(dir.path())).unwrap();
-    let rows = store.blocks(&BlocksQuery { limit: 100, ..Default::default() }).unwrap();
-    let acknowledged = rows.iter().filter(|r| r.name != "unflushed.example").count();
+    let rows = store
+        .blocks(&BlocksQuery {
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap();
+    let acknowledged = rows
+        .iter()
+        .filter(|r| r.name != "unflushed.example")
+        .count();
     assert_eq!(acknowledged, 23);
     assert!(store.api_rules().iter().any(|(_, r)| r == "crash.example"));
     assert_eq!(store.clients(50.0, 10).len(), 1, "evidence survived");
