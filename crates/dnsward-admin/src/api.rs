@@ -37,6 +37,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/metrics"),
     ("get", "/api/v1/openapi.json"),
     ("get", "/api/v1/blocks"),
+    ("get", "/api/v1/queries"),
     ("get", "/api/v1/top"),
     ("get", "/api/v1/verdict"),
     ("get", "/api/v1/clients"),
@@ -280,6 +281,30 @@ async fn blocks(
         .await?
         .map_err(ApiError::internal)?;
     json_ok(json!({ "count": rows.len(), "limit": limit, "blocks": rows }))
+}
+
+async fn queries(
+    State(st): St,
+    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> ApiResult {
+    let p = params(q, &["since", "client", "limit"])?;
+    let limit = parse_limit(&p, DEFAULT_LIMIT, MAX_LIMIT)?;
+    let since_us = parse_since(&p)?;
+    let client = match p.get("client") {
+        Some(c) => Some(parse_ip(c, "client")?.to_string()),
+        None => None,
+    };
+    let q = BlocksQuery {
+        since_us,
+        client,
+        category: None,
+        limit,
+    };
+    let store = st.store.clone();
+    let rows = blocking(&st, move || store.queries(&q))
+        .await?
+        .map_err(ApiError::internal)?;
+    json_ok(json!({ "count": rows.len(), "limit": limit, "queries": rows }))
 }
 
 async fn top(State(st): St, q: Result<Query<Vec<(String, String)>>, QueryRejection>) -> ApiResult {
@@ -585,6 +610,7 @@ pub fn router(cfg: &AdminConfig, store: Arc<EventStore>, backend: Arc<dyn AdminB
     let protected = Router::new()
         .route("/metrics", get(metrics))
         .route("/api/v1/blocks", get(blocks))
+        .route("/api/v1/queries", get(queries))
         .route("/api/v1/top", get(top))
         .route("/api/v1/verdict", get(verdict))
         .route("/api/v1/clients", get(clients))

@@ -26,4 +26,4 @@ pub use config::{AdminConfig, DnstapTarget};
 pub use error::AdminError;
 pub use hist::Histogram;
 pub use scoring::{ClientSummary, Evidence, EvidenceKind};
-pub use store::{BlockRow, BlocksQuery, EventStore, ListKind, RuleRow, TeeSink};
+pub use store::{BlockRow, BlocksQuery, EventStore, ListKind, QueryRow, RuleRow, TeeSink};

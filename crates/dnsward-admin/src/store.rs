@@ -188,7 +188,25 @@ pub struct BlockRow {
     pub reason: serde_json::Value,
 }
 
-/// Filters for [`EventStore::blocks`].
+/// One logged (answered) query, as the API returns it (query logging on).
+#[derive(Clone, Debug, Serialize)]
+pub struct QueryRow {
+    pub id: i64,
+    pub time: String,
+    pub ts_us: i64,
+    pub client: String,
+    pub name: String,
+    pub qtype: String,
+    pub qtype_num: u16,
+    /// `pass` or `allow`.
+    pub verdict: String,
+    pub rcode: String,
+    pub cached: bool,
+    /// For `allow`: the allowlist rule that matched.
+    pub reason: serde_json::Value,
+}
+
+/// Filters for [`EventStore::blocks`] (and [`EventStore::queries`], without `category`).
 #[derive(Clone, Debug, Default)]
 pub struct BlocksQuery {
     pub since_us: Option<i64>,
@@ -517,6 +535,53 @@ impl EventStore {
             .send(Msg::Exec(sql.to_string(), tx))
             .map_err(|_| "writer stopped".to_string())?;
         rx.recv().map_err(|_| "writer stopped".to_string())?
+    }
+
+    /// Most recent logged (answered) queries, newest first; empty unless `log_all_queries`.
+    pub fn queries(&self, q: &BlocksQuery) -> Result<Vec<QueryRow>, String> {
+        let mut sql = String::from(
+            "SELECT id, ts_us, client, qname, qtype, verdict, rcode, cached, reason FROM queries",
+        );
+        let mut conds = Vec::new();
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        if let Some(s) = q.since_us {
+            conds.push("ts_us >= ?");
+            args.push(s.into());
+        }
+        if let Some(c) = &q.client {
+            conds.push("client = ?");
+            args.push(c.clone().into());
+        }
+        if !conds.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&conds.join(" AND "));
+        }
+        sql.push_str(" ORDER BY ts_us DESC, id DESC LIMIT ?");
+        args.push((q.limit as i64).into());
+        self.shared.with_conn(|c| {
+            let mut st = c.prepare_cached(&sql)?;
+            let rows = st.query_map(rusqlite::params_from_iter(args.iter()), |r| {
+                let ts_us: i64 = r.get(1)?;
+                let qtype: u16 = r.get::<_, i64>(4)? as u16;
+                let reason: Option<String> = r.get(8)?;
+                Ok(QueryRow {
+                    id: r.get(0)?,
+                    time: rfc3339_us(ts_us),
+                    ts_us,
+                    client: r.get(2)?,
+                    name: r.get(3)?,
+                    qtype: qtype_name(qtype),
+                    qtype_num: qtype,
+                    verdict: r.get(5)?,
+                    rcode: rcode_name(r.get::<_, i64>(6)? as u8),
+                    cached: r.get::<_, i64>(7)? != 0,
+                    reason: reason
+                        .and_then(|s| serde_json::from_str(&s).ok())
+                        .unwrap_or(serde_json::Value::Null),
+                })
+            })?;
+            rows.collect()
+        })
     }
 
     /// Most recent blocks, newest first. Blocking (run it off the async runtime).

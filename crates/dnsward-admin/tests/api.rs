@@ -159,6 +159,62 @@ async fn blocks_endpoint() {
 }
 
 #[tokio::test]
+async fn query_log_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.log_all_queries = true;
+    let store = EventStore::open(&cfg).unwrap();
+    seed(&store);
+    let now = std::time::SystemTime::now();
+    record(
+        &*store,
+        now,
+        "10.0.0.9",
+        "www.example.com",
+        &dnsward_policy::Verdict::PASS,
+        0,
+    );
+    record(
+        &*store,
+        now,
+        "10.0.0.8",
+        "docs.example.org",
+        &dnsward_policy::Verdict::PASS,
+        0,
+    );
+    store.flush();
+    let admin = serve(&cfg, store.clone(), FakeBackend::new())
+        .await
+        .unwrap();
+    let v = http(admin.addr, "GET", "/api/v1/queries", None, None)
+        .await
+        .json();
+    assert_eq!(v["count"], 2, "blocks are not in the query log: {v}");
+    let v = http(
+        admin.addr,
+        "GET",
+        "/api/v1/queries?client=10.0.0.9",
+        None,
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(v["queries"][0]["name"], "www.example.com");
+    assert_eq!(v["queries"][0]["verdict"], "pass");
+    assert_eq!(v["queries"][0]["rcode"], "NOERROR");
+    let r = http(
+        admin.addr,
+        "GET",
+        "/api/v1/queries?category=dga",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    admin.shutdown().await;
+}
+
+#[tokio::test]
 async fn malformed_parameters_are_400_with_a_message() {
     let (_d, _s, _b, admin, _) = start(None).await;
     let a = admin.addr;
