@@ -10,6 +10,9 @@ use std::path::PathBuf;
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
+    /// Run the admin side at all (event store, API, client scoring). When false the resolver
+    /// keeps its default sink (block log lines only) and nothing is written to disk.
+    pub enabled: bool,
     /// Address of the admin HTTP server (API, metrics, web page). Loopback by default.
     pub listen: SocketAddr,
     /// Bearer token required on every API and metrics request when set. Required when `listen`
@@ -61,6 +64,7 @@ pub struct AdminConfig {
 impl Default for AdminConfig {
     fn default() -> Self {
         AdminConfig {
+            enabled: true,
             listen: SocketAddr::from(([127, 0, 0, 1], 8053)),
             token: None,
             db_path: PathBuf::from("dnsward-data/events.sqlite3"),
