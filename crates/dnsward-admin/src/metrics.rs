@@ -101,6 +101,19 @@ pub fn render(store: &EventStore, backend: &dyn AdminBackend) -> String {
 
     head(
         &mut o,
+        "dnsward_blocks_by_category_action_total",
+        "counter",
+        "Blocks seen by the event sink, by category and action taken.",
+    );
+    for (c, a, n) in store.counters().blocks_by_category_action() {
+        let _ = writeln!(
+            o,
+            "dnsward_blocks_by_category_action_total{{category=\"{c}\",action=\"{a}\"}} {n}"
+        );
+    }
+
+    head(
+        &mut o,
         "dnsward_cache_entries",
         "gauge",
         "Entries in the answer cache.",

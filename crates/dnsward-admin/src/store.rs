@@ -244,9 +244,33 @@ pub struct StoreCounters {
     /// Queries seen by the sink, by qtype x result (complete only when the engine reports every
     /// query to the sink, i.e. `wants_all_queries`; blocks always).
     pub(crate) by_type: [[AtomicU64; METRIC_RESULTS.len()]; METRIC_QTYPES.len() + 1],
+    /// Blocks seen by the sink, by category x action.
+    pub(crate) by_cat_action: [[AtomicU64; 4]; Category::ALL.len()],
 }
 
+/// Actions in metrics order.
+pub(crate) const ACTIONS: [dnsward_policy::Action; 4] = [
+    dnsward_policy::Action::Nxdomain,
+    dnsward_policy::Action::Sinkhole,
+    dnsward_policy::Action::Refused,
+    dnsward_policy::Action::Log,
+];
+
 impl StoreCounters {
+    /// `(category, action, count)` for every non-zero cell.
+    pub fn blocks_by_category_action(&self) -> Vec<(&'static str, &'static str, u64)> {
+        let mut v = Vec::new();
+        for (ci, row) in self.by_cat_action.iter().enumerate() {
+            for (ai, c) in row.iter().enumerate() {
+                let n = c.load(Ordering::Relaxed);
+                if n > 0 {
+                    v.push((Category::ALL[ci].as_str(), ACTIONS[ai].as_str(), n));
+                }
+            }
+        }
+        v
+    }
+
     /// `(qtype, result, count)` for every non-zero cell.
     pub fn queries_by_type(&self) -> Vec<(&'static str, &'static str, u64)> {
         let mut v = Vec::new();
@@ -891,6 +915,13 @@ impl EventSink for EventStore {
         let blocked = e.outcome == Outcome::Blocked;
         self.counters.by_type[qtype_index(e.qtype)][result_index(blocked, e.rcode)]
             .fetch_add(1, Ordering::Relaxed);
+        if blocked {
+            if let (Some(c), Some(a)) = (e.verdict.category(), e.verdict.action()) {
+                let ci = Category::ALL.iter().position(|x| *x == c).unwrap_or(0);
+                let ai = ACTIONS.iter().position(|x| *x == a).unwrap_or(0);
+                self.counters.by_cat_action[ci][ai].fetch_add(1, Ordering::Relaxed);
+            }
+        }
         let keep = blocked || self.log_all;
         if !(keep || self.scoring && self.zones.maybe_under(e.qname)) {
             return;

@@ -465,6 +465,8 @@ async fn metrics_text_format() {
         "dnsward_upstream_latency_seconds_count 4",
         "dnsward_classifier_latency_seconds_bucket{le=\"0.0001\"} 1",
         "dnsward_cache_entries 321",
+        "dnsward_blocks_by_category_action_total{category=\"dga\",action=\"nxdomain\"} 20",
+        "dnsward_blocks_by_category_action_total{category=\"ioc\",action=\"sinkhole\"} 1",
         "dnsward_cache_hit_ratio 0.75",
         "dnsward_clients_suspected 1",
         "dnsward_store_degraded 0",
