@@ -371,7 +371,10 @@ async fn clients(
             )))
         }
     }
-    let list = st.store.clients(min_score, limit);
+    // Sorting thousands of clients under the scorer lock: not on an async worker (DNS shares
+    // the runtime).
+    let store = st.store.clone();
+    let list = blocking(&st, move || store.clients(min_score, limit)).await?;
     let suspected = list.iter().filter(|c| c.suspected).count();
     json_ok(json!({
         "threshold": st.threshold,
@@ -427,7 +430,11 @@ async fn stats(State(st): St) -> ApiResult {
         ),
         None => (json!(null), Default::default(), Default::default()),
     };
-    let clients = st.store.suspected_count();
+    let store = st.store.clone();
+    let (clients, tracked) = blocking(&st, move || {
+        (store.suspected_count(), store.tracked_clients())
+    })
+    .await?;
     json_ok(json!({
         "queries": queries,
         "blocks_by_category": by_cat,
@@ -449,7 +456,7 @@ async fn stats(State(st): St) -> ApiResult {
             "written_queries": c.written_queries.load(Relaxed),
             "write_errors": c.write_errors.load(Relaxed),
         },
-        "clients": { "tracked": st.store.tracked_clients(), "suspected": clients },
+        "clients": { "tracked": tracked, "suspected": clients },
         "engine": s.engine,
     }))
 }
