@@ -141,6 +141,8 @@ async fn serve_answers_and_reloads_on_sighup() {
             "serve",
             "--workers",
             "1",
+            "--admin",
+            "off",
             "--listen",
             &listen,
             "--upstream",

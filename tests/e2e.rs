@@ -596,3 +596,121 @@ async fn answers_landing_on_ioc_addresses_are_sinkholed_cname_chains_included() 
     let got = udp(dw.addr, &query("www.test.", RecordType::A, None)).await;
     assert_eq!(got.answers[0].data.to_string(), "10.99.0.1");
 }
+
+/// A plain HTTP/1.1 request to the admin server; returns (status, body).
+async fn http(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: admin\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut resp = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut resp))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&resp).to_string();
+    let status = text[9..12].parse().unwrap();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn json_body(body: &str) -> serde_json::Value {
+    // Chunked encoding: take the JSON between the first '{' or '[' and the last '}' or ']'.
+    let start = body.find(['{', '[']).unwrap();
+    let end = body.rfind(['}', ']']).unwrap();
+    serde_json::from_str(&body[start..=end]).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_api_reports_blocks_explains_and_persists_rules() {
+    let up = start_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = test_config(&[up.addr]);
+    cfg.lists.deny = vec![write_list(&dir, "deny.txt", "bad.test\n")];
+    cfg.admin.enabled = true;
+    cfg.admin.listen = "127.0.0.1:0".parse().unwrap();
+    cfg.admin.db_path = dir.path().join("events.sqlite3");
+    cfg.admin.token = Some("0123456789abcdef-test-token".into());
+    let token = Some("0123456789abcdef-test-token");
+    let dw = start_dnsward(cfg.clone()).await;
+    let admin = dw.app.admin.as_ref().unwrap().addr;
+
+    let got = udp(dw.addr, &query("bad.test.", RecordType::A, None)).await;
+    assert_eq!(got.metadata.response_code, ResponseCode::NXDomain);
+    let got = udp(dw.addr, &query("xjw3kqpz0a.net.", RecordType::A, None)).await;
+    assert_eq!(got.metadata.response_code, ResponseCode::NXDomain);
+    dw.app.store.as_ref().unwrap().flush();
+
+    // Without the token: 401, nothing else.
+    let (status, body) = http(admin, "GET", "/api/v1/blocks", None, "").await;
+    assert_eq!(status, 401);
+    assert!(!body.contains("bad.test"));
+    let (status, body) = http(admin, "GET", "/api/v1/blocks?limit=10", token, "").await;
+    assert_eq!(status, 200, "{body}");
+    let blocks = json_body(&body);
+    let text = blocks.to_string();
+    assert!(
+        text.contains("bad.test") && text.contains("deny.txt:1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("xjw3kqpz0a.net") && text.contains("\"dga\""),
+        "{text}"
+    );
+    let (status, body) = http(admin, "GET", "/api/v1/blocks?limit=abc", token, "").await;
+    assert_eq!(status, 400, "{body}");
+
+    // Explain: the same pipeline, without serving.
+    let (status, body) = http(admin, "GET", "/api/v1/verdict?name=bad.test", token, "").await;
+    assert_eq!(status, 200);
+    assert_eq!(json_body(&body)["category"], "list");
+
+    // Stats and metrics come from the engine.
+    let (_, body) = http(admin, "GET", "/api/v1/stats", token, "").await;
+    assert!(body.contains("queries_udp"), "{body}");
+    let (status, body) = http(admin, "GET", "/metrics", token, "").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("dnsward_"), "{body}");
+
+    // A denylist rule added through the API blocks at once and survives a restart.
+    let (status, body) = http(
+        admin,
+        "POST",
+        "/api/v1/rules",
+        token,
+        r#"{"list":"deny","rule":"later.test"}"#,
+    )
+    .await;
+    assert!(status == 200 || status == 201, "{status} {body}");
+    let got = udp(dw.addr, &query("later.test.", RecordType::A, None)).await;
+    assert_eq!(got.metadata.response_code, ResponseCode::NXDomain);
+    dw.app.shutdown().await;
+    let dw = start_dnsward(cfg).await;
+    let got = udp(dw.addr, &query("later.test.", RecordType::A, None)).await;
+    assert_eq!(
+        got.metadata.response_code,
+        ResponseCode::NXDomain,
+        "rule persisted"
+    );
+    let admin = dw.app.admin.as_ref().unwrap().addr;
+    let (_, body) = http(admin, "GET", "/api/v1/blocks?limit=100", token, "").await;
+    assert!(
+        body.contains("bad.test"),
+        "blocks persisted across restart: {body}"
+    );
+}

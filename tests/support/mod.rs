@@ -92,6 +92,8 @@ pub fn test_config(upstreams: &[SocketAddr]) -> Config {
     cfg.upstream.servers = upstreams.iter().map(|a| a.to_string()).collect();
     cfg.upstream.timeout_ms = 1_000;
     cfg.upstream.attempt_timeout_ms = 400;
+    // Tests that want the admin server and event store turn it on with their own paths.
+    cfg.admin.enabled = false;
     cfg
 }
 

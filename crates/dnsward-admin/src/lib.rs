@@ -13,7 +13,10 @@ pub mod dnsbl;
 mod dnsnames;
 pub mod dnstap;
 mod error;
-pub mod hist;
+/// The latency histogram lives in dnsward-server (the engine fills it).
+pub mod hist {
+    pub use dnsward_server::hist::*;
+}
 mod listener;
 pub mod metrics;
 pub mod scoring;

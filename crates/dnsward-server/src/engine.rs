@@ -13,6 +13,7 @@ use crate::access::{Acl, RateLimiter};
 use crate::cache::{AnswerCache, CacheConfig, CachedAnswer};
 use crate::config::{AnyQueries, ServerConfig};
 use crate::events::{EventSink, Outcome, QueryEvent};
+use crate::hist::Histogram;
 use crate::stats::Stats;
 use crate::upstream::{UpstreamRequest, Upstreams};
 use crate::wire::{self, BlockAnswer, Query};
@@ -63,6 +64,10 @@ pub struct Engine {
     events: Arc<dyn EventSink>,
     log_all: bool,
     pub stats: Stats,
+    /// Time from sending a query upstream to its answer (misses only).
+    pub upstream_latency: Histogram,
+    /// Time spent in the name stages (lists + classifiers) per uncached query.
+    pub name_stage_latency: Histogram,
 }
 
 impl Engine {
@@ -85,6 +90,8 @@ impl Engine {
             log_all: parts.events.wants_all_queries(),
             events: parts.events,
             stats: Stats::default(),
+            upstream_latency: Histogram::new(),
+            name_stage_latency: Histogram::new(),
         }
     }
 
@@ -202,10 +209,13 @@ impl Engine {
         let policy = self.policy.load_full();
         let name = q.name_text();
 
+        let sent = Instant::now();
         let mut upstream = pin!(self.upstreams.resolve(&req));
         // Poll once: this sends the upstream query. Then judge the name while it is in flight.
         let early = std::future::poll_fn(|cx| Poll::Ready(upstream.as_mut().poll(cx))).await;
+        let judging = Instant::now();
         let name_verdict = policy.judge_name(&name);
+        self.name_stage_latency.observe(judging.elapsed());
         if name_verdict.is_enforced() {
             self.respond_blocked(&q, &name, &name_verdict, client, false, out);
             return true;
@@ -214,6 +224,7 @@ impl Engine {
             Poll::Ready(r) => r,
             Poll::Pending => upstream.await,
         };
+        self.upstream_latency.observe(sent.elapsed());
         let resp = match result {
             Ok(resp) => resp,
             Err(e) => {

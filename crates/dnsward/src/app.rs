@@ -4,6 +4,9 @@
 use crate::config::Config;
 use crate::stages::{DgaStage, IntelStage, OnModelError};
 use anyhow::{Context, Result};
+use dnsward_admin::{
+    AdminBackend, AdminStats, EventStore, Histogram, ListKind, RunningAdmin, TeeSink,
+};
 use dnsward_classify::DgaModel;
 use dnsward_policy::{DomainSet, Policy};
 use dnsward_server::engine::EngineParts;
@@ -57,10 +60,24 @@ impl Detectors {
     }
 }
 
-/// Builds the verdict pipeline from the config. Every failure names the file or key.
-pub fn build_policy(cfg: &Config, detectors: &mut Detectors) -> Result<Policy> {
-    let allow = load_lists(&cfg.lists.allow, "allow")?;
-    let deny = load_lists(&cfg.lists.deny, "deny")?;
+/// Builds the verdict pipeline from the config (and the rules added through the admin API).
+/// Every failure names the file or key.
+pub fn build_policy(
+    cfg: &Config,
+    detectors: &mut Detectors,
+    api_rules: &[(ListKind, String)],
+) -> Result<Policy> {
+    let mut allow = load_lists(&cfg.lists.allow, "allow")?;
+    let mut deny = load_lists(&cfg.lists.deny, "deny")?;
+    for (kind, rule) in api_rules {
+        let set = match kind {
+            ListKind::Allow => &mut allow,
+            ListKind::Deny => &mut deny,
+        };
+        if let Err(e) = set.add_rule("admin-api", rule) {
+            tracing::warn!(rule, "skipped admin API rule: {e}");
+        }
+    }
     tracing::info!(
         allow_rules = allow.len(),
         deny_rules = deny.len(),
@@ -102,46 +119,143 @@ pub fn build_policy(cfg: &Config, detectors: &mut Detectors) -> Result<Policy> {
     Ok(builder.build())
 }
 
-/// A running resolver.
-pub struct App {
-    pub server: RunningServer,
+/// What a reload needs: where the config comes from, the flags to re-apply, the loaded detectors
+/// and the rules added through the admin API.
+struct Reloader {
+    engine: Arc<Engine>,
     config_path: Option<PathBuf>,
     overrides: Arc<dyn Fn(&mut Config) + Send + Sync>,
     detectors: std::sync::Mutex<Detectors>,
+    store: Option<Arc<EventStore>>,
+}
+
+impl Reloader {
+    fn reload(&self) -> Result<()> {
+        let mut cfg = match &self.config_path {
+            Some(p) => Config::load(p)?,
+            None => Config::default(),
+        };
+        (self.overrides)(&mut cfg);
+        let rules = self
+            .store
+            .as_ref()
+            .map(|s| s.api_rules())
+            .unwrap_or_default();
+        let mut detectors = self.detectors.lock().unwrap_or_else(|p| p.into_inner());
+        let policy = build_policy(&cfg, &mut detectors, &rules)?;
+        self.engine.set_policy(policy);
+        Ok(())
+    }
+}
+
+/// The admin API's view of the running resolver.
+struct Backend {
+    reloader: Arc<Reloader>,
+}
+
+impl AdminBackend for Backend {
+    fn explain(&self, name: &str) -> serde_json::Value {
+        let verdict = self.reloader.engine.policy().judge_name(name);
+        let mut v = serde_json::to_value(&verdict).unwrap_or_default();
+        v["name"] = serde_json::Value::from(name);
+        v["blocked"] = serde_json::Value::from(verdict.is_enforced());
+        v
+    }
+
+    fn reload(&self) -> Result<(), String> {
+        self.reloader.reload().map_err(|e| format!("{e:#}"))
+    }
+
+    fn stats(&self) -> AdminStats {
+        let engine = &self.reloader.engine;
+        AdminStats {
+            engine: Some(engine.stats.snapshot()),
+            cache_entries: engine.cache().len() as u64,
+            cache_bytes: engine.cache().weight_bytes(),
+            cache_hits: engine.cache().hits(),
+            cache_misses: engine.cache().misses(),
+        }
+    }
+
+    fn upstream_latency(&self) -> Option<&Histogram> {
+        Some(&self.reloader.engine.upstream_latency)
+    }
+
+    fn classifier_latency(&self) -> Option<&Histogram> {
+        Some(&self.reloader.engine.name_stage_latency)
+    }
+}
+
+/// A running resolver (and its admin server and event store, when enabled).
+pub struct App {
+    pub server: RunningServer,
+    pub admin: Option<RunningAdmin>,
+    pub store: Option<Arc<EventStore>>,
+    reloader: Arc<Reloader>,
 }
 
 impl App {
     /// Starts the resolver. Call inside a tokio runtime.
     /// `overrides` re-applies command-line flags to configs re-read on reload.
+    /// `events`: an extra event sink (tests); blocks are always logged through `tracing` too.
     pub async fn start(
         cfg: Config,
         config_path: Option<PathBuf>,
         overrides: Arc<dyn Fn(&mut Config) + Send + Sync>,
         events: Option<Arc<dyn EventSink>>,
     ) -> Result<App> {
+        let store = if cfg.admin.enabled {
+            Some(EventStore::open(&cfg.admin).context("admin event store")?)
+        } else {
+            None
+        };
+        let rules = store.as_ref().map(|s| s.api_rules()).unwrap_or_default();
         let mut detectors = Detectors::default();
-        let policy = build_policy(&cfg, &mut detectors)?;
+        let policy = build_policy(&cfg, &mut detectors, &rules)?;
         let specs = cfg.upstream.specs().map_err(anyhow::Error::msg)?;
         let upstreams = Upstreams::new(&specs, &cfg.upstream)
             .await
             .context("cannot set up the upstreams")?;
         tracing::info!(upstreams = ?upstreams.labels(), "upstreams");
+        let mut sinks: Vec<Arc<dyn EventSink>> = vec![Arc::new(TracingSink)];
+        sinks.extend(store.iter().map(|s| s.clone() as Arc<dyn EventSink>));
+        sinks.extend(events);
         let engine = Arc::new(Engine::new(EngineParts {
             server: cfg.server.clone(),
             cache: cfg.cache.clone(),
             sinkhole: cfg.sinkhole.clone(),
             policy,
             upstreams,
-            events: events.unwrap_or_else(|| Arc::new(TracingSink)),
+            events: Arc::new(TeeSink::new(sinks)),
         }));
-        let server = dnsward_server::start(engine, &cfg.server)
+        let server = dnsward_server::start(engine.clone(), &cfg.server)
             .await
             .with_context(|| format!("cannot listen on {:?}", cfg.server.listen))?;
-        Ok(App {
-            server,
+        let reloader = Arc::new(Reloader {
+            engine,
             config_path,
             overrides,
             detectors: std::sync::Mutex::new(detectors),
+            store: store.clone(),
+        });
+        let admin = match &store {
+            Some(store) => {
+                let backend = Arc::new(Backend {
+                    reloader: reloader.clone(),
+                });
+                let admin = dnsward_admin::serve(&cfg.admin, store.clone(), backend)
+                    .await
+                    .with_context(|| format!("admin.listen {}", cfg.admin.listen))?;
+                tracing::info!(addr = %admin.addr, "admin API and web page");
+                Some(admin)
+            }
+            None => None,
+        };
+        Ok(App {
+            server,
+            admin,
+            store,
+            reloader,
         })
     }
 
@@ -149,18 +263,21 @@ impl App {
         &self.server.engine
     }
 
-    /// Re-reads the config file (if any) and the lists, and swaps the new policy in.
-    /// On any error the running policy stays and the error is returned (and logged by the caller).
-    /// Listener, upstream and cache settings need a restart; only the policy is reloaded.
+    /// Re-reads the config file (if any), the lists and the admin API's rules, and swaps the new
+    /// policy in. On any error the running policy stays and the error is returned.
+    /// Listener, upstream, cache and admin settings need a restart; only the policy is reloaded.
     pub fn reload(&self) -> Result<()> {
-        let mut cfg = match &self.config_path {
-            Some(p) => Config::load(p)?,
-            None => Config::default(),
-        };
-        (self.overrides)(&mut cfg);
-        let mut detectors = self.detectors.lock().unwrap_or_else(|p| p.into_inner());
-        let policy = build_policy(&cfg, &mut detectors)?;
-        self.engine().set_policy(policy);
-        Ok(())
+        self.reloader.reload()
+    }
+
+    /// Stops the admin server and flushes the event store.
+    pub async fn shutdown(self) {
+        if let Some(admin) = self.admin {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), admin.shutdown()).await;
+        }
+        if let Some(store) = &self.store {
+            store.shutdown();
+        }
+        self.server.shutdown();
     }
 }

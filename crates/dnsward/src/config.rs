@@ -21,6 +21,7 @@ pub struct Config {
     pub intel: IntelConfig,
     pub actions: ActionConfig,
     pub sinkhole: SinkholeConfig,
+    pub admin: dnsward_admin::AdminConfig,
 }
 
 /// `[lists]`: allow- and denylist files (relative paths are relative to the config file).
@@ -92,6 +93,7 @@ impl Config {
         self.upstream.validate()?;
         self.cache.validate()?;
         self.dga.validate()?;
+        self.admin.validate()?;
         self.sinkhole.validate()?;
         Ok(())
     }

@@ -96,6 +96,10 @@ struct ServeArgs {
     /// Worker threads; replaces server.workers.
     #[arg(long)]
     workers: Option<usize>,
+    /// Admin API / web page address; replaces admin.listen ("off" disables the admin server
+    /// and the event store).
+    #[arg(long)]
+    admin: Option<String>,
     /// Log filter (tracing EnvFilter syntax), e.g. `info`, `dnsward=debug`.
     #[arg(long, default_value = "info", env = "DNSWARD_LOG")]
     log: String,
@@ -157,6 +161,11 @@ fn serve(args: ServeArgs) -> Result<()> {
     let listen = args.listen.clone();
     let upstream = args.upstream.clone();
     let workers = args.workers;
+    let admin = match args.admin.as_deref() {
+        None => None,
+        Some("off") => Some(None),
+        Some(a) => Some(Some(a.parse::<SocketAddr>().context("--admin")?)),
+    };
     let monitor = args.common.monitor;
     // Flags win over the file, on start and on every reload.
     let overrides: Arc<dyn Fn(&mut Config) + Send + Sync> = Arc::new(move |cfg: &mut Config| {
@@ -168,6 +177,11 @@ fn serve(args: ServeArgs) -> Result<()> {
         }
         if let Some(w) = workers {
             cfg.server.workers = w;
+        }
+        match admin {
+            Some(Some(addr)) => cfg.admin.listen = addr,
+            Some(None) => cfg.admin.enabled = false,
+            None => {}
         }
         if monitor {
             cfg.actions.monitor = true;
@@ -194,7 +208,9 @@ fn serve(args: ServeArgs) -> Result<()> {
         if app.engine().policy().actions().monitor {
             tracing::warn!("monitor mode: blocks are logged, not enforced");
         }
-        run_until_signal(&app).await
+        let result = run_until_signal(&app).await;
+        app.shutdown().await;
+        result
     })
 }
 
@@ -229,7 +245,7 @@ fn check(args: CheckArgs) -> Result<ExitCode> {
     if !args.upstream.is_empty() {
         cfg.upstream.servers = args.upstream.clone();
     }
-    let policy = build_policy(&cfg, &mut Detectors::default())?;
+    let policy = build_policy(&cfg, &mut Detectors::default(), &[])?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -304,7 +320,7 @@ fn classify(args: ClassifyArgs) -> Result<()> {
     use std::io::{BufRead, BufWriter, Write};
     let cfg = load_config(&args.common)?;
     let mut detectors = Detectors::default();
-    let policy = build_policy(&cfg, &mut detectors)?;
+    let policy = build_policy(&cfg, &mut detectors, &[])?;
     let model = detectors.dga(&cfg.dga.model)?;
     let input: Box<dyn BufRead> = match &args.file {
         Some(p) if p.as_os_str() != "-" => Box::new(std::io::BufReader::new(
