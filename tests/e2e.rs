@@ -678,7 +678,7 @@ async fn admin_api_reports_blocks_explains_and_persists_rules() {
     // Explain: the same pipeline, without serving.
     let (status, body) = http(admin, "GET", "/api/v1/verdict?name=bad.test", token, "").await;
     assert_eq!(status, 200);
-    assert_eq!(json_body(&body)["category"], "list");
+    assert_eq!(json_body(&body)["verdict"]["category"], "list");
 
     // Stats and metrics come from the engine.
     let (_, body) = http(admin, "GET", "/api/v1/stats", token, "").await;

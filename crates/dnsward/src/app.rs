@@ -157,7 +157,6 @@ impl AdminBackend for Backend {
     fn explain(&self, name: &str) -> serde_json::Value {
         let verdict = self.reloader.engine.policy().judge_name(name);
         let mut v = serde_json::to_value(&verdict).unwrap_or_default();
-        v["name"] = serde_json::Value::from(name);
         v["blocked"] = serde_json::Value::from(verdict.is_enforced());
         v
     }
