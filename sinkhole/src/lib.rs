@@ -13,6 +13,7 @@
 mod config;
 pub mod http;
 mod recent;
+mod tls;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -25,6 +26,7 @@ use tokio::task::JoinHandle;
 
 pub use config::SinkholeConfig;
 pub use recent::RecentBlocks;
+pub use tls::SELF_SIGNED_NAME;
 
 /// Why a name was sinkholed, for the block page and the event.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -98,6 +100,8 @@ pub enum SinkholeError {
 pub struct RunningSinkhole {
     /// `(protocol, bound address)` for every listener, in config order (http, https, tcp).
     pub addrs: Vec<(&'static str, SocketAddr)>,
+    /// DER of the certificate the HTTPS listeners serve (None without HTTPS listeners).
+    pub certificate_der: Option<Vec<u8>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -122,6 +126,7 @@ struct Ctx {
     lookup: Arc<dyn BlockLookup>,
     sink: Arc<dyn HitSink>,
     timeout: Duration,
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Ctx {
@@ -153,6 +158,7 @@ impl Ctx {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
     Http,
+    Https,
     Tcp,
 }
 
@@ -160,6 +166,7 @@ impl Kind {
     fn name(self) -> &'static str {
         match self {
             Kind::Http => "http",
+            Kind::Https => "https",
             Kind::Tcp => "tcp",
         }
     }
@@ -174,8 +181,17 @@ pub async fn serve(
     sink: Arc<dyn HitSink>,
 ) -> Result<RunningSinkhole, SinkholeError> {
     cfg.validate().map_err(SinkholeError::Config)?;
+    let tls = if cfg.https.is_empty() {
+        None
+    } else {
+        Some(tls::build(cfg)?)
+    };
     let mut listeners = Vec::new();
-    for (kind, addrs) in [(Kind::Http, &cfg.http), (Kind::Tcp, &cfg.tcp)] {
+    for (kind, addrs) in [
+        (Kind::Http, &cfg.http),
+        (Kind::Https, &cfg.https),
+        (Kind::Tcp, &cfg.tcp),
+    ] {
         for addr in addrs {
             let l = TcpListener::bind(addr)
                 .await
@@ -196,10 +212,12 @@ pub async fn serve(
         lookup,
         sink,
         timeout: Duration::from_millis(cfg.read_timeout_ms),
+        tls: tls.as_ref().map(|t| t.config.clone()),
     });
     let limit = Arc::new(Semaphore::new(cfg.max_connections));
     let mut running = RunningSinkhole {
         addrs: Vec::new(),
+        certificate_der: tls.map(|t| t.cert_der),
         tasks: Vec::new(),
     };
     for (kind, l, bound) in listeners {
@@ -244,6 +262,7 @@ async fn accept_loop(
             let _permit = permit;
             match kind {
                 Kind::Http => handle_http(stream, client, port, &ctx).await,
+                Kind::Https => handle_https(stream, client, port, &ctx).await,
                 Kind::Tcp => handle_tcp(stream, client, port, &ctx),
             }
         });
@@ -261,4 +280,54 @@ fn handle_tcp(stream: TcpStream, client: SocketAddr, port: u16, ctx: &Ctx) {
     let info = ctx.lookup.lookup(client.ip(), None);
     ctx.emit(client, port, "tcp", None, info.as_ref());
     drop(stream);
+}
+
+async fn handle_https(stream: TcpStream, client: SocketAddr, port: u16, ctx: &Ctx) {
+    let Some(config) = ctx.tls.clone() else {
+        return;
+    };
+    // Read the ClientHello first: the SNI is recorded whether or not the handshake succeeds
+    // (most clients reject the sinkhole's certificate).
+    let acceptor =
+        tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream);
+    let start = match tokio::time::timeout(ctx.timeout, acceptor).await {
+        Ok(Ok(start)) => start,
+        Ok(Err(e)) => {
+            tracing::debug!(%client, error = %e, "sinkhole: no TLS ClientHello");
+            let info = ctx.lookup.lookup(client.ip(), None);
+            ctx.emit(client, port, "https", None, info.as_ref());
+            return;
+        }
+        Err(_) => {
+            let info = ctx.lookup.lookup(client.ip(), None);
+            ctx.emit(client, port, "https", None, info.as_ref());
+            return;
+        }
+    };
+    let sni = start
+        .client_hello()
+        .server_name()
+        .and_then(http::normalize_host);
+    let info = ctx.lookup.lookup(client.ip(), sni.as_deref());
+    ctx.emit(client, port, "https", sni.clone(), info.as_ref());
+    let mut tls = match tokio::time::timeout(ctx.timeout, start.into_stream(config)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::debug!(%client, sni = sni.as_deref(), error = %e, "sinkhole: TLS handshake failed");
+            return;
+        }
+        Err(_) => return,
+    };
+    let mut head = http::read_head(&mut tls, ctx.timeout).await;
+    // The page names the Host asked for; SNI when there is no Host.
+    if head.host.is_none() {
+        head.host = sni;
+    }
+    let page_info = match head.host.as_deref() {
+        Some(h) if info.as_ref().is_none_or(|b| b.name != h) => {
+            ctx.lookup.lookup(client.ip(), Some(h))
+        }
+        _ => info,
+    };
+    http::respond(&mut tls, &head, page_info.as_ref(), client, ctx.timeout).await;
 }
