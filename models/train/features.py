@@ -13,19 +13,27 @@ Spec (version FEATURE_VERSION):
     id = 1 + fnv1a64(gram) % (BUCKETS - 1); id 0 is padding (a zero row).
   * TLD id = fnv1a64(suffix) % TLD_BUCKETS.
   * dense features: see dense_features().
+  * (version 2) word segmentation of the label against a dictionary (WORDS, stored in the model's
+    `dnsward.words` metadata, one word per line, id = line number + 1): see segment(). Word ids feed
+    a second embedding bag; five word-structure features are appended to the dense features.
 """
 import math
 
 import numpy as np
 
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2
 BUCKETS = 1 << 17
 TLD_BUCKETS = 4096
 NGRAM_MIN = 1
 NGRAM_MAX = 5
 MAX_LABEL = 63
 MAX_IDS = sum(MAX_LABEL + 2 - n + 1 for n in range(NGRAM_MIN, NGRAM_MAX + 1))  # 315
-N_DENSE = 10
+N_DENSE_BASE = 10
+N_WORD_DENSE = 5
+N_DENSE = N_DENSE_BASE + N_WORD_DENSE
+MIN_WORD = 3
+MAX_WORD = 20
+MAX_WORDS = MAX_LABEL // MIN_WORD  # 21
 
 FNV_OFFSET = 0xCBF29CE484222325
 FNV_PRIME = 0x100000001B3
@@ -98,11 +106,93 @@ def tld_id(suffix: str) -> int:
     return fnv1a64(suffix.encode("ascii", "replace")) % TLD_BUCKETS
 
 
+# ---------------------------------------------------------------------------------------------
+# Word segmentation (feature version 2)
+_WORD_ID = {}   # word -> id (1-based)
+_PREFIX = {}    # string -> flags: 1 = proper prefix of a dictionary word, 2 = a dictionary word
+
+
+def set_words(words):
+    """Install the dictionary (list of lowercase ASCII words, MIN_WORD..MAX_WORD long, unique)."""
+    _WORD_ID.clear()
+    _PREFIX.clear()
+    for i, w in enumerate(words):
+        _WORD_ID[w] = i + 1
+        _PREFIX[w] = _PREFIX.get(w, 0) | 2
+        for k in range(1, len(w)):
+            p = w[:k]
+            _PREFIX[p] = _PREFIX.get(p, 0) | 1
+
+
+def segment(label: str):
+    """Best cover of the label by dictionary words: maximal number of covered bytes, then fewest
+    words; among equals the first found scanning end positions left to right and, per end, start
+    positions left to right (longest word first); a byte not covered is a gap.
+    Returns (list of (start, end) in order, covered bytes)."""
+    s = label_bytes(label).decode("ascii")
+    n = len(s)
+    ends = [[] for _ in range(n + 1)]
+    pref = _PREFIX
+    for j in range(n):
+        for i in range(j + 1, min(n, j + MAX_WORD) + 1):
+            f = pref.get(s[j:i])
+            if f is None:
+                break
+            if f & 2 and i - j >= MIN_WORD:
+                ends[i].append(j)
+            if not f & 1:
+                break
+    cov = [0] * (n + 1)
+    nw = [0] * (n + 1)
+    back = [-1] * (n + 1)
+    for i in range(1, n + 1):
+        bc, bn, bj = cov[i - 1], nw[i - 1], -1
+        for j in ends[i]:
+            c, k = cov[j] + i - j, nw[j] + 1
+            if c > bc or (c == bc and k < bn):
+                bc, bn, bj = c, k, j
+        cov[i], nw[i], back[i] = bc, bn, bj
+    segs = []
+    i = n
+    while i > 0:
+        j = back[i]
+        if j < 0:
+            i -= 1
+        else:
+            segs.append((j, i))
+            i = j
+    segs.reverse()
+    return segs, cov[n]
+
+
+def word_features(label: str):
+    """-> (word ids, [coverage, words/4, longest/len, mean word len/10, fully covered])."""
+    s = label_bytes(label).decode("ascii")
+    n = len(s)
+    if n == 0:
+        return [], [0.0] * N_WORD_DENSE
+    segs, cov = segment(label)
+    ids = [_WORD_ID[s[a:b]] for a, b in segs]
+    k = len(segs)
+    longest = max((b - a for a, b in segs), default=0)
+    return ids, [
+        cov / n,
+        k / 4.0,
+        longest / n,
+        (cov / k / 10.0) if k else 0.0,
+        1.0 if cov == n else 0.0,
+    ]
+
+
 def dense_features(label: str, suffix: str) -> list:
+    return base_dense_features(label, suffix) + word_features(label)[1]
+
+
+def base_dense_features(label: str, suffix: str) -> list:
     b = label_bytes(label)
     n = len(b)
     if n == 0:
-        return [0.0] * N_DENSE
+        return [0.0] * N_DENSE_BASE
     digits = sum(1 for c in b if 48 <= c <= 57)
     hyphens = sum(1 for c in b if c == 45)
     letters = sum(1 for c in b if 97 <= c <= 122)

@@ -21,10 +21,23 @@ for g in ("all", "charlevel", "wordlist"):
     print(f"| {g} | {pct(f[f'known_{g}_macro_recall@1e-3'])} | {pct(f[f'known_{g}_macro_recall@1e-4'])} |"
           f" {pct(f[f'known_{g}_macro_recall@default'])} |")
 print()
-print(f"Benign held-out test names: {f['benign_test_n']}; thresholds at FPR 1e-3 = {f['thresholds_on_benign_test']['1e-3']:.4f},"
-      f" 1e-4 = {f['thresholds_on_benign_test']['1e-4']:.4f}. Default threshold (FPR 1e-4 on the separate benign"
-      f" validation split, {f['benign_val_n']} names) = {f['default_threshold_from_val']:.4f}; its FPR on the benign test"
-      f" split = {f['benign_test_fpr_at_default']:.2e}.\n")
+thr = f["thresholds_on_benign_test_logit"]
+print(f"Benign held-out test names ({', '.join(f['benign_sources'])}): {f['benign_test_n']}; logit thresholds at FPR"
+      f" 1e-3 = {thr['1e-3']:.3f}, 1e-4 = {thr['1e-4']:.3f}. Default threshold (FPR 1e-4 on the separate benign"
+      f" validation split, {f['benign_val_n']} names): logit {f['default_threshold_logit_from_val']:.3f} = score"
+      f" {f['default_threshold_score']:.6f} (T = {f['score_temperature']:.3f}); its FPR on the benign test split ="
+      f" {f['benign_test_fpr_at_default_score']:.2e} ({round(f['benign_test_fpr_at_default_score'] * f['benign_test_n'])}"
+      f" of {f['benign_test_n']}).\n")
+if "untouched_benign_lists_test" in f:
+    print("FPR on every benign list as shipped (test split by registrable domain, nothing removed; the"
+          " DNS-derived lists are not benign labels and were never trained on):\n")
+    print("| list | used as benign label | n | FPR @1e-3 thr | @1e-4 thr | @default |")
+    print("|---|---|---|---|---|---|")
+    for src, v in sorted(f["untouched_benign_lists_test"].items()):
+        lab = "all lists" if src == "_all" else src
+        used = "" if src == "_all" else ("yes" if v["label_source"] else "no")
+        print(f"| {lab} | {used} | {v['n']} | {v['fpr@1e-3thr']:.2e} | {v['fpr@1e-4thr']:.2e} | {v['fpr@default']:.2e} |")
+    print()
 print(f"Family attribution on held-out names of known families: accuracy {pct(f['attribution_accuracy'])} %,"
       f" macro-F1 {pct(f['attribution_macro_f1'])} % (character-level families only: accuracy"
       f" {pct(f['attribution_accuracy_charlevel'])} %).\n")

@@ -4,7 +4,7 @@
 //! features; `tests/parity.rs` checks this against a fixture written by the training pipeline.
 
 /// Version of the feature spec; must equal the model's `dnsward.feature_version` metadata.
-pub const FEATURE_VERSION: u32 = 1;
+pub const FEATURE_VERSION: u32 = 2;
 pub const BUCKETS: u64 = 1 << 17;
 pub const TLD_BUCKETS: u64 = 4096;
 pub const NGRAM_MIN: usize = 1;
@@ -12,7 +12,15 @@ pub const NGRAM_MAX: usize = 5;
 pub const MAX_LABEL: usize = 63;
 /// Maximum number of n-gram ids for one label (`MAX_LABEL + 2` boundary-marked bytes, n = 1..=5).
 pub const MAX_IDS: usize = 315;
-pub const N_DENSE: usize = 10;
+/// Character-statistics features followed by [`N_WORD_DENSE`] word-structure features.
+pub const N_DENSE: usize = N_DENSE_BASE + N_WORD_DENSE;
+pub const N_DENSE_BASE: usize = 10;
+pub const N_WORD_DENSE: usize = 5;
+/// Dictionary words are `MIN_WORD..=MAX_WORD` bytes long.
+pub const MIN_WORD: usize = 3;
+pub const MAX_WORD: usize = 20;
+/// Maximum number of words in one segmented label.
+pub const MAX_WORDS: usize = MAX_LABEL / MIN_WORD;
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
@@ -32,8 +40,157 @@ pub fn fnv1a64(data: &[u8]) -> u64 {
 pub struct Features {
     /// Hashed character n-gram ids (1..BUCKETS), in n-then-position order; never padded.
     pub ids: Vec<i64>,
+    /// Dictionary ids (1-based line numbers of the model's word list) of the label's segmentation.
+    pub word_ids: Vec<i64>,
     pub tld: i64,
     pub dense: [f32; N_DENSE],
+}
+
+#[derive(Clone, Copy, Default)]
+struct IdentityHasher(u64);
+
+impl std::hash::Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | b as u64;
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+/// The segmentation dictionary (`dnsward.words` metadata of the model): for every dictionary word
+/// and every proper prefix of one, keyed by the FNV-1a 64 hash of its bytes, whether it is a
+/// prefix (bit 1), a word (bit 2), and the word id.
+#[derive(Clone, Debug, Default)]
+pub struct Words {
+    map: std::collections::HashMap<u64, (u8, u32), std::hash::BuildHasherDefault<IdentityHasher>>,
+    len: usize,
+}
+
+impl Words {
+    /// Builds the dictionary from one word per line (id = line number + 1). Words must be
+    /// lowercase ASCII, `MIN_WORD..=MAX_WORD` bytes, unique.
+    pub fn from_lines(text: &str) -> Result<Words, String> {
+        let mut w = Words::default();
+        for (i, word) in text.split('\n').enumerate() {
+            let b = word.as_bytes();
+            if b.len() < MIN_WORD || b.len() > MAX_WORD || !b.iter().all(|c| c.is_ascii_lowercase())
+            {
+                return Err(format!("bad dictionary word {word:?} on line {}", i + 1));
+            }
+            let mut h = FNV_OFFSET;
+            for (k, &c) in b.iter().enumerate() {
+                h ^= c as u64;
+                h = h.wrapping_mul(FNV_PRIME);
+                let e = w.map.entry(h).or_insert((0, 0));
+                if k + 1 < b.len() {
+                    e.0 |= 1;
+                } else {
+                    if e.0 & 2 != 0 {
+                        return Err(format!("duplicate dictionary word {word:?}"));
+                    }
+                    e.0 |= 2;
+                    e.1 = (i + 1) as u32;
+                }
+            }
+            w.len += 1;
+        }
+        Ok(w)
+    }
+
+    /// Number of words.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Best cover of the label by dictionary words (see `segment()` in features.py): most covered
+    /// bytes, then fewest words; ties go to the first candidate found. Appends the word ids in
+    /// label order to `ids` (cleared first) and returns the word-structure features.
+    pub fn segment_into(&self, label: &str, ids: &mut Vec<i64>) -> [f32; N_WORD_DENSE] {
+        ids.clear();
+        let s = label_bytes(label);
+        let n = s.len();
+        if n == 0 {
+            return [0.0; N_WORD_DENSE];
+        }
+        // starts[i][..cnt[i]]: starts j (ascending) of dictionary words s[j..i]; word id alongside.
+        let mut starts = [[(0u8, 0u32); MAX_WORD]; MAX_LABEL + 1];
+        let mut cnt = [0u8; MAX_LABEL + 1];
+        for j in 0..n {
+            let mut h = FNV_OFFSET;
+            for i in j + 1..=n.min(j + MAX_WORD) {
+                h ^= s[i - 1] as u64;
+                h = h.wrapping_mul(FNV_PRIME);
+                let Some(&(flags, id)) = self.map.get(&h) else {
+                    break;
+                };
+                if flags & 2 != 0 && i - j >= MIN_WORD {
+                    starts[i][cnt[i] as usize] = (j as u8, id);
+                    cnt[i] += 1;
+                }
+                if flags & 1 == 0 {
+                    break;
+                }
+            }
+        }
+        let mut cov = [0u16; MAX_LABEL + 1];
+        let mut nw = [0u16; MAX_LABEL + 1];
+        // back[i] = (start + 1, id) of the word ending at i, or (0, 0) for a gap byte.
+        let mut back = [(0u8, 0u32); MAX_LABEL + 1];
+        for i in 1..=n {
+            let (mut bc, mut bn, mut bb) = (cov[i - 1], nw[i - 1], (0u8, 0u32));
+            for &(j, id) in &starts[i][..cnt[i] as usize] {
+                let j = j as usize;
+                let c = cov[j] + (i - j) as u16;
+                let k = nw[j] + 1;
+                if c > bc || (c == bc && k < bn) {
+                    bc = c;
+                    bn = k;
+                    bb = (j as u8 + 1, id);
+                }
+            }
+            cov[i] = bc;
+            nw[i] = bn;
+            back[i] = bb;
+        }
+        let mut longest = 0usize;
+        let mut i = n;
+        while i > 0 {
+            let (j1, id) = back[i];
+            if j1 == 0 {
+                i -= 1;
+            } else {
+                let j = j1 as usize - 1;
+                ids.push(id as i64);
+                longest = longest.max(i - j);
+                i = j;
+            }
+        }
+        ids.reverse();
+        let nf = n as f64;
+        let c = cov[n] as f64;
+        let k = ids.len();
+        [
+            (c / nf) as f32,
+            (k as f64 / 4.0) as f32,
+            (longest as f64 / nf) as f32,
+            if k > 0 {
+                (c / k as f64 / 10.0) as f32
+            } else {
+                0.0
+            },
+            if cov[n] as usize == n { 1.0 } else { 0.0 },
+        ]
+    }
 }
 
 fn label_bytes(label: &str) -> &[u8] {
@@ -69,11 +226,12 @@ fn is_vowel(c: u8) -> bool {
     matches!(c, b'a' | b'e' | b'i' | b'o' | b'u')
 }
 
-pub fn dense_features(label: &str, suffix: &str) -> [f32; N_DENSE] {
+/// The ten character-statistics features (the first part of `Features::dense`).
+pub fn base_dense_features(label: &str, suffix: &str) -> [f32; N_DENSE_BASE] {
     let b = label_bytes(label);
     let n = b.len();
     if n == 0 {
-        return [0.0; N_DENSE];
+        return [0.0; N_DENSE_BASE];
     }
     let nf = n as f64;
     let mut counts = [0u32; 256];
@@ -140,13 +298,21 @@ pub fn dense_features(label: &str, suffix: &str) -> [f32; N_DENSE] {
     ]
 }
 
-pub fn features(label: &str, suffix: &str) -> Features {
+/// All features of a registrable domain (`label` left of the public suffix `suffix`).
+pub fn features(label: &str, suffix: &str, words: &Words) -> Features {
     let mut ids = Vec::with_capacity(MAX_IDS);
     ngram_ids_into(label, &mut ids);
+    let mut word_ids = Vec::with_capacity(8);
+    let wd = words.segment_into(label, &mut word_ids);
+    let base = base_dense_features(label, suffix);
+    let mut dense = [0f32; N_DENSE];
+    dense[..N_DENSE_BASE].copy_from_slice(&base);
+    dense[N_DENSE_BASE..].copy_from_slice(&wd);
     Features {
         ids,
+        word_ids,
         tld: tld_id(suffix),
-        dense: dense_features(label, suffix),
+        dense,
     }
 }
 
@@ -162,11 +328,19 @@ mod tests {
 
     #[test]
     fn id_counts() {
-        let f = features("abc", "com");
+        let words = Words::from_lines("pretty\nschool\nabc").unwrap();
+        let f = features("abc", "com", &words);
+        assert_eq!(f.word_ids, vec![3]);
+        let mut ids = Vec::new();
+        let d = words.segment_into("prettyschool", &mut ids);
+        assert_eq!(ids, vec![1, 2]);
+        assert_eq!(d, [1.0, 0.5, 0.5, 0.6, 1.0]);
+        words.segment_into("xprettyq", &mut ids);
+        assert_eq!(ids, vec![1]);
         // s = "<abc>" (5 bytes): 5 + 4 + 3 + 2 + 1 n-grams
         assert_eq!(f.ids.len(), 15);
         assert!(f.ids.iter().all(|&i| i >= 1 && (i as u64) < BUCKETS));
         let long = "a".repeat(100);
-        assert_eq!(features(&long, "com").ids.len(), MAX_IDS);
+        assert_eq!(features(&long, "com", &words).ids.len(), MAX_IDS);
     }
 }

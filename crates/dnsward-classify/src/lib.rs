@@ -2,9 +2,10 @@
 //!
 //! Judges a query name from the name alone: the registrable domain (label left of the public
 //! suffix, PSL compiled in) is featurised exactly like `models/train/features.py` (hashed
-//! character 1–5-grams, TLD id, ten numeric features) and scored by `models/dga.onnx` with
-//! tract-onnx: a DGA probability and a distribution over the malware families of the training
-//! data. Names that must never be judged (local, reverse DNS, DNSBL zones, CDN and dynamic-DNS
+//! character 1–5-grams, dictionary-word segmentation of the label, TLD id, fifteen numeric
+//! features) and scored by `models/dga.onnx` with tract-onnx: a DGA score (`sigmoid(logit / T)`,
+//! T chosen in training so that scores around the thresholds do not saturate in f32) and a
+//! distribution over the malware families of the training data. Names that must never be judged (local, reverse DNS, DNSBL zones, CDN and dynamic-DNS
 //! suffixes, the popular-domain allowlist) are filtered first.
 //!
 //! Scores depend only on the registrable domain, so verdicts are cached per registrable domain
@@ -121,7 +122,7 @@ pub enum DgaJudgement {
 }
 
 impl DgaJudgement {
-    /// The DGA probability, if the name was judged.
+    /// The DGA score (monotone in the model's logit, in (0, 1)), if the name was judged.
     pub fn score(&self) -> Option<f32> {
         match self {
             DgaJudgement::Scored { score, .. } => Some(*score),
@@ -167,6 +168,7 @@ pub struct DgaModel {
     family_names: Vec<String>,
     default_threshold: f32,
     other_min_prob: f32,
+    words: features::Words,
     popular: HashSet<Box<str>>,
     cache: quick_cache::sync::Cache<Box<str>, Verdict>,
 }
@@ -281,6 +283,8 @@ impl DgaModel {
             ("dnsward.buckets", features::BUCKETS.to_string()),
             ("dnsward.tld_buckets", features::TLD_BUCKETS.to_string()),
             ("dnsward.max_ids", features::MAX_IDS.to_string()),
+            ("dnsward.max_words", features::MAX_WORDS.to_string()),
+            ("dnsward.n_dense", features::N_DENSE.to_string()),
         ] {
             let got = need(k)?;
             if got != want {
@@ -298,6 +302,8 @@ impl DgaModel {
         let other_min_prob: f32 = need("dnsward.other_min_prob")?
             .parse()
             .map_err(|e| err(format!("other_min_prob: {e}")))?;
+        let words = features::Words::from_lines(&need("dnsward.words")?)
+            .map_err(|e| err(format!("dnsward.words: {e}")))?;
         let model = onnx
             .model_for_proto_model(&proto)
             .map_err(|e| err(format!("{e:#}")))?;
@@ -309,9 +315,14 @@ impl DgaModel {
                     InferenceFact::dt_shape(i64::datum_type(), tvec![n, features::MAX_IDS]),
                 )?
                 .with_input_fact(1, InferenceFact::dt_shape(f32::datum_type(), tvec![n, 1]))?
-                .with_input_fact(2, InferenceFact::dt_shape(i64::datum_type(), tvec![n]))?
                 .with_input_fact(
-                    3,
+                    2,
+                    InferenceFact::dt_shape(i64::datum_type(), tvec![n, features::MAX_WORDS]),
+                )?
+                .with_input_fact(3, InferenceFact::dt_shape(f32::datum_type(), tvec![n, 1]))?
+                .with_input_fact(4, InferenceFact::dt_shape(i64::datum_type(), tvec![n]))?
+                .with_input_fact(
+                    5,
                     InferenceFact::dt_shape(f32::datum_type(), tvec![n, features::N_DENSE]),
                 )?
                 .into_optimized()?
@@ -329,11 +340,12 @@ impl DgaModel {
             family_names,
             default_threshold,
             other_min_prob,
+            words,
             popular,
             cache: quick_cache::sync::Cache::new(DEFAULT_CACHE_ENTRIES),
         };
         // Smoke-run both plans so a model with wrong shapes fails at load, not at the first query.
-        let f = features::features("example", "com");
+        let f = m.features("example", "com");
         m.run(&m.single, &[&f])
             .map_err(|e| err(format!("test inference failed: {e:#}")))?;
         m.run(&m.batch, &[&f])
@@ -353,7 +365,8 @@ impl DgaModel {
         &self.families
     }
 
-    /// Decision threshold on `score` chosen for FPR <= 1e-4 on held-out benign names.
+    /// Decision threshold on `score` (blocked when `score >= threshold`) chosen for FPR <= 1e-4
+    /// on held-out benign names (the benign validation split; see models/README.md).
     pub fn default_threshold(&self) -> f32 {
         self.default_threshold
     }
@@ -361,6 +374,12 @@ impl DgaModel {
     /// Minimum top-family probability below which the family is reported as "other".
     pub fn other_min_prob(&self) -> f32 {
         self.other_min_prob
+    }
+
+    /// Features of a registrable domain given as label and public suffix (the model's dictionary
+    /// is used for the word segmentation).
+    pub fn features(&self, label: &str, suffix: &str) -> features::Features {
+        features::features(label, suffix, &self.words)
     }
 
     /// Number of domains on the popular-domain allowlist.
@@ -424,7 +443,7 @@ impl DgaModel {
         if let Some(v) = self.cache.get(reg) {
             return self.judgement(reg, v);
         }
-        let f = features::features(label, suffix);
+        let f = self.features(label, suffix);
         match self.run(&self.single, &[&f]) {
             Ok(v) => {
                 self.cache.insert(reg.into(), v[0]);
@@ -454,7 +473,7 @@ impl DgaModel {
                     } else {
                         pending.push((i, reg));
                         seen.entry(reg).or_insert_with(|| {
-                            work.push((reg, features::features(label, suffix)));
+                            work.push((reg, self.features(label, suffix)));
                             work.len() - 1
                         });
                     }
@@ -491,16 +510,27 @@ impl DgaModel {
     }
 
     /// Scores a registrable domain given as label and public suffix, bypassing skip rules and
-    /// cache: `(dga_probability, family_probabilities)` (families in [`families`](Self::families) order).
+    /// cache: `(dga_score, family_probabilities)` (families in [`families`](Self::families) order).
     pub fn score_parts(&self, label: &str, suffix: &str) -> Result<(f32, Vec<f32>), ClassifyError> {
-        let f = features::features(label, suffix);
-        let (s, fam) = self
-            .run_raw(&self.single, &[&f])
-            .map_err(|e| ClassifyError::Model {
-                origin: "inference".into(),
-                reason: format!("{e:#}"),
-            })?;
-        Ok((s[0], fam))
+        let (s, fam, _) = self.score_parts_logit(label, suffix)?;
+        Ok((s, fam))
+    }
+
+    /// Like [`score_parts`](Self::score_parts), plus the raw logit of the DGA head
+    /// (`score = sigmoid(logit / T)`).
+    pub fn score_parts_logit(
+        &self,
+        label: &str,
+        suffix: &str,
+    ) -> Result<(f32, Vec<f32>, f32), ClassifyError> {
+        let f = self.features(label, suffix);
+        let (s, fam, logit) =
+            self.run_raw(&self.single, &[&f])
+                .map_err(|e| ClassifyError::Model {
+                    origin: "inference".into(),
+                    reason: format!("{e:#}"),
+                })?;
+        Ok((s[0], fam, logit[0]))
     }
 
     fn run(
@@ -508,7 +538,7 @@ impl DgaModel {
         plan: &Arc<TypedRunnableModel>,
         fs: &[&features::Features],
     ) -> TractResult<Vec<Verdict>> {
-        let (scores, fam) = self.run_raw(plan, fs)?;
+        let (scores, fam, _) = self.run_raw(plan, fs)?;
         let k = self.families.len();
         Ok(scores
             .iter()
@@ -533,12 +563,12 @@ impl DgaModel {
     }
 
     /// Runs a plan on up to its batch size of feature rows (padded); returns (scores, family
-    /// probabilities row-major) for the real rows.
+    /// probabilities row-major, logits) for the real rows.
     fn run_raw(
         &self,
         plan: &Arc<TypedRunnableModel>,
         fs: &[&features::Features],
-    ) -> TractResult<(Vec<f32>, Vec<f32>)> {
+    ) -> TractResult<(Vec<f32>, Vec<f32>, Vec<f32>)> {
         let n = if Arc::ptr_eq(plan, &self.single) {
             1
         } else {
@@ -552,18 +582,26 @@ impl DgaModel {
         }
         let mut ids = vec![0i64; n * features::MAX_IDS];
         let mut inv = vec![0f32; n];
+        let mut wids = vec![0i64; n * features::MAX_WORDS];
+        let mut winv = vec![0f32; n];
         let mut tld = vec![0i64; n];
         let mut dense = vec![0f32; n * features::N_DENSE];
         for (r, f) in fs.iter().enumerate() {
             let m = f.ids.len().min(features::MAX_IDS);
             ids[r * features::MAX_IDS..r * features::MAX_IDS + m].copy_from_slice(&f.ids[..m]);
             inv[r] = 1.0 / (m.max(1) as f32);
+            let k = f.word_ids.len().min(features::MAX_WORDS);
+            wids[r * features::MAX_WORDS..r * features::MAX_WORDS + k]
+                .copy_from_slice(&f.word_ids[..k]);
+            winv[r] = 1.0 / (k.max(1) as f32);
             tld[r] = f.tld;
             dense[r * features::N_DENSE..(r + 1) * features::N_DENSE].copy_from_slice(&f.dense);
         }
         let inputs = tvec![
             Tensor::from_shape(&[n, features::MAX_IDS], &ids)?.into(),
             Tensor::from_shape(&[n, 1], &inv)?.into(),
+            Tensor::from_shape(&[n, features::MAX_WORDS], &wids)?.into(),
+            Tensor::from_shape(&[n, 1], &winv)?.into(),
             Tensor::from_shape(&[n], &tld)?.into(),
             Tensor::from_shape(&[n, features::N_DENSE], &dense)?.into(),
         ];
@@ -576,8 +614,16 @@ impl DgaModel {
         let fam = fam
             .as_slice()
             .ok_or_else(|| TractError::msg("non-contiguous output"))?;
+        let logits = out[2].to_plain_array_view::<f32>()?;
+        let logits = logits
+            .as_slice()
+            .ok_or_else(|| TractError::msg("non-contiguous output"))?;
         let k = self.families.len();
-        Ok((scores[..fs.len()].to_vec(), fam[..fs.len() * k].to_vec()))
+        Ok((
+            scores[..fs.len()].to_vec(),
+            fam[..fs.len() * k].to_vec(),
+            logits[..fs.len()].to_vec(),
+        ))
     }
 }
 
