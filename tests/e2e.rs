@@ -714,3 +714,41 @@ async fn admin_api_reports_blocks_explains_and_persists_rules() {
         "blocks persisted across restart: {body}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sinkhole_server_names_the_block_and_scores_the_client() {
+    let up = start_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = test_config(&[up.addr]);
+    cfg.lists.deny = vec![write_list(&dir, "deny.txt", "bad.test\n")];
+    cfg.actions.list = Action::Sinkhole;
+    cfg.sinkhole.ipv4 = vec!["127.0.0.1".parse().unwrap()];
+    cfg.sinkhole_server.enabled = true;
+    cfg.sinkhole_server.http = vec!["127.0.0.1:0".parse().unwrap()];
+    cfg.sinkhole_server.https = vec![];
+    cfg.admin.enabled = true;
+    cfg.admin.listen = "127.0.0.1:0".parse().unwrap();
+    cfg.admin.db_path = dir.path().join("events.sqlite3");
+    let dw = start_dnsward(cfg).await;
+    // The infected host resolves the C2 name and gets the sinkhole address...
+    let got = udp(dw.addr, &query("bad.test.", RecordType::A, None)).await;
+    assert_eq!(got.answers[0].data.to_string(), "127.0.0.1");
+    // ...then connects to it.
+    let sinkhole = dw.app.sinkhole.as_ref().unwrap().addr("http").unwrap();
+    let (status, page) = http(sinkhole, "GET", "/gate.php", None, "").await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("bad.test"),
+        "the page names the blocked name: {page}"
+    );
+    assert!(page.contains("deny.txt"), "and why: {page}");
+    let store = dw.app.store.as_ref().unwrap();
+    store.flush();
+    let admin = dw.app.admin.as_ref().unwrap().addr;
+    let (status, body) = http(admin, "GET", "/api/v1/clients/127.0.0.1", None, "").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("sinkhole_hit"),
+        "the connection is evidence against the client: {body}"
+    );
+}

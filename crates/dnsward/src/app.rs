@@ -8,10 +8,12 @@ use dnsward_admin::{
     AdminBackend, AdminStats, EventStore, Histogram, ListKind, RunningAdmin, TeeSink,
 };
 use dnsward_classify::DgaModel;
+use dnsward_policy::Action;
 use dnsward_policy::{DomainSet, Policy};
 use dnsward_server::engine::EngineParts;
 use dnsward_server::upstream::Upstreams;
-use dnsward_server::{Engine, EventSink, RunningServer, TracingSink};
+use dnsward_server::{Engine, EventSink, QueryEvent, RunningServer, TracingSink};
+use dnsward_sinkhole::{BlockInfo, HitSink, RecentBlocks, RunningSinkhole, SinkholeHit};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -185,11 +187,65 @@ impl AdminBackend for Backend {
     }
 }
 
-/// A running resolver (and its admin server and event store, when enabled).
+/// Remembers, per client, the names the resolver answered with the sinkhole, so the sinkhole
+/// server can say which name brought a connecting client there.
+struct SinkholeFeed(Arc<RecentBlocks>);
+
+impl EventSink for SinkholeFeed {
+    fn record(&self, e: &QueryEvent<'_>) {
+        if e.verdict.action() == Some(Action::Sinkhole) {
+            let reason = e
+                .verdict
+                .reason
+                .as_ref()
+                .map(|r| r.to_string())
+                .unwrap_or_default();
+            self.0.record(
+                e.client,
+                BlockInfo {
+                    name: e.qname.to_string(),
+                    category: e
+                        .verdict
+                        .category()
+                        .map(|c| c.as_str())
+                        .unwrap_or("-")
+                        .to_string(),
+                    reason,
+                },
+            );
+        }
+    }
+}
+
+/// Sinkhole connections go to the event store (and so into the client scores).
+struct StoreHits(Arc<EventStore>);
+
+impl HitSink for StoreHits {
+    fn hit(&self, h: &SinkholeHit) {
+        self.0.record_sinkhole_hit(
+            h.client.ip(),
+            h.local_port,
+            h.host_or_sni.as_deref(),
+            h.name.as_deref(),
+        );
+    }
+}
+
+/// Logs sinkhole connections when there is no store.
+struct LogHits;
+
+impl HitSink for LogHits {
+    fn hit(&self, h: &SinkholeHit) {
+        tracing::info!(client = %h.client, port = h.local_port, protocol = h.protocol, host = ?h.host_or_sni, name = ?h.name, "sinkhole hit");
+    }
+}
+
+/// A running resolver (and its admin server, event store and sinkhole server, when enabled).
 pub struct App {
     pub server: RunningServer,
     pub admin: Option<RunningAdmin>,
     pub store: Option<Arc<EventStore>>,
+    pub sinkhole: Option<RunningSinkhole>,
     reloader: Arc<Reloader>,
 }
 
@@ -219,6 +275,10 @@ impl App {
         let mut sinks: Vec<Arc<dyn EventSink>> = vec![Arc::new(TracingSink)];
         sinks.extend(store.iter().map(|s| s.clone() as Arc<dyn EventSink>));
         sinks.extend(events);
+        let recent = Arc::new(RecentBlocks::default());
+        if cfg.sinkhole_server.enabled {
+            sinks.push(Arc::new(SinkholeFeed(recent.clone())));
+        }
         let engine = Arc::new(Engine::new(EngineParts {
             server: cfg.server.clone(),
             cache: cfg.cache.clone(),
@@ -250,10 +310,24 @@ impl App {
             }
             None => None,
         };
+        let sinkhole = if cfg.sinkhole_server.enabled {
+            let hits: Arc<dyn HitSink> = match &store {
+                Some(s) => Arc::new(StoreHits(s.clone())),
+                None => Arc::new(LogHits),
+            };
+            let running = dnsward_sinkhole::serve(&cfg.sinkhole_server, recent, hits)
+                .await
+                .context("sinkhole_server")?;
+            tracing::info!(addrs = ?running.addrs, "sinkhole server");
+            Some(running)
+        } else {
+            None
+        };
         Ok(App {
             server,
             admin,
             store,
+            sinkhole,
             reloader,
         })
     }
@@ -271,6 +345,9 @@ impl App {
 
     /// Stops the admin server and flushes the event store.
     pub async fn shutdown(self) {
+        if let Some(sinkhole) = &self.sinkhole {
+            sinkhole.shutdown();
+        }
         if let Some(admin) = self.admin {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(2), admin.shutdown()).await;
         }

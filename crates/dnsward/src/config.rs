@@ -22,6 +22,7 @@ pub struct Config {
     pub actions: ActionConfig,
     pub sinkhole: SinkholeConfig,
     pub admin: dnsward_admin::AdminConfig,
+    pub sinkhole_server: dnsward_sinkhole::SinkholeConfig,
 }
 
 /// `[lists]`: allow- and denylist files (relative paths are relative to the config file).
@@ -94,6 +95,7 @@ impl Config {
         self.cache.validate()?;
         self.dga.validate()?;
         self.admin.validate()?;
+        self.sinkhole_server.validate()?;
         self.sinkhole.validate()?;
         Ok(())
     }
