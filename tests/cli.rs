@@ -221,7 +221,7 @@ fn classify_scores_names_as_json_lines() {
         .stdin
         .take()
         .unwrap()
-        .write_all(b"xjw3kqpz0a.net\nwww.wikipedia.org\n\n1.2.0.192.zen.spamhaus.org\nlocalhost\n")
+        .write_all(b"kqvwxjzrtplmnbvcxqwe.net\nwww.wikipedia.org\n\n1.2.0.192.zen.spamhaus.org\nlocalhost\n")
         .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
@@ -231,7 +231,7 @@ fn classify_scores_names_as_json_lines() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines.len(), 4, "one object per non-empty line");
-    assert_eq!(lines[0]["name"], "xjw3kqpz0a.net");
+    assert_eq!(lines[0]["name"], "kqvwxjzrtplmnbvcxqwe.net");
     assert!(lines[0]["dga_score"].as_f64().unwrap() > 0.9);
     assert_eq!(lines[0]["blocked"], true);
     assert!(lines[0]["family"].is_string());
@@ -269,7 +269,7 @@ fn missing_model_file_fails_or_disables_as_configured() {
     let out = dnsward()
         .args(["check", "--config"])
         .arg(dir.path().join("dnsward.toml"))
-        .arg("xjw3kqpz0a.net")
+        .arg("kqvwxjzrtplmnbvcxqwe.net")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "runs without the DGA stage");

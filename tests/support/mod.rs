@@ -18,7 +18,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 /// Fixture zones: `test.` (ordinary names) and a registered DGA-looking domain under a real TLD.
 pub const ZONES: [&str; 2] = [
     include_str!("../fixtures/test.zone"),
-    include_str!("../fixtures/xjw3kqpz0a.net.zone"),
+    include_str!("../fixtures/kqvwxjzrtplmnbvcxqwe.net.zone"),
 ];
 
 /// An authoritative server for the fixture zone on 127.0.0.1 (UDP + TCP, same port).
