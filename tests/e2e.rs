@@ -408,6 +408,7 @@ async fn reload_swaps_lists_and_rejudges_cached_answers() {
     let cfg_path = dir.path().join("dnsward.toml");
     std::fs::write(&cfg_path, "[lists]\ndeny = [\"deny.txt\"]\n").unwrap();
     let mut cfg = dnsward::Config::load(&cfg_path).unwrap();
+    cfg.admin.enabled = false;
     cfg.server.listen = vec!["127.0.0.1:0".parse().unwrap()];
     cfg.upstream.servers = vec![up.addr.to_string()];
     // Reload re-reads the file: keep the test upstream and port in it.
