@@ -520,9 +520,17 @@ async fn dga_names_are_blocked_with_score_and_family() {
     let up = start_upstream().await;
     let dw = start_dnsward(test_config(&[up.addr])).await;
     // The upstream has an address for it; the model blocks it anyway.
-    let direct = udp(up.addr, &query("kqvwxjzrtplmnbvcxqwe.net.", RecordType::A, None)).await;
+    let direct = udp(
+        up.addr,
+        &query("kqvwxjzrtplmnbvcxqwe.net.", RecordType::A, None),
+    )
+    .await;
     assert_eq!(direct.answers.len(), 1);
-    let got = udp(dw.addr, &query("kqvwxjzrtplmnbvcxqwe.net.", RecordType::A, None)).await;
+    let got = udp(
+        dw.addr,
+        &query("kqvwxjzrtplmnbvcxqwe.net.", RecordType::A, None),
+    )
+    .await;
     assert_eq!(got.metadata.response_code, ResponseCode::NXDomain);
     match &got.authorities[0].data {
         RData::SOA(soa) => assert_eq!(soa.mname.to_ascii(), "dnsward.invalid."),
@@ -546,7 +554,11 @@ async fn dga_names_are_blocked_with_score_and_family() {
     let mut cfg = test_config(&[up.addr]);
     cfg.actions.monitor = true;
     let dw = start_dnsward(cfg).await;
-    let got = udp(dw.addr, &query("kqvwxjzrtplmnbvcxqwe.net.", RecordType::A, None)).await;
+    let got = udp(
+        dw.addr,
+        &query("kqvwxjzrtplmnbvcxqwe.net.", RecordType::A, None),
+    )
+    .await;
     assert_eq!(got.answers[0].data.to_string(), "192.0.2.99");
     let events = dw.events.events.lock().unwrap().clone();
     assert_eq!(events[0].1.action(), Some(Action::Log));
@@ -554,7 +566,11 @@ async fn dga_names_are_blocked_with_score_and_family() {
     let mut cfg = test_config(&[up.addr]);
     cfg.dga.enabled = false;
     let dw = start_dnsward(cfg).await;
-    let got = udp(dw.addr, &query("kqvwxjzrtplmnbvcxqwe.net.", RecordType::A, None)).await;
+    let got = udp(
+        dw.addr,
+        &query("kqvwxjzrtplmnbvcxqwe.net.", RecordType::A, None),
+    )
+    .await;
     assert_eq!(got.answers[0].data.to_string(), "192.0.2.99");
 }
 
@@ -653,7 +669,11 @@ async fn admin_api_reports_blocks_explains_and_persists_rules() {
 
     let got = udp(dw.addr, &query("bad.test.", RecordType::A, None)).await;
     assert_eq!(got.metadata.response_code, ResponseCode::NXDomain);
-    let got = udp(dw.addr, &query("kqvwxjzrtplmnbvcxqwe.net.", RecordType::A, None)).await;
+    let got = udp(
+        dw.addr,
+        &query("kqvwxjzrtplmnbvcxqwe.net.", RecordType::A, None),
+    )
+    .await;
     assert_eq!(got.metadata.response_code, ResponseCode::NXDomain);
     dw.app.store.as_ref().unwrap().flush();
 
