@@ -38,7 +38,12 @@ fn names(n: usize, seed: u64) -> Vec<String> {
 }
 
 fn main() {
-    let model = DgaModel::embedded().expect("model").with_cache_capacity(1);
+    // Optional argument: a model file to time instead of the embedded one.
+    let load = || match std::env::args().nth(1) {
+        Some(p) => DgaModel::from_path(std::path::Path::new(&p)).expect("model"),
+        None => DgaModel::embedded().expect("model"),
+    };
+    let model = load().with_cache_capacity(1);
     let pool = names(20_000, 1);
     for q in pool.iter().take(500) {
         model.judge(q);
@@ -70,7 +75,7 @@ fn main() {
     }
     let batched = t.elapsed().as_secs_f64() * 1e6 / refs.len() as f64;
 
-    let cached = DgaModel::embedded().expect("model");
+    let cached = load();
     let hot = names(1000, 7);
     for q in &hot {
         cached.judge(q);
