@@ -46,6 +46,7 @@ pub struct AnswerView {
 }
 
 /// An immutable, swappable policy: rebuilt on reload and swapped in atomically.
+#[derive(Default)]
 pub struct Policy {
     allow: DomainSet,
     deny: DomainSet,
@@ -68,51 +69,38 @@ impl std::fmt::Debug for Policy {
     }
 }
 
+/// Builds a [`Policy`]; every stage is optional.
 #[derive(Default)]
-pub struct PolicyBuilder {
-    allow: DomainSet,
-    deny: DomainSet,
-    name_checks: Vec<Arc<dyn NameCheck>>,
-    answer_checks: Vec<Arc<dyn AnswerCheck>>,
-    actions: ActionConfig,
-    generation: u64,
-}
+pub struct PolicyBuilder(Policy);
 
 impl PolicyBuilder {
     pub fn allow(mut self, set: DomainSet) -> Self {
-        self.allow = set;
+        self.0.allow = set;
         self
     }
     pub fn deny(mut self, set: DomainSet) -> Self {
-        self.deny = set;
+        self.0.deny = set;
         self
     }
     pub fn name_check(mut self, check: Arc<dyn NameCheck>) -> Self {
-        self.name_checks.push(check);
+        self.0.name_checks.push(check);
         self
     }
     pub fn answer_check(mut self, check: Arc<dyn AnswerCheck>) -> Self {
-        self.answer_checks.push(check);
+        self.0.answer_checks.push(check);
         self
     }
     pub fn actions(mut self, actions: ActionConfig) -> Self {
-        self.actions = actions;
+        self.0.actions = actions;
         self
     }
     /// A number that changes on every reload; cached verdicts from another generation are stale.
     pub fn generation(mut self, generation: u64) -> Self {
-        self.generation = generation;
+        self.0.generation = generation;
         self
     }
     pub fn build(self) -> Policy {
-        Policy {
-            allow: self.allow,
-            deny: self.deny,
-            name_checks: self.name_checks,
-            answer_checks: self.answer_checks,
-            actions: self.actions,
-            generation: self.generation,
-        }
+        self.0
     }
 }
 

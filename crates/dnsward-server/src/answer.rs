@@ -1,16 +1,26 @@
 //! Turns an upstream response into the [`AnswerView`] the answer checks read, straight from the
 //! wire (no record objects): addresses, CNAME chain, NS names and the NS hosts' addresses.
 
-use crate::wire::{self, read_name_text, skip_name};
-use dnsward_policy::AnswerView;
+use crate::wire::{self, be16, be32, read_name_text, skip_name};
+use dnsward_policy::{AnswerView, Policy, Verdict};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-fn be16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
-}
-
-fn be32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
+/// The answer stage on an upstream response: runs the answer checks when they could still change
+/// `name_verdict` (`record`: update their history). An unparsable answer keeps the name verdict.
+pub fn judge_answer_wire(
+    policy: &Policy,
+    name: &str,
+    name_verdict: Verdict,
+    wire: &[u8],
+    record: bool,
+) -> Verdict {
+    if !policy.wants_answer(&name_verdict) {
+        return name_verdict;
+    }
+    match answer_view(name, wire) {
+        Some(view) => policy.judge_answer(&name_verdict, &view, record),
+        None => name_verdict,
+    }
 }
 
 fn addr(rtype: u16, rdata: &[u8]) -> Option<IpAddr> {

@@ -10,6 +10,7 @@
 //! The fast half ([`Engine::answer_fast`]) never awaits; only cache misses go to the async half.
 
 use crate::access::{Acl, RateLimiter};
+use crate::answer::judge_answer_wire;
 use crate::cache::{AnswerCache, CacheConfig, CachedAnswer};
 use crate::config::{AnyQueries, ServerConfig};
 use crate::events::{EventSink, Outcome, QueryEvent};
@@ -242,14 +243,7 @@ impl Engine {
             wire::rcode_response(&q, wire::RCODE_SERVFAIL, out);
             return true;
         };
-        let verdict = if policy.wants_answer(&name_verdict) {
-            match crate::answer::answer_view(&name, &resp) {
-                Some(view) => policy.judge_answer(&name_verdict, &view, true),
-                None => name_verdict,
-            }
-        } else {
-            name_verdict
-        };
+        let verdict = judge_answer_wire(&policy, &name, name_verdict, &resp, true);
         let now = Instant::now();
         let (entry, lifetime) = CachedAnswer::from_upstream(
             &resp,
@@ -360,15 +354,8 @@ impl Engine {
     fn rejudge(&self, policy: &Policy, q: &Query, entry: &CachedAnswer) -> Arc<CachedAnswer> {
         let name = q.name_text();
         let name_verdict = policy.judge_name(&name);
-        let verdict = if policy.wants_answer(&name_verdict) {
-            match crate::answer::answer_view(&name, entry.wire()) {
-                // Not recorded: this answer was already counted when it arrived.
-                Some(view) => policy.judge_answer(&name_verdict, &view, false),
-                None => name_verdict,
-            }
-        } else {
-            name_verdict
-        };
+        // Not recorded: this answer was already counted when it arrived.
+        let verdict = judge_answer_wire(policy, &name, name_verdict, entry.wire(), false);
         Arc::new(entry.with_verdict(Arc::new(verdict), policy.generation()))
     }
 
