@@ -56,6 +56,7 @@ fn main() {
     if fresh || n > 0 {
         let start = SystemTime::now() - Duration::from_secs(n / 100 + 1);
         let t0 = Instant::now();
+        let cpu0 = process_cpu_secs();
         let mut name = String::new();
         let mut i = 0u64;
         let mut calls = 0u64;
@@ -115,6 +116,13 @@ fn main() {
         }
         store.flush();
         let secs = t0.elapsed().as_secs_f64();
+        let cpu = process_cpu_secs() - cpu0;
+        // CPU of every thread (generator loop + sink + writer): what logging costs a one-core
+        // resolver, whatever else the machine is doing.
+        println!(
+            "CPU (all threads) {cpu:.2}s: {:.2} us per event, generator loop included",
+            cpu * 1e6 / n as f64
+        );
         println!(
             "wrote {n} {} in {secs:.2}s: {:.0} events/s committed; sink record() mean {:.0} ns/call over {calls} calls ({} dropped and retried)",
             if queries { "queries" } else { "blocks" },
@@ -129,6 +137,40 @@ fn main() {
             h.mean_us() / 1e3,
             h.quantile_us(0.99).unwrap_or(0) as f64 / 1e3
         );
+    }
+    if queries {
+        for (label, q) in [
+            (
+                "last 1000 logged queries",
+                BlocksQuery {
+                    limit: 1000,
+                    ..Default::default()
+                },
+            ),
+            (
+                "last 1000 logged queries of one client",
+                BlocksQuery {
+                    limit: 1000,
+                    client: Some("10.0.0.7".into()),
+                    ..Default::default()
+                },
+            ),
+        ] {
+            let mut times = Vec::new();
+            let mut rows = 0;
+            for _ in 0..21 {
+                let t = Instant::now();
+                rows = store.queries(&q).unwrap().len();
+                times.push(t.elapsed());
+            }
+            times.sort();
+            println!(
+                "{label}: {rows} rows of {} stored, median {:.2} ms, max {:.2} ms (21 runs)",
+                store.query_count().unwrap(),
+                times[10].as_secs_f64() * 1e3,
+                times[20].as_secs_f64() * 1e3
+            );
+        }
     }
     let total = store.block_count().unwrap();
     println!("stored blocks: {total}");
@@ -238,4 +280,14 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> usize {
     s.read_to_end(&mut buf).await.unwrap();
     assert!(buf.starts_with(b"HTTP/1.1 200"));
     buf.len()
+}
+
+/// User + system CPU of this process (all threads), from /proc/self/stat (clock ticks, 100 Hz).
+fn process_cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
 }

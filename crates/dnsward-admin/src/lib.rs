@@ -19,6 +19,7 @@ pub mod hist {
 }
 mod listener;
 pub mod metrics;
+pub mod qlog;
 pub mod scoring;
 pub mod store;
 pub mod stream;

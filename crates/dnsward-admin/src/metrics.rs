@@ -74,6 +74,7 @@ pub fn render(store: &EventStore, backend: &dyn AdminBackend) -> String {
             ("dropped_overload", e.dropped_overload),
             ("servfail", e.servfail),
             ("truncated", e.truncated),
+            ("served_stale", e.served_stale),
         ] {
             let _ = writeln!(o, "dnsward_responses_total{{result=\"{r}\"}} {n}");
         }

@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -29,6 +29,16 @@ use std::time::{Duration, Instant};
 /// Events per transaction (at most). Bigger batches touch each hot index page once for many
 /// events, which is what keeps the writer fast with many clients.
 const BATCH_MAX: usize = 5000;
+/// Records per query-log chunk (row ids of logged queries are `chunk id << QUERY_ID_SHIFT | index`).
+const QUERY_CHUNK_MAX: u32 = 8192;
+const QUERY_ID_SHIFT: u32 = 13;
+/// `queries()` decodes at most this many logged queries per call (a filter that matches rarely
+/// over a long log stops here rather than reading everything).
+pub const QUERY_SCAN_MAX: usize = 5_000_000;
+/// The writer drains the queue this often while events flow (see `Writer::run`).
+const POLL_INTERVAL: Duration = Duration::from_millis(10);
+/// Empty polls in a row after which the writer blocks until the next event.
+const IDLE_POLLS_BEFORE_BLOCKING: u32 = 50;
 /// A partial batch is written after this long.
 const BATCH_INTERVAL: Duration = Duration::from_millis(200);
 /// Retention runs this often (and at open).
@@ -54,18 +64,16 @@ CREATE TABLE IF NOT EXISTS blocks(
 CREATE INDEX IF NOT EXISTS blocks_time ON blocks(ts_us);
 CREATE INDEX IF NOT EXISTS blocks_client_time ON blocks(client, ts_us);
 CREATE INDEX IF NOT EXISTS blocks_category_time ON blocks(category, ts_us);
-CREATE TABLE IF NOT EXISTS queries(
+-- The query log (answered queries, log_all_queries): one row per writer batch, see qlog.rs.
+CREATE TABLE IF NOT EXISTS query_chunks(
   id INTEGER PRIMARY KEY,
-  ts_us INTEGER NOT NULL,
-  client TEXT NOT NULL,
-  qname TEXT NOT NULL,
-  qtype INTEGER NOT NULL,
-  verdict TEXT NOT NULL,
-  rcode INTEGER NOT NULL,
-  cached INTEGER NOT NULL,
-  reason TEXT
+  first_us INTEGER NOT NULL,
+  last_us INTEGER NOT NULL,
+  n INTEGER NOT NULL,
+  format INTEGER NOT NULL,
+  data BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS queries_time ON queries(ts_us);
+CREATE INDEX IF NOT EXISTS query_chunks_last ON query_chunks(last_us);
 CREATE TABLE IF NOT EXISTS client_evidence(
   id INTEGER PRIMARY KEY,
   client TEXT NOT NULL,
@@ -93,7 +101,7 @@ CREATE TABLE IF NOT EXISTS top_hourly(
   clients_bits INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY(hour, qname)
 ) WITHOUT ROWID;
-PRAGMA user_version = 1;
+PRAGMA user_version = 2;
 ";
 
 /// Hour bucket of a time (top-name aggregates).
@@ -562,49 +570,68 @@ impl EventStore {
     }
 
     /// Most recent logged (answered) queries, newest first; empty unless `log_all_queries`.
+    /// The log is stored in chunks (see [`crate::qlog`]): chunks are decoded newest first until
+    /// `limit` rows match, so a rare `client` over a long log reads at most
+    /// [`QUERY_SCAN_MAX`] records.
     pub fn queries(&self, q: &BlocksQuery) -> Result<Vec<QueryRow>, String> {
-        let mut sql = String::from(
-            "SELECT id, ts_us, client, qname, qtype, verdict, rcode, cached, reason FROM queries",
-        );
-        let mut conds = Vec::new();
-        let mut args: Vec<rusqlite::types::Value> = Vec::new();
-        if let Some(s) = q.since_us {
-            conds.push("ts_us >= ?");
-            args.push(s.into());
+        let since = q.since_us.unwrap_or(i64::MIN);
+        // A client that does not parse matches nothing (as a text comparison would).
+        let client: Option<Option<IpAddr>> = q
+            .client
+            .as_ref()
+            .map(|c| c.parse::<IpAddr>().ok().map(crate::dnsbl::canonical_ip));
+        if client == Some(None) {
+            return Ok(Vec::new());
         }
-        if let Some(c) = &q.client {
-            conds.push("client = ?");
-            args.push(c.clone().into());
-        }
-        if !conds.is_empty() {
-            sql.push_str(" WHERE ");
-            sql.push_str(&conds.join(" AND "));
-        }
-        sql.push_str(" ORDER BY ts_us DESC, id DESC LIMIT ?");
-        args.push((q.limit as i64).into());
+        let client = client.flatten();
         self.shared.with_conn(|c| {
-            let mut st = c.prepare_cached(&sql)?;
-            let rows = st.query_map(rusqlite::params_from_iter(args.iter()), |r| {
-                let ts_us: i64 = r.get(1)?;
-                let qtype: u16 = r.get::<_, i64>(4)? as u16;
-                let reason: Option<String> = r.get(8)?;
-                Ok(QueryRow {
-                    id: r.get(0)?,
-                    time: rfc3339_us(ts_us),
-                    ts_us,
-                    client: r.get(2)?,
-                    name: r.get(3)?,
-                    qtype: qtype_name(qtype),
-                    qtype_num: qtype,
-                    verdict: r.get(5)?,
-                    rcode: rcode_name(r.get::<_, i64>(6)? as u8),
-                    cached: r.get::<_, i64>(7)? != 0,
-                    reason: reason
-                        .and_then(|s| serde_json::from_str(&s).ok())
-                        .unwrap_or(serde_json::Value::Null),
-                })
-            })?;
-            rows.collect()
+            let mut st = c.prepare_cached(
+                "SELECT id, format, data FROM query_chunks WHERE last_us >= ?1 ORDER BY id DESC",
+            )?;
+            let mut rows = st.query(params![since])?;
+            let mut out = Vec::new();
+            let mut scanned = 0usize;
+            while let Some(r) = rows.next()? {
+                if out.len() >= q.limit || scanned >= QUERY_SCAN_MAX {
+                    break;
+                }
+                let chunk_id: i64 = r.get(0)?;
+                let format: i64 = r.get(1)?;
+                if format != crate::qlog::CHUNK_FORMAT {
+                    continue;
+                }
+                let data = r.get_ref(2)?.as_blob()?;
+                let (recs, err) = crate::qlog::decode_chunk(data);
+                if let Some(e) = err {
+                    tracing::warn!(chunk = chunk_id, error = %e, "event store: damaged query chunk");
+                }
+                scanned += recs.len();
+                for (i, x) in recs.iter().enumerate().rev() {
+                    if x.ts_us < since || client.is_some_and(|ip| ip != x.client) {
+                        continue;
+                    }
+                    out.push(QueryRow {
+                        id: (chunk_id << QUERY_ID_SHIFT) | i as i64,
+                        time: rfc3339_us(x.ts_us),
+                        ts_us: x.ts_us,
+                        client: x.client.to_string(),
+                        name: x.qname.to_string(),
+                        qtype: qtype_name(x.qtype),
+                        qtype_num: x.qtype,
+                        verdict: if x.allow { "allow" } else { "pass" }.to_string(),
+                        rcode: rcode_name(x.rcode),
+                        cached: x.cached,
+                        reason: x
+                            .reason
+                            .and_then(|s| serde_json::from_str(s).ok())
+                            .unwrap_or(serde_json::Value::Null),
+                    });
+                    if out.len() >= q.limit {
+                        break;
+                    }
+                }
+            }
+            Ok(out)
         })
     }
 
@@ -720,7 +747,11 @@ impl EventStore {
     /// Number of stored (non-blocked) logged queries.
     pub fn query_count(&self) -> Result<u64, String> {
         self.shared
-            .with_conn(|c| c.query_row("SELECT COUNT(*) FROM queries", [], |r| r.get::<_, i64>(0)))
+            .with_conn(|c| {
+                c.query_row("SELECT COALESCE(SUM(n), 0) FROM query_chunks", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+            })
             .map(|n| n as u64)
     }
 
@@ -975,13 +1006,39 @@ impl Writer {
         let mut batch: Vec<Pending> = Vec::with_capacity(BATCH_MAX);
         let mut batch_started = Instant::now();
         let mut last_retention = Instant::now();
+        let mut idle_polls = 0u32;
         loop {
             let timeout = if batch.is_empty() {
                 Duration::from_secs(1)
             } else {
                 BATCH_INTERVAL.saturating_sub(batch_started.elapsed())
             };
-            let msg = rx.recv_timeout(timeout);
+            // While events flow, the writer polls: it drains the queue, then sleeps. Blocking in
+            // `recv` instead makes every `try_send` on the DNS path wake the writer (a futex call
+            // and two context switches per query, which on a one-core resolver cost more than
+            // the database write). After a quiet spell it blocks again, so an idle server is idle.
+            let msg = match rx.try_recv() {
+                Ok(m) => {
+                    idle_polls = 0;
+                    Ok(m)
+                }
+                Err(TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
+                Err(TryRecvError::Empty) if idle_polls < IDLE_POLLS_BEFORE_BLOCKING => {
+                    idle_polls += 1;
+                    if !batch.is_empty() && batch_started.elapsed() >= BATCH_INTERVAL {
+                        self.write(&mut batch);
+                    }
+                    std::thread::sleep(POLL_INTERVAL.min(timeout.max(Duration::from_millis(1))));
+                    Err(RecvTimeoutError::Timeout)
+                }
+                Err(TryRecvError::Empty) => {
+                    let m = rx.recv_timeout(timeout);
+                    if m.is_ok() {
+                        idle_polls = 0;
+                    }
+                    m
+                }
+            };
             match msg {
                 Ok(Msg::Event(e)) => {
                     if batch.is_empty() {
@@ -1058,7 +1115,9 @@ impl Writer {
             }
         }
         if e.keep {
-            self.streams.send(&StreamEvent::from(&e));
+            if self.streams.is_active() {
+                self.streams.send(&StreamEvent::from(&e));
+            }
             batch.push(Pending::Event(e));
         }
     }
@@ -1170,7 +1229,11 @@ impl Writer {
                     "DELETE FROM top_hourly WHERE hour < ?1",
                     params![cutoff_hour],
                 )? as u64;
-                for table in ["blocks", "queries", "client_evidence"] {
+                deleted += self.conn.execute(
+                    "DELETE FROM query_chunks WHERE last_us < ?1",
+                    params![cutoff],
+                )? as u64;
+                for table in ["blocks", "client_evidence"] {
                     for _ in 0..RETENTION_MAX_CHUNKS {
                         let n = self.conn.execute(
                             &format!(
@@ -1202,12 +1265,14 @@ impl Writer {
                         used_mib = (pages - free) * size / (1024 * 1024),
                         "event store over admin.max_db_mib: deleting the oldest events"
                     );
-                    for (i, table) in ["blocks", "queries"].iter().enumerate() {
-                        let n: i64 = self.conn.query_row(
-                            &format!("SELECT COALESCE(MAX(id) - MIN(id) + 1, 0) FROM {table}"),
-                            [],
-                            |r| r.get(0),
-                        )?;
+                    for (i, sql) in [
+                        "SELECT COALESCE(MAX(id) - MIN(id) + 1, 0) FROM blocks",
+                        "SELECT COALESCE(SUM(n), 0) FROM query_chunks",
+                    ]
+                    .iter()
+                    .enumerate()
+                    {
+                        let n: i64 = self.conn.query_row(sql, [], |r| r.get(0))?;
                         let keep = n * 4 / 5;
                         max_rows[i] = if max_rows[i] > 0 {
                             max_rows[i].min(keep)
@@ -1217,7 +1282,36 @@ impl Writer {
                     }
                 }
             }
-            for (i, table) in ["blocks", "queries"].iter().enumerate() {
+            if max_rows[1] > 0 {
+                // Keep the newest chunks holding at most max_rows[1] queries.
+                let cut: Option<i64> = {
+                    let mut st = self
+                        .conn
+                        .prepare_cached("SELECT id, n FROM query_chunks ORDER BY id DESC")?;
+                    let mut rows = st.query([])?;
+                    let mut kept = 0i64;
+                    let mut cut = None;
+                    while let Some(r) = rows.next()? {
+                        kept += r.get::<_, i64>(1)?;
+                        if kept > max_rows[1] {
+                            cut = Some(r.get::<_, i64>(0)?);
+                            break;
+                        }
+                    }
+                    cut
+                };
+                if let Some(id) = cut {
+                    let n: i64 = self.conn.query_row(
+                        "SELECT COALESCE(SUM(n), 0) FROM query_chunks WHERE id <= ?1",
+                        params![id],
+                        |r| r.get(0),
+                    )?;
+                    self.conn
+                        .execute("DELETE FROM query_chunks WHERE id <= ?1", params![id])?;
+                    deleted += n as u64;
+                }
+            }
+            for (i, table) in ["blocks"].iter().enumerate() {
                 if max_rows[i] <= 0 {
                     continue;
                 }
@@ -1259,14 +1353,6 @@ fn is_busy(e: &rusqlite::Error) -> bool {
     )
 }
 
-fn verdict_kind(v: &Verdict) -> &'static str {
-    match v.kind {
-        VerdictKind::Pass => "pass",
-        VerdictKind::Allow => "allow",
-        VerdictKind::Block { .. } => "block",
-    }
-}
-
 fn insert_batch(conn: &mut Connection, batch: &[Pending]) -> rusqlite::Result<(u64, u64, u64)> {
     let tx = conn.transaction()?;
     let (mut b, mut q, mut ev) = (0, 0, 0);
@@ -1275,10 +1361,19 @@ fn insert_batch(conn: &mut Connection, batch: &[Pending]) -> rusqlite::Result<(u
             "INSERT INTO blocks(ts_us, client, qname, qtype, category, action, rcode, cached, reason)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?;
-        let mut ins_query = tx.prepare_cached(
-            "INSERT INTO queries(ts_us, client, qname, qtype, verdict, rcode, cached, reason)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        let mut ins_chunk = tx.prepare_cached(
+            "INSERT INTO query_chunks(first_us, last_us, n, format, data)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
+        let mut chunk = crate::qlog::ChunkEncoder::default();
+        let mut put_chunk = |chunk: &mut crate::qlog::ChunkEncoder| -> rusqlite::Result<u64> {
+            if chunk.is_empty() {
+                return Ok(0);
+            }
+            let (first, last, n, data) = chunk.take();
+            ins_chunk.execute(params![first, last, n, crate::qlog::CHUNK_FORMAT, data])?;
+            Ok(u64::from(n))
+        };
         let mut ins_ev = tx.prepare_cached(
             "INSERT INTO client_evidence(client, ts_us, kind, weight, detail, key)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -1291,8 +1386,24 @@ fn insert_batch(conn: &mut Connection, batch: &[Pending]) -> rusqlite::Result<(u
                         .reason
                         .as_ref()
                         .and_then(|r| serde_json::to_string(r).ok());
+                    if !e.blocked {
+                        chunk.push(&crate::qlog::LoggedQuery {
+                            ts_us: e.ts_us,
+                            client: crate::dnsbl::canonical_ip(e.client),
+                            qname: &e.qname,
+                            qtype: e.qtype,
+                            rcode: e.rcode,
+                            cached: e.cached,
+                            allow: matches!(e.verdict.kind, VerdictKind::Allow),
+                            reason: reason.as_deref(),
+                        });
+                        if chunk.len() >= QUERY_CHUNK_MAX {
+                            q += put_chunk(&mut chunk)?;
+                        }
+                        continue;
+                    }
                     let client = crate::dnsbl::canonical_ip(e.client).to_string();
-                    if e.blocked {
+                    {
                         let category = e.verdict.category().unwrap_or(Category::List).as_str();
                         let action = e.verdict.action().map(|a| a.as_str()).unwrap_or("log");
                         ins_block.execute(params![
@@ -1300,18 +1411,6 @@ fn insert_batch(conn: &mut Connection, batch: &[Pending]) -> rusqlite::Result<(u
                             e.cached, reason
                         ])?;
                         b += 1;
-                    } else {
-                        ins_query.execute(params![
-                            e.ts_us,
-                            client,
-                            &*e.qname,
-                            e.qtype,
-                            verdict_kind(&e.verdict),
-                            e.rcode,
-                            e.cached,
-                            reason
-                        ])?;
-                        q += 1;
                     }
                 }
                 Pending::Evidence(ip, e, key) => {
@@ -1327,6 +1426,7 @@ fn insert_batch(conn: &mut Connection, batch: &[Pending]) -> rusqlite::Result<(u
                 }
             }
         }
+        q += put_chunk(&mut chunk)?;
     }
     // Hourly top-name aggregates, merged in memory first (block traffic repeats a lot).
     {

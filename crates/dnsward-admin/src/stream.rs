@@ -107,6 +107,11 @@ impl EventStreams {
         })
     }
 
+    /// Whether any stream is configured (building a [`StreamEvent`] formats the time).
+    pub fn is_active(&self) -> bool {
+        self.jsonl.is_some() || self.dnstap.is_some()
+    }
+
     pub fn send(&mut self, e: &StreamEvent<'_>) {
         if let Some(j) = &mut self.jsonl {
             let w: &mut dyn Write = match j {

@@ -143,6 +143,105 @@ fn unblocked_queries_only_when_logging() {
     assert!(!store.wants_all_queries());
 }
 
+/// The query log is stored in chunks (one per writer batch): reads span chunks newest first,
+/// filter by client and time, keep the allowlist reason, survive a restart, and retention drops
+/// whole chunks by age and by count.
+#[test]
+fn query_log_spans_chunks_filters_and_retains() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.log_all_queries = true;
+    cfg.retention_days = 1;
+    cfg.max_events = 0;
+    let t0 = SystemTime::now() - Duration::from_secs(600);
+    let allow = Verdict::allow(dnsward_policy::Reason::new(
+        dnsward_policy::Stage::Allowlist,
+        "lists/allow.txt:3",
+        "",
+    ));
+    {
+        let store = EventStore::open(&cfg).unwrap();
+        let old = SystemTime::now() - Duration::from_secs(3 * 86_400);
+        for i in 0..5 {
+            record(
+                &*store,
+                old,
+                "10.0.0.1",
+                &format!("old{i}.example"),
+                &Verdict::PASS,
+                0,
+            );
+        }
+        store.flush();
+        // Three batches (chunks) of 100 queries from three clients, one second apart.
+        for batch in 0..3u64 {
+            for i in 0..100u64 {
+                let n = batch * 100 + i;
+                let client = ["10.0.0.1", "10.0.0.2", "2001:db8::7"][(n % 3) as usize];
+                let v = if n == 250 { &allow } else { &Verdict::PASS };
+                record(
+                    &*store,
+                    t0 + Duration::from_secs(n),
+                    client,
+                    &format!("q{n}.example"),
+                    v,
+                    (n % 4) as u8,
+                );
+            }
+            store.flush();
+        }
+        assert_eq!(store.query_count().unwrap(), 305);
+    }
+    // Retention runs at open: the old chunk is gone.
+    let store = EventStore::open(&cfg).unwrap();
+    assert_eq!(store.query_count().unwrap(), 300);
+    let q = |store: &EventStore, client: Option<&str>, since: Option<SystemTime>, limit| {
+        store
+            .queries(&BlocksQuery {
+                since_us: since.map(|t| {
+                    t.duration_since(SystemTime::UNIX_EPOCH)
+                        .unwrap()
+                        .as_micros() as i64
+                }),
+                client: client.map(str::to_string),
+                category: None,
+                limit,
+            })
+            .unwrap()
+    };
+    let all = q(&store, None, None, 1000);
+    assert_eq!(all.len(), 300);
+    assert_eq!(all[0].name, "q299.example", "newest first");
+    assert_eq!(all[299].name, "q0.example");
+    assert!(all
+        .windows(2)
+        .all(|w| w[0].ts_us > w[1].ts_us && w[0].id > w[1].id));
+    let allowed = all.iter().find(|r| r.name == "q250.example").unwrap();
+    assert_eq!(allowed.verdict, "allow");
+    assert_eq!(allowed.reason["source"], "lists/allow.txt:3");
+    assert_eq!(all[1].verdict, "pass");
+    assert_eq!(all[1].rcode, "SERVFAIL"); // q298: 298 % 4 == 2
+    let v6 = q(&store, Some("2001:db8::7"), None, 1000);
+    assert_eq!(v6.len(), 100);
+    assert!(v6.iter().all(|r| r.client == "2001:db8::7"));
+    assert_eq!(
+        q(&store, Some("10.0.0.2"), None, 7).len(),
+        7,
+        "limit across chunks"
+    );
+    assert!(q(&store, Some("not-an-ip"), None, 10).is_empty());
+    let recent = q(&store, None, Some(t0 + Duration::from_secs(150)), 1000);
+    assert_eq!(recent.len(), 150);
+    assert_eq!(recent.last().unwrap().name, "q150.example");
+    drop(store);
+    // Count retention keeps the newest chunks holding at most max_events queries.
+    cfg.max_events = 250;
+    let store = EventStore::open(&cfg).unwrap();
+    let n = store.query_count().unwrap();
+    assert_eq!(n, 200, "the oldest whole chunk is dropped");
+    assert_eq!(q(&store, None, None, 1)[0].name, "q299.example");
+}
+
 #[test]
 fn retention_by_age_and_count() {
     let dir = tempfile::tempdir().unwrap();

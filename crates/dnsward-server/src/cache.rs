@@ -25,6 +25,11 @@ pub struct CacheConfig {
     pub max_ttl: u32,
     /// Cap on the lifetime of negative answers (NXDOMAIN / NODATA), seconds.
     pub max_negative_ttl: u32,
+    /// Serve-stale (RFC 8767): when every upstream fails (timeout, error, SERVFAIL/REFUSED), an
+    /// expired cached answer up to this many seconds past its expiry is served, with TTLs of at
+    /// most 30 s, instead of SERVFAIL. 0 turns it off (the default: a stale answer may be wrong,
+    /// so serving one is the operator's choice).
+    pub serve_stale_secs: u32,
 }
 
 impl Default for CacheConfig {
@@ -34,6 +39,7 @@ impl Default for CacheConfig {
             min_ttl: 0,
             max_ttl: 86_400,
             max_negative_ttl: 3_600,
+            serve_stale_secs: 0,
         }
     }
 }
@@ -55,6 +61,9 @@ impl CacheConfig {
         Ok(())
     }
 }
+
+/// TTL of records in a stale answer (RFC 8767 §4 recommends 30 s).
+pub const STALE_TTL: u32 = 30;
 
 /// One cached upstream response plus the verdict the pipeline gave it.
 pub struct CachedAnswer {
@@ -144,6 +153,12 @@ impl CachedAnswer {
         now.saturating_duration_since(self.stored).as_secs() < self.lifetime as u64
     }
 
+    /// Expired no longer than `max_stale` seconds ago (fresh entries count too).
+    pub fn is_servable_stale(&self, now: Instant, max_stale: u32) -> bool {
+        now.saturating_duration_since(self.stored).as_secs()
+            < u64::from(self.lifetime) + u64::from(max_stale)
+    }
+
     /// The stored response bytes (ID zero, no OPT), for re-parsing after a reload.
     pub fn wire(&self) -> &[u8] {
         &self.wire
@@ -153,14 +168,30 @@ impl CachedAnswer {
     /// counted down, our OPT if the client sent one, truncated (TC) if over `max_len`.
     /// Returns false if the entry does not fit this question (then treat it as a miss).
     pub fn render(&self, q: &Query, now: Instant, max_len: usize, out: &mut Vec<u8>) -> bool {
-        let question = q.question.as_bytes();
-        if wire::HEADER_LEN + question.len() != self.question_end {
-            return false;
-        }
         let elapsed = now
             .saturating_duration_since(self.stored)
             .as_secs()
             .min(u32::MAX as u64) as u32;
+        self.render_ttls(q, max_len, out, |ttl| ttl.saturating_sub(elapsed))
+    }
+
+    /// Like [`render`](Self::render) for a stale answer: every TTL at most [`STALE_TTL`]
+    /// (RFC 8767 §4), so clients come back soon for a fresh one.
+    pub fn render_stale(&self, q: &Query, max_len: usize, out: &mut Vec<u8>) -> bool {
+        self.render_ttls(q, max_len, out, |ttl| ttl.min(STALE_TTL))
+    }
+
+    fn render_ttls(
+        &self,
+        q: &Query,
+        max_len: usize,
+        out: &mut Vec<u8>,
+        ttl_of: impl Fn(u32) -> u32,
+    ) -> bool {
+        let question = q.question.as_bytes();
+        if wire::HEADER_LEN + question.len() != self.question_end {
+            return false;
+        }
         out.clear();
         out.extend_from_slice(&self.wire);
         out[0..2].copy_from_slice(&q.id.to_be_bytes());
@@ -181,7 +212,7 @@ impl CachedAnswer {
         out[wire::HEADER_LEN..self.question_end].copy_from_slice(question);
         for &(off, ttl) in self.ttls.iter() {
             let off = off as usize;
-            out[off..off + 4].copy_from_slice(&ttl.saturating_sub(elapsed).to_be_bytes());
+            out[off..off + 4].copy_from_slice(&ttl_of(ttl).to_be_bytes());
         }
         if let Some(e) = q.edns {
             wire::push_opt(out, e.dnssec_ok, 0);
@@ -274,6 +305,15 @@ impl AnswerCache {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         found
+    }
+
+    /// An entry for `key` expired at most `max_stale` seconds ago (serve-stale), if the cache
+    /// still holds one. Not counted as a hit or miss (the lookup already counted as a miss).
+    pub fn get_stale(&self, key: &[u8], now: Instant, max_stale: u32) -> Option<Arc<CachedAnswer>> {
+        self.inner
+            .as_ref()
+            .and_then(|c| c.get(key))
+            .filter(|e| e.is_servable_stale(now, max_stale))
     }
 
     pub fn insert(&self, key: &[u8], entry: Arc<CachedAnswer>) {

@@ -231,18 +231,29 @@ impl Engine {
             Err(e) => {
                 tracing::debug!(qname = %name, error = %e, "upstream failed");
                 Stats::bump(&self.stats.upstream_failures);
-                Stats::bump(&self.stats.servfail);
-                wire::rcode_response(&q, wire::RCODE_SERVFAIL, out);
+                if !self.serve_stale(&q, key, client, transport, out) {
+                    Stats::bump(&self.stats.servfail);
+                    wire::rcode_response(&q, wire::RCODE_SERVFAIL, out);
+                }
                 return true;
             }
         };
         let Some(layout) = wire::walk_response(&resp) else {
             tracing::debug!(qname = %name, "malformed upstream answer");
             Stats::bump(&self.stats.upstream_failures);
-            Stats::bump(&self.stats.servfail);
-            wire::rcode_response(&q, wire::RCODE_SERVFAIL, out);
+            if !self.serve_stale(&q, key, client, transport, out) {
+                Stats::bump(&self.stats.servfail);
+                wire::rcode_response(&q, wire::RCODE_SERVFAIL, out);
+            }
             return true;
         };
+        // An upstream that answers SERVFAIL or REFUSED failed too (RFC 8767 §5): a stale answer,
+        // when configured and held, is better than passing the failure on.
+        if matches!(layout.rcode, wire::RCODE_SERVFAIL | wire::RCODE_REFUSED)
+            && self.serve_stale(&q, key, client, transport, out)
+        {
+            return true;
+        }
         let verdict = judge_answer_wire(&policy, &name, name_verdict, &resp, true);
         let now = Instant::now();
         let (entry, lifetime) = CachedAnswer::from_upstream(
@@ -258,6 +269,46 @@ impl Engine {
             self.cache.insert(key, entry.clone());
         }
         self.respond_with(&q, &entry, client, transport, now, false, out);
+        true
+    }
+
+    /// Serve-stale (RFC 8767): answer from an expired cache entry after the upstreams failed.
+    /// False when it is off or nothing servable is cached.
+    fn serve_stale(
+        &self,
+        q: &Query,
+        key: &[u8],
+        client: SocketAddr,
+        transport: Transport,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let max_stale = self.cache_cfg.serve_stale_secs;
+        if max_stale == 0 {
+            return false;
+        }
+        let Some(mut entry) = self.cache.get_stale(key, Instant::now(), max_stale) else {
+            return false;
+        };
+        let policy = self.policy.load();
+        if entry.generation != policy.generation() {
+            entry = self.rejudge(&policy, q, &entry);
+        }
+        let verdict = &*entry.verdict;
+        if verdict.is_enforced() {
+            self.respond_blocked(q, &q.name_text(), verdict, client, true, out);
+            return true;
+        }
+        let max = match transport {
+            Transport::Udp => q.max_udp_response(),
+            Transport::Tcp => u16::MAX as usize,
+        };
+        if !entry.render_stale(q, max, out) {
+            return false;
+        }
+        Stats::bump(&self.stats.served_stale);
+        if verdict.is_block() || self.log_all {
+            self.report(q, &q.name_text(), verdict, client, entry.rcode, true);
+        }
         true
     }
 

@@ -15,6 +15,8 @@ pub struct Stats {
     pub upstream_failures: AtomicU64,
     pub servfail: AtomicU64,
     pub truncated: AtomicU64,
+    /// Stale cached answers served because the upstreams failed (serve-stale).
+    pub served_stale: AtomicU64,
     blocks: [AtomicU64; Category::ALL.len()],
     actions: [AtomicU64; 4],
 }
@@ -54,6 +56,7 @@ impl Stats {
             upstream_failures: get(&self.upstream_failures),
             servfail: get(&self.servfail),
             truncated: get(&self.truncated),
+            served_stale: get(&self.served_stale),
             blocks_by_category: Category::ALL
                 .iter()
                 .zip(self.blocks.iter())
@@ -83,6 +86,7 @@ pub struct StatsSnapshot {
     pub upstream_failures: u64,
     pub servfail: u64,
     pub truncated: u64,
+    pub served_stale: u64,
     pub blocks_by_category: Vec<(&'static str, u64)>,
     pub blocks_by_action: Vec<(&'static str, u64)>,
 }

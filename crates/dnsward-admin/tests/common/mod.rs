@@ -119,6 +119,7 @@ impl AdminBackend for FakeBackend {
                 upstream_failures: 4,
                 servfail: 5,
                 truncated: 6,
+                served_stale: 0,
                 blocks_by_category: vec![
                     ("list", 7),
                     ("dga", 30),
