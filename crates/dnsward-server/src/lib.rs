@@ -11,6 +11,7 @@ pub mod config;
 pub mod encrypted;
 pub mod engine;
 pub mod events;
+pub mod fuzzing;
 pub mod hist;
 pub mod listener;
 pub mod stats;
