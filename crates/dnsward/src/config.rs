@@ -50,7 +50,8 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Reads, parses and validates a config file; relative list paths are resolved against it.
+    /// Reads, parses and validates a config file; relative paths in it (lists, model, CA file,
+    /// MMDBs, IOC files, event database, sinkhole certificate) are resolved against its folder.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
@@ -71,6 +72,9 @@ impl Config {
             .chain(cfg.intel.asn_mmdb.iter_mut())
             .chain(cfg.intel.country_mmdb.iter_mut())
             .chain(cfg.intel.ioc_files.iter_mut())
+            .chain(std::iter::once(&mut cfg.admin.db_path))
+            .chain(cfg.sinkhole_server.cert_file.iter_mut())
+            .chain(cfg.sinkhole_server.key_file.iter_mut())
         {
             if p.is_relative() {
                 *p = base.join(&*p);
@@ -146,6 +150,11 @@ mod tests {
         std::fs::write(&path, "[lists]\ndeny = [\"deny.txt\"]\n").unwrap();
         let cfg = Config::load(&path).unwrap();
         assert_eq!(cfg.lists.deny, vec![dir.path().join("deny.txt")]);
+        assert_eq!(
+            cfg.admin.db_path,
+            dir.path().join("dnsward-data/events.sqlite3"),
+            "the event database follows the config file too"
+        );
         let err = Config::load(&dir.path().join("missing.toml")).unwrap_err();
         assert!(err.to_string().contains("missing.toml"));
     }
