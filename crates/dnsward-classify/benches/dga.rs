@@ -1,5 +1,7 @@
 //! `cargo bench -p dnsward-classify`: per-name cost of judge() uncached (single), judge_batch()
-//! uncached, and judge() on a cached verdict. Run on one core: `taskset -c 0 cargo bench ...`.
+//! uncached, judge() on a cached verdict, and (for comparison) one row through the tract plan,
+//! the reference the native forward pass is checked against. Run on one core:
+//! `CARGO_TARGET_DIR=target-classify taskset -c 1 cargo bench -p dnsward-classify --bench dga`.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use dnsward_classify::DgaModel;
@@ -28,6 +30,7 @@ fn names(n: usize, seed: u64) -> Vec<String> {
 
 fn bench(c: &mut Criterion) {
     let model = DgaModel::embedded().expect("model").with_cache_capacity(1);
+    eprintln!("backend: {}", model.backend().as_str());
     let mut g = c.benchmark_group("dga");
 
     g.throughput(Throughput::Elements(1));
@@ -70,6 +73,16 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             j = (j + 1) % hot.len();
             cached.judge(&hot[j])
+        })
+    });
+
+    let mut k = 0usize;
+    g.bench_function("tract_reference_single", |b| {
+        b.iter(|| {
+            k = (k + 1) % pool.len();
+            let reg = dnsward_classify::registrable_domain(&pool[k]).unwrap();
+            let (label, suffix) = reg.split_once('.').unwrap();
+            model.reference_score_parts_logit(label, suffix).unwrap()
         })
     });
     g.finish();

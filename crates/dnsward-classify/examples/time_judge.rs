@@ -1,9 +1,35 @@
 //! Quick per-name timing of the embedded model on one thread (no criterion):
-//! `CARGO_TARGET_DIR=target-classify cargo run --release -p dnsward-classify --example time_judge`
-//! (pin to one core with `taskset -c 0`). Prints µs per uncached `judge()` (featurisation +
-//! tract inference of one row), per name in `judge_batch()`, and per cached `judge()`.
+//! `CARGO_TARGET_DIR=target-classify cargo build --release -p dnsward-classify --example time_judge
+//! && taskset -c 1 target-classify/release/examples/time_judge [model.onnx]`.
+//! Prints the backend in use and µs per name for: features only, uncached `judge()` (features +
+//! one forward pass), `judge_batch()`, cached `judge()`, and the tract plan (the reference,
+//! `reference_score_parts_logit`, on fewer names) for comparison.
 
 use std::time::Instant;
+
+/// Nanoseconds this thread has spent on a CPU (`/proc/thread-self/schedstat`, Linux): unlike the
+/// wall clock it does not count time the thread waited for the core while other processes ran.
+fn cpu_ns() -> Option<u64> {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Runs `f` and returns (wall µs, on-CPU µs) divided by `n`.
+fn timed(n: usize, f: impl FnOnce()) -> (f64, f64) {
+    let c0 = cpu_ns();
+    let t = Instant::now();
+    f();
+    let wall = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+    let cpu = match (c0, cpu_ns()) {
+        (Some(a), Some(b)) => (b - a) as f64 / 1e3 / n as f64,
+        _ => f64::NAN,
+    };
+    (wall, cpu)
+}
 
 use dnsward_classify::DgaModel;
 
@@ -48,48 +74,67 @@ fn main() {
     for q in pool.iter().take(500) {
         model.judge(q);
     }
-    let t = Instant::now();
     let mut flagged = 0usize;
-    for q in &pool {
-        model.clear_cache();
-        flagged += model.judge(q).is_dga(model.default_threshold()) as usize;
-    }
-    let single = t.elapsed().as_secs_f64() * 1e6 / pool.len() as f64;
+    let single = timed(pool.len(), || {
+        for q in &pool {
+            model.clear_cache();
+            flagged += model.judge(q).is_dga(model.default_threshold()) as usize;
+        }
+    });
 
-    let t = Instant::now();
     let mut sink = 0usize;
-    for q in &pool {
-        let reg = dnsward_classify::registrable_domain(q).unwrap();
-        let (label, suffix) = reg.split_once('.').unwrap();
-        sink += model.features(label, suffix).ids.len();
-    }
-    let feat = t.elapsed().as_secs_f64() * 1e6 / pool.len() as f64;
+    let feat = timed(pool.len(), || {
+        for q in &pool {
+            let reg = dnsward_classify::registrable_domain(q).unwrap();
+            let (label, suffix) = reg.split_once('.').unwrap();
+            sink += model.features(label, suffix).ids.len();
+        }
+    });
     std::hint::black_box(sink);
 
     let batch_names = names(20_480, 2);
     let refs: Vec<&str> = batch_names.iter().map(String::as_str).collect();
-    let t = Instant::now();
-    for chunk in refs.chunks(1024) {
-        model.clear_cache();
-        model.judge_batch(chunk);
-    }
-    let batched = t.elapsed().as_secs_f64() * 1e6 / refs.len() as f64;
+    let batched = timed(refs.len(), || {
+        for chunk in refs.chunks(1024) {
+            model.clear_cache();
+            model.judge_batch(chunk);
+        }
+    });
 
     let cached = load();
     let hot = names(1000, 7);
     for q in &hot {
         cached.judge(q);
     }
-    let t = Instant::now();
     let reps = 200;
-    for _ in 0..reps {
-        for q in &hot {
-            std::hint::black_box(cached.judge(q));
+    let hit = timed(reps * hot.len(), || {
+        for _ in 0..reps {
+            for q in &hot {
+                std::hint::black_box(cached.judge(q));
+            }
         }
-    }
-    let hit = t.elapsed().as_secs_f64() * 1e6 / (reps * hot.len()) as f64;
+    });
+
+    let tract_names = &pool[..2000];
+    let tract = timed(tract_names.len(), || {
+        for q in tract_names {
+            let reg = dnsward_classify::registrable_domain(q).unwrap();
+            let (label, suffix) = reg.split_once('.').unwrap();
+            std::hint::black_box(model.reference_score_parts_logit(label, suffix).unwrap());
+        }
+    });
     println!(
-        "features only: {feat:.2} µs/name; uncached judge(): {single:.2} µs/name; judge_batch(): {batched:.2} µs/name; cached judge(): {hit:.3} µs/name ({flagged} of {} flagged)",
+        "backend {} ({flagged} of {} flagged); µs per name, wall / on-CPU:",
+        model.backend().as_str(),
         pool.len()
     );
+    for (what, (wall, cpu)) in [
+        ("features only", feat),
+        ("uncached judge()", single),
+        ("judge_batch() (1024 names per call)", batched),
+        ("cached judge()", hit),
+        ("tract plan, one row (reference)", tract),
+    ] {
+        println!("  {what:<40} {wall:8.3} / {cpu:8.3}");
+    }
 }

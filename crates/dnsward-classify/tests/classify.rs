@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use dnsward_classify::{features, registrable_domain, DgaJudgement, DgaModel, SkipReason};
+use dnsward_classify::{features, registrable_domain, Backend, DgaJudgement, DgaModel, SkipReason};
 
 fn model() -> &'static DgaModel {
     static M: OnceLock<DgaModel> = OnceLock::new();
@@ -292,4 +292,163 @@ fn missing_and_corrupt_model_files_are_errors() {
     let m = DgaModel::from_path(&ok).unwrap();
     assert_eq!(m.families(), model().families());
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn embedded_model_uses_the_native_forward_pass() {
+    assert_eq!(model().backend(), Backend::Native);
+    assert_eq!(
+        DgaModel::from_bytes(include_bytes!("../../../models/dga.onnx"), "")
+            .unwrap()
+            .backend(),
+        Backend::Native
+    );
+}
+
+/// Pseudo-random labels over the whole input space: random letters, digits and hyphens,
+/// dictionary-like compounds, very short and over-long labels, many suffixes.
+fn generated_names(n: usize, seed: u64) -> Vec<(String, String)> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let words = [
+        "pretty", "school", "market", "garden", "blue", "river", "stone", "fire", "bank", "mail",
+        "secure", "login", "cloud", "update",
+    ];
+    let suffixes = [
+        "com",
+        "net",
+        "org",
+        "info",
+        "co.uk",
+        "ru",
+        "biz",
+        "xyz",
+        "top",
+        "de",
+        "cn",
+        "ws",
+        "io",
+        "com.br",
+        "zz-unknown",
+    ];
+    let alphabet = b"abcdefghijklmnopqrstuvwxyz0123456789-";
+    (0..n)
+        .map(|i| {
+            let mut label = String::new();
+            match i % 4 {
+                0 | 1 => {
+                    let len = match next() % 10 {
+                        0 => 1 + (next() % 3) as usize,
+                        1 => 60 + (next() % 20) as usize,
+                        _ => 4 + (next() % 24) as usize,
+                    };
+                    let k = if i % 4 == 0 { 26 } else { alphabet.len() };
+                    for _ in 0..len {
+                        label.push(alphabet[(next() % k as u64) as usize] as char);
+                    }
+                }
+                2 => {
+                    for _ in 0..1 + next() % 4 {
+                        label.push_str(words[(next() % words.len() as u64) as usize]);
+                    }
+                }
+                _ => {
+                    label.push_str(words[(next() % words.len() as u64) as usize]);
+                    label.push_str(&format!("{}", next() % 100_000));
+                }
+            }
+            let suffix = suffixes[(next() % suffixes.len() as u64) as usize].to_owned();
+            (label, suffix)
+        })
+        .collect()
+}
+
+#[test]
+fn native_forward_pass_matches_the_tract_plan() {
+    let m = model();
+    assert_eq!(m.backend(), Backend::Native);
+    let mut cases: Vec<(String, String)> =
+        fixture().into_iter().map(|r| (r.label, r.suffix)).collect();
+    let n_fixture = cases.len();
+    cases.extend(generated_names(4000, 3));
+    let top = |fam: &[f32]| {
+        fam.iter()
+            .enumerate()
+            .fold((0, f32::MIN), |a, (i, &p)| if p > a.1 { (i, p) } else { a })
+    };
+    let mut worst = 0f32;
+    for (label, suffix) in &cases {
+        let (s_n, fam_n, l_n) = m.score_parts_logit(label, suffix).unwrap();
+        let (s_t, fam_t, l_t) = m.reference_score_parts_logit(label, suffix).unwrap();
+        worst = worst.max((l_n - l_t).abs());
+        assert!(
+            (l_n - l_t).abs() <= 1e-4,
+            "{label}.{suffix}: native logit {l_n}, tract {l_t}"
+        );
+        assert!(
+            (s_n - s_t).abs() <= 1e-5,
+            "{label}.{suffix}: native score {s_n}, tract {s_t}"
+        );
+        assert_eq!(fam_n.len(), fam_t.len());
+        for (a, b) in fam_n.iter().zip(&fam_t) {
+            assert!(
+                (a - b).abs() <= 1e-5,
+                "{label}.{suffix}: family prob {a} vs {b}"
+            );
+        }
+        let (bn, pn) = top(&fam_n);
+        let (bt, pt) = top(&fam_t);
+        // Same top family, unless the tract plan itself has a near-tie at the top.
+        let second = fam_t
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| i != bt)
+            .map(|(_, &p)| p)
+            .fold(f32::MIN, f32::max);
+        if pt - second > 1e-5 {
+            assert_eq!(bn, bt, "{label}.{suffix}: top family {pn} vs {pt}");
+        }
+    }
+    eprintln!(
+        "{} names ({n_fixture} from the parity fixture): max |logit difference| {worst:e}",
+        cases.len()
+    );
+    // judge() and judge_batch() go through the same native pass.
+    let fresh = DgaModel::embedded().unwrap();
+    let qnames: Vec<String> = generated_names(300, 11)
+        .into_iter()
+        .map(|(l, s)| format!("www.{l}.{s}"))
+        .collect();
+    let refs: Vec<&str> = qnames.iter().map(String::as_str).collect();
+    let batch = fresh.judge_batch(&refs);
+    fresh.clear_cache();
+    for (q, b) in refs.iter().zip(&batch) {
+        assert_eq!(&fresh.judge(q), b, "{q}");
+    }
+}
+
+#[test]
+fn unknown_graph_structure_falls_back_to_tract() {
+    // Same-length op rename inside the graph (Relu -> Selu): still a valid ONNX model that tract
+    // runs, but not the structure the native pass knows.
+    let mut bytes = include_bytes!("../../../models/dga.onnx").to_vec();
+    let at = bytes
+        .windows(4)
+        .position(|w| w == b"Relu")
+        .expect("a Relu node");
+    bytes[at..at + 4].copy_from_slice(b"Selu");
+    let m = DgaModel::from_bytes(&bytes, "").unwrap();
+    assert_eq!(m.backend(), Backend::Tract);
+    let j = m.judge("www.kqvwxjzrtplmnbvcxqwe.net");
+    assert!(j.score().is_some(), "{j:?}");
+    let (s, _, l) = m.score_parts_logit("kqvwxjzrtplmnbvcxqwe", "net").unwrap();
+    let (s2, _, l2) = m
+        .reference_score_parts_logit("kqvwxjzrtplmnbvcxqwe", "net")
+        .unwrap();
+    assert_eq!((s, l), (s2, l2));
 }
