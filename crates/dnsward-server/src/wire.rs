@@ -628,19 +628,21 @@ pub fn walk_response(pkt: &[u8]) -> Option<ResponseLayout> {
         }
     }
     let question_end = pos;
+    let total = an as usize + ns as usize + ar as usize;
     let mut layout = ResponseLayout {
         rcode: (flags & 0xf) as u8,
         truncated: flags & FLAG_TC != 0,
         authoritative: flags & FLAG_AA != 0,
         authentic_data: flags & FLAG_AD != 0,
-        ttls: Vec::with_capacity((an + ns + ar) as usize),
+        // The counts come from the packet (u16 each, so their sum can overflow u16): reserve no
+        // more than the records that fit in it (11 bytes at least each).
+        ttls: Vec::with_capacity(total.min(pkt.len().saturating_sub(question_end) / 11)),
         opt: None,
         ancount: an,
         nscount: ns,
         soa: None,
         question_end,
     };
-    let total = an as usize + ns as usize + ar as usize;
     for i in 0..total {
         let start = pos;
         let after_name = skip_name(pkt, pos)?;
