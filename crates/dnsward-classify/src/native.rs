@@ -1076,7 +1076,7 @@ mod tests {
         }
     }
 
-    fn tract_run(plan: &TypedRunnableModel, f: &Features) -> (f32, Vec<f32>, f32) {
+    fn tract_run(plan: &Arc<TypedRunnableModel>, f: &Features) -> (f32, Vec<f32>, f32) {
         let mut ids = vec![0i64; W.ids];
         let m = f.ids.len().min(W.ids);
         ids[..m].copy_from_slice(&f.ids[..m]);
