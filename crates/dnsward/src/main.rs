@@ -1,5 +1,7 @@
 //! The `dnsward` command line.
 
+mod health;
+
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use dnsward::{build_policy, App, Config, Detectors};
@@ -35,6 +37,9 @@ enum Command {
     /// Write a realistic answer stream (flux and double-flux agents on residential ASNs, CDNs,
     /// round-robin pools, parked and benign domains) drawn from the configured ASN database.
     GenAnswers(GenArgs),
+    /// Exit 0 if the DNS listener at ADDR (default 127.0.0.1:53) answers, 1 if not: a CHAOS
+    /// query dnsward answers itself, independent of the upstreams (container health checks).
+    Health(health::HealthArgs),
 }
 
 #[derive(Args)]
@@ -132,6 +137,7 @@ fn main() -> ExitCode {
         Command::Classify(args) => classify(args).map(|_| ExitCode::SUCCESS),
         Command::ReplayAnswers(args) => replay_answers(args).map(|_| ExitCode::SUCCESS),
         Command::GenAnswers(args) => gen_answers(args).map(|_| ExitCode::SUCCESS),
+        Command::Health(args) => Ok(health::run(args)),
     };
     match result {
         Ok(code) => code,
