@@ -167,6 +167,17 @@ async fn serve_answers_and_reloads_on_sighup() {
         }
     }
     assert!(ready, "dnsward serve answers");
+    // The container health check: answers for a live listener, exit 1 for a dead one.
+    let health = |target: String| {
+        dnsward()
+            .args(["health", &target, "--timeout-ms", "1000"])
+            .output()
+            .unwrap()
+    };
+    let ok = health(listen.clone());
+    assert!(ok.status.success(), "{ok:?}");
+    let dead = health(format!("127.0.0.1:{}", free_port()));
+    assert_eq!(dead.status.code(), Some(1), "{dead:?}");
     let got = udp(addr, &query("bad.test.", RecordType::A, None)).await;
     assert_eq!(got.metadata.response_code, ResponseCode::NXDomain);
     let got = udp(addr, &query("later.test.", RecordType::A, None)).await;
