@@ -19,7 +19,8 @@
 #
 # Knobs: DURATION (s, 600) RATE (qps, 4000) CACHE_MIB (8) WARMUP (s, DURATION/5) RSS_SLACK_PCT (10)
 #        RSS_SLACK_MIB (8) LOG_ALL (0: blocks only; 1: every query into the event store)
-#        SUT_CPU (1) GEN_CPU (0) PIN (1) CLIENTS (4) OUTST (500)
+#        SUT_CPU (1) GEN_CPU (0) PIN (1) CLIENTS (4) OUTST (500) SKIP_BUILD (set: use the existing
+#        release binary, ${CARGO_TARGET_DIR:-target}/release/dnsward, without cargo build)
 # Verdict: PASS when lost = 0, malformed = 0 and the highest RSS in the last third of the run is
 # at most the first sample after warm-up + max(RSS_SLACK_PCT %, RSS_SLACK_MIB MiB). Exit 1 on FAIL.
 # Output: target/bench/results/soak-<UTC time>/ (dnsperf.txt, rss.csv, dnsward.log, stats.json,
