@@ -483,6 +483,5 @@ mod tests {
         // Garbage as is: not an answer to this question, so SERVFAIL.
         let out = p.run(&Input::encode(flags::RAW_UPSTREAM, &q, &[0xff; 40]));
         assert_eq!(out.first.response.as_ref().unwrap()[3] & 0xf, 2);
-        assert!(p.events_reported() >= 1);
     }
 }

@@ -655,7 +655,11 @@ pub fn walk_response(pkt: &[u8]) -> Option<ResponseLayout> {
             return None;
         }
         if rtype == TYPE_OPT {
-            if layout.opt.is_some() {
+            // RFC 6891 §6.1.1: one OPT, in the additional section, owned by the root. The cache
+            // strips it and lowers ARCOUNT, so an OPT elsewhere would leave a count pointing at
+            // a record that is no longer there (a malformed answer to the client).
+            let in_additional = i >= an as usize + ns as usize;
+            if layout.opt.is_some() || !in_additional || after_name != start + 1 {
                 return None;
             }
             layout.opt = Some((start, end));
