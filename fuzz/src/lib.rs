@@ -87,10 +87,14 @@ pub fn run_and_check(path: &RequestPath, data: &[u8]) -> Result<Outcome, String>
     let outcome = path.run(data);
     let input = Input::parse(data);
     let query_ok = hickory_proto::op::Message::from_vec(input.query).is_ok();
+    // A second ask answered from the cache carries the first ask's upstream records, so "did
+    // the upstream bytes parse" applies to it too (dnsward forwards RDATA as it came).
+    let any_upstream =
+        outcome.first.went_upstream || outcome.second.as_ref().is_some_and(|r| r.went_upstream);
     for reply in std::iter::once(&outcome.first).chain(outcome.second.as_ref()) {
         check_response(input.query, reply)?;
         if let (Some(resp), true) = (&reply.response, query_ok) {
-            let upstream_ok = !reply.went_upstream || upstream_parses(&input);
+            let upstream_ok = !any_upstream || upstream_parses(&input);
             if upstream_ok {
                 hickory_proto::op::Message::from_vec(resp)
                     .map_err(|e| format!("hickory cannot parse the response ({e}): {resp:02x?}"))?;

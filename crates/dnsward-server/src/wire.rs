@@ -301,7 +301,12 @@ pub fn skip_name(pkt: &[u8], mut pos: usize) -> Option<usize> {
                 }
             }
             0xc0 => {
-                pkt.get(pos + 1)?;
+                let target = (((len & 0x3f) as usize) << 8) | *pkt.get(pos + 1)? as usize;
+                if target < HEADER_LEN {
+                    // A pointer into the header is malformed, and dangerous to pass on: the
+                    // header is rewritten (ID, flags, counts), which would change the name.
+                    return None;
+                }
                 return Some(pos + 2);
             }
             _ => return None,
@@ -335,8 +340,9 @@ pub fn read_name_text(pkt: &[u8], mut pos: usize) -> Option<String> {
                     return None;
                 }
                 let target = (((len & 0x3f) as usize) << 8) | *pkt.get(pos + 1)? as usize;
-                if target >= pos {
-                    // Pointers must point backwards; forward or self pointers are loops or junk.
+                if target >= pos || target < HEADER_LEN {
+                    // Pointers must point backwards, at a name: forward or self pointers are
+                    // loops or junk, and the header holds no names.
                     return None;
                 }
                 pos = target;
