@@ -118,17 +118,6 @@ fn broken_config_and_missing_list_are_clear_errors() {
         .contains("/nonexistent/dnsward.toml"));
 }
 
-fn free_port() -> u16 {
-    // UDP and TCP both free on the same port.
-    loop {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_answers_and_reloads_on_sighup() {
     let up = start_upstream().await;

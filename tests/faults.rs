@@ -831,16 +831,6 @@ async fn sighup_under_load_loses_nothing() {
     check_reload_answers(&all, "SIGHUP under load");
 }
 
-fn free_port() -> u16 {
-    loop {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // (e) event store disk full
 // ---------------------------------------------------------------------------------------------

@@ -261,3 +261,14 @@ pub async fn start_encrypted_upstream(dir: &std::path::Path) -> EncryptedUpstrea
         _server: server,
     }
 }
+
+/// A loopback port free for both UDP and TCP (for a server started as a separate process).
+pub fn free_port() -> u16 {
+    loop {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
