@@ -49,16 +49,69 @@ impl Hasher for Fnv {
 /// The compiled-in zone set, with a cheap pre-filter on the last two labels.
 pub struct DnsblZones {
     zones: HashMap<String, ZoneKind>,
-    /// Last two labels of every zone (`spamhaus.org`): one hash lookup rejects almost every name.
+    /// Last two labels of every zone (`spamhaus.org`): the pre-filter's exact set.
     bases: HashSet<String, BuildHasherDefault<Fnv>>,
+    /// Bloom filter over `bases` (two bits per entry): it rejects almost every queried name
+    /// before any hash-set probe. The pre-filter runs for every answered query.
+    bloom: [u64; BLOOM_WORDS],
+}
+
+const BLOOM_WORDS: usize = 32;
+const BLOOM_BITS: u64 = BLOOM_WORDS as u64 * 64;
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+fn bloom_bits(h: u64) -> [u64; 2] {
+    [h % BLOOM_BITS, (h >> 32) % BLOOM_BITS]
 }
 
 fn last_two_labels(name: &str) -> Option<&str> {
-    let last_dot = name.rfind('.')?;
-    match name[..last_dot].rfind('.') {
+    let b = name.as_bytes();
+    let last_dot = b.iter().rposition(|&c| c == b'.')?;
+    match b[..last_dot].iter().rposition(|&c| c == b'.') {
         Some(p) => Some(&name[p + 1..]),
         None => Some(name),
     }
+}
+
+/// The last two labels of an uncompressed wire name as lowercase text (`spamhaus.org`) in `buf`;
+/// None for fewer than two labels or a malformed name.
+fn last_two_labels_wire<'b>(wire: &[u8], buf: &'b mut [u8; 128]) -> Option<&'b [u8]> {
+    let (mut prev, mut last) = (None, None);
+    let mut pos = 0;
+    loop {
+        let len = *wire.get(pos)? as usize;
+        if len == 0 {
+            break;
+        }
+        if len > 63 {
+            return None;
+        }
+        prev = last;
+        last = Some(pos);
+        pos += 1 + len;
+    }
+    let mut n = 0;
+    for start in [prev?, last?] {
+        let len = wire[start] as usize;
+        let label = wire.get(start + 1..start + 1 + len)?;
+        if n > 0 {
+            buf[n] = b'.';
+            n += 1;
+        }
+        for (d, c) in buf[n..n + len].iter_mut().zip(label) {
+            *d = c.to_ascii_lowercase();
+        }
+        n += len;
+    }
+    Some(&buf[..n])
 }
 
 impl DnsblZones {
@@ -71,6 +124,7 @@ impl DnsblZones {
     pub fn parse(text: &str) -> DnsblZones {
         let mut zones = HashMap::new();
         let mut bases = HashSet::default();
+        let mut bloom = [0u64; BLOOM_WORDS];
         for line in text.lines() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -84,11 +138,18 @@ impl DnsblZones {
             };
             let zone = zone.trim_end_matches('.').to_ascii_lowercase();
             if let Some(b) = last_two_labels(&zone) {
+                for bit in bloom_bits(fnv1a(b.as_bytes())) {
+                    bloom[(bit / 64) as usize] |= 1 << (bit % 64);
+                }
                 bases.insert(b.to_string());
             }
             zones.insert(zone, kind);
         }
-        DnsblZones { zones, bases }
+        DnsblZones {
+            zones,
+            bases,
+            bloom,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -99,10 +160,28 @@ impl DnsblZones {
         self.zones.is_empty()
     }
 
-    /// Cheap test (one hash lookup) used on the DNS path: could `qname` be under a zone?
+    fn bloom_hit(&self, base: &[u8]) -> bool {
+        bloom_bits(fnv1a(base))
+            .iter()
+            .all(|&bit| self.bloom[(bit / 64) as usize] & (1 << (bit % 64)) != 0)
+    }
+
+    /// Cheap test used on the DNS path: could `qname` (lowercase text) be under a zone?
     pub fn maybe_under(&self, qname: &str) -> bool {
         match last_two_labels(qname) {
-            Some(b) => self.bases.contains(b),
+            Some(b) => self.bloom_hit(b.as_bytes()) && self.bases.contains(b),
+            None => false,
+        }
+    }
+
+    /// [`DnsblZones::maybe_under`] on the query's wire name (any case), before the name is ever
+    /// formatted as text: the engine asks this for every answered query.
+    pub fn maybe_under_wire(&self, wire: &[u8]) -> bool {
+        let mut buf = [0u8; 128];
+        match last_two_labels_wire(wire, &mut buf) {
+            Some(b) => {
+                self.bloom_hit(b) && std::str::from_utf8(b).is_ok_and(|t| self.bases.contains(t))
+            }
             None => false,
         }
     }
@@ -196,6 +275,43 @@ mod tests {
         assert_eq!(l.prefix, "evil.example");
         assert!(z.parse_lookup("zen.spamhaus.org").is_none());
         assert!(z.parse_lookup("www.spamhaus.org").is_none());
+    }
+
+    #[test]
+    fn wire_prefilter_agrees_with_the_text_one() {
+        use dnsward_server::wire::text_to_wire;
+        let z = DnsblZones::builtin();
+        let mut names: Vec<String> = z.zones.keys().map(|k| format!("2.0.0.127.{k}")).collect();
+        names.extend(z.zones.keys().cloned());
+        names.extend(
+            [
+                "www.example.com",
+                "example.com",
+                "com",
+                "a.b.c.d.e",
+                "spamhaus.org.evil.net",
+            ]
+            .map(String::from),
+        );
+        names.extend((0..2000).map(|i| format!("h{i:06}.bench.lab")));
+        let mut hits = 0;
+        for n in &names {
+            let w = text_to_wire(n).unwrap();
+            let expect = z.maybe_under(n);
+            assert_eq!(z.maybe_under_wire(&w), expect, "{n}");
+            let upper = text_to_wire(&n.to_ascii_uppercase()).unwrap();
+            assert_eq!(z.maybe_under_wire(&upper), expect, "{n} in upper case");
+            hits += usize::from(expect);
+        }
+        // Every zone name and every lookup under one passes; the 2000 bench names and the
+        // others do not (the Bloom filter may pass a few, the exact set then rejects them).
+        assert_eq!(hits, 2 * z.len());
+        // Malformed or short wire names are simply not under a zone.
+        assert!(!z.maybe_under_wire(b""));
+        assert!(!z.maybe_under_wire(b"\x00"));
+        assert!(!z.maybe_under_wire(b"\x03org\x00"));
+        assert!(!z.maybe_under_wire(b"\x08spamhaus\x03or"));
+        assert!(!z.maybe_under_wire(b"\x40spamhaus\x03org\x00"));
     }
 
     #[test]

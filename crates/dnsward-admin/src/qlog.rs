@@ -44,6 +44,14 @@ pub struct ChunkEncoder {
 }
 
 impl ChunkEncoder {
+    /// An encoder for about `records` records (typical records take 25-40 bytes).
+    pub fn with_capacity(records: usize) -> Self {
+        ChunkEncoder {
+            buf: Vec::with_capacity(records.min(8192) * 40),
+            ..Default::default()
+        }
+    }
+
     pub fn push(&mut self, q: &LoggedQuery<'_>) {
         if self.n == 0 {
             self.first_us = q.ts_us;
@@ -93,16 +101,15 @@ impl ChunkEncoder {
         self.n == 0
     }
 
-    /// `(first_us, last_us, n, bytes)`; the encoder is empty afterwards.
-    pub fn take(&mut self) -> (i64, i64, u32, Vec<u8>) {
-        let out = (
-            self.first_us,
-            self.last_us,
-            self.n,
-            std::mem::take(&mut self.buf),
-        );
+    /// `(first_us, last_us, n, bytes)` of the chunk so far.
+    pub fn parts(&self) -> (i64, i64, u32, &[u8]) {
+        (self.first_us, self.last_us, self.n, &self.buf)
+    }
+
+    /// Empty the encoder (keeping its buffer).
+    pub fn clear(&mut self) {
+        self.buf.clear();
         self.n = 0;
-        out
     }
 }
 
@@ -237,8 +244,16 @@ mod tests {
             enc.push(x);
         }
         assert_eq!(enc.len(), 4);
-        let (first, last, n, bytes) = enc.take();
+        let (first, last, n, bytes) = enc.parts();
+        let bytes = bytes.to_vec();
+        enc.clear();
         assert!(enc.is_empty());
+        enc.push(&input[1]);
+        assert_eq!(
+            enc.parts().0,
+            input[1].ts_us,
+            "a cleared encoder starts a new chunk"
+        );
         assert_eq!(
             (first, last, n),
             (1_699_999_999_999_990, 1_700_000_000_900_000, 4)
@@ -253,7 +268,7 @@ mod tests {
         let mut enc = ChunkEncoder::default();
         enc.push(&q(10, "10.0.0.1", "a.example", false));
         enc.push(&q(20, "10.0.0.1", "b.example", false));
-        let (_, _, _, mut bytes) = enc.take();
+        let mut bytes = enc.parts().3.to_vec();
         bytes.truncate(bytes.len() - 3);
         let (out, err) = decode_chunk(&bytes);
         assert_eq!(out.len(), 1);

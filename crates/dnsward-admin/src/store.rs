@@ -319,9 +319,38 @@ enum Msg {
         host: Option<String>,
         name: Option<String>,
     },
+    /// Queries were staged (see [`QueryStage`]): write them with the next batch.
+    Wake,
     Flush(SyncSender<()>),
     Exec(String, SyncSender<Result<(), String>>),
     Shutdown,
+}
+
+/// The query log's fast lane. With query logging on and no event stream configured, an answered
+/// query is encoded on the DNS path straight into the chunk format the store keeps, under a
+/// short lock: no allocation, no channel message and no hand-off per query (a DNSBL lookup is
+/// also sent to the writer, for client scoring only). The writer takes the chunks with its next batch. The first query staged after a take
+/// sends one `Msg::Wake`, so an idle server stays idle.
+#[derive(Default)]
+struct QueryStage {
+    current: crate::qlog::ChunkEncoder,
+    full: Vec<crate::qlog::ChunkEncoder>,
+    /// A `Msg::Wake` is queued (or taken) for what is staged.
+    woken: bool,
+}
+
+/// Staged chunks beyond this (the writer stalled: 64 x 8192 queries) are dropped and counted.
+const MAX_STAGED_CHUNKS: usize = 64;
+
+impl QueryStage {
+    fn take(&mut self) -> Vec<crate::qlog::ChunkEncoder> {
+        let mut out = std::mem::take(&mut self.full);
+        if !self.current.is_empty() {
+            out.push(std::mem::take(&mut self.current));
+        }
+        self.woken = false;
+        out
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -386,8 +415,11 @@ impl Shared {
 pub struct EventStore {
     log_all: bool,
     scoring: bool,
+    /// An event stream is configured: every logged query goes through the writer.
+    streaming: bool,
     zones: &'static DnsblZones,
     tx: SyncSender<Msg>,
+    stage: Arc<Mutex<QueryStage>>,
     shared: Arc<Shared>,
     counters: Arc<StoreCounters>,
     scorer: Arc<Mutex<Scorer>>,
@@ -476,8 +508,12 @@ impl EventStore {
         restore_scores(&conn, &mut scorer);
         let scorer = Arc::new(Mutex::new(scorer));
         let (tx, rx) = mpsc::sync_channel(cfg.queue_capacity);
+        let stage = Arc::new(Mutex::new(QueryStage::default()));
+        let streaming = streams.is_active();
         let mut writer = Writer {
             conn,
+            stage: stage.clone(),
+            staged: Vec::new(),
             shared: shared.clone(),
             counters: counters.clone(),
             scorer: scorer.clone(),
@@ -499,14 +535,55 @@ impl EventStore {
         Ok(Arc::new(EventStore {
             log_all: cfg.log_all_queries,
             scoring: cfg.client_scoring,
+            streaming,
             zones: DnsblZones::builtin(),
             tx,
+            stage,
             shared,
             counters,
             scorer,
             writer: Mutex::new(Some(handle)),
             db_path: cfg.db_path.clone(),
         }))
+    }
+
+    /// The fast lane of the query log (see [`QueryStage`]).
+    fn stage_query(&self, e: &QueryEvent<'_>) {
+        // Only allowlisted answers carry a reason (rare next to plain answers).
+        let reason = e
+            .verdict
+            .reason
+            .as_ref()
+            .and_then(|r| serde_json::to_string(r).ok());
+        let record = crate::qlog::LoggedQuery {
+            ts_us: unix_us(e.time),
+            client: crate::dnsbl::canonical_ip(e.client),
+            qname: e.qname,
+            qtype: e.qtype,
+            rcode: e.rcode,
+            cached: e.from_cache,
+            allow: matches!(e.verdict.kind, VerdictKind::Allow),
+            reason: reason.as_deref(),
+        };
+        let mut st = self.stage.lock();
+        if st.current.len() >= QUERY_CHUNK_MAX {
+            if st.full.len() >= MAX_STAGED_CHUNKS {
+                drop(st);
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            let done = std::mem::take(&mut st.current);
+            st.full.push(done);
+        }
+        if st.current.is_empty() && st.full.is_empty() {
+            st.current = crate::qlog::ChunkEncoder::with_capacity(1024);
+        }
+        st.current.push(&record);
+        if !st.woken && self.tx.try_send(Msg::Wake).is_ok() {
+            st.woken = true;
+        }
+        drop(st);
+        self.counters.enqueued.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Wait until everything queued so far is committed (and streamed). After `flush` returns,
@@ -953,9 +1030,18 @@ impl EventSink for EventStore {
                 self.counters.by_cat_action[ci][ai].fetch_add(1, Ordering::Relaxed);
             }
         }
-        let keep = blocked || self.log_all;
-        if !(keep || self.scoring && self.zones.maybe_under(e.qname)) {
+        let mut keep = blocked || self.log_all;
+        let dnsbl = self.scoring && self.zones.maybe_under(e.qname);
+        if !(keep || dnsbl) {
             return;
+        }
+        if !blocked && self.log_all && !self.streaming {
+            // Every logged query takes the fast lane, so the log keeps the order of answers.
+            self.stage_query(e);
+            if !dnsbl {
+                return;
+            }
+            keep = false; // a DNSBL lookup still goes to client scoring
         }
         let ev = OwnedEvent {
             ts_us: unix_us(e.time),
@@ -981,10 +1067,22 @@ impl EventSink for EventStore {
     fn wants_all_queries(&self) -> bool {
         self.log_all || self.scoring
     }
+
+    fn wants_answered(&self, qname_wire: &[u8]) -> bool {
+        self.log_all || self.scoring && self.zones.maybe_under_wire(qname_wire)
+    }
+
+    fn count_answered(&self, qtype: u16, rcode: u8) {
+        self.counters.by_type[qtype_index(qtype)][result_index(false, rcode)]
+            .fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 struct Writer {
     conn: Connection,
+    stage: Arc<Mutex<QueryStage>>,
+    /// Chunks taken from the stage and not yet committed (kept across a failed write).
+    staged: Vec<crate::qlog::ChunkEncoder>,
     shared: Arc<Shared>,
     counters: Arc<StoreCounters>,
     scorer: Arc<Mutex<Scorer>>,
@@ -999,6 +1097,8 @@ struct Writer {
 enum Pending {
     Event(OwnedEvent),
     Evidence(IpAddr, Evidence, String),
+    /// Queries are staged: makes the batch due like any event (written from the stage).
+    Staged,
 }
 
 impl Writer {
@@ -1075,6 +1175,12 @@ impl Writer {
                         batch.push(Pending::Evidence(ip, ev, key));
                     }
                 }
+                Ok(Msg::Wake) => {
+                    if batch.is_empty() {
+                        batch_started = Instant::now();
+                    }
+                    batch.push(Pending::Staged);
+                }
                 Ok(Msg::Flush(ack)) => {
                     self.write(&mut batch);
                     self.streams.flush();
@@ -1111,7 +1217,11 @@ impl Writer {
     }
 
     fn take_event(&mut self, e: OwnedEvent, batch: &mut Vec<Pending>) {
-        if self.scoring {
+        // Scoring looks at categorised verdicts and DNSBL lookups only; with query logging on,
+        // every other answered query would cost a lock and a zone parse for nothing.
+        if self.scoring
+            && (e.verdict.category().is_some() || DnsblZones::builtin().maybe_under(&e.qname))
+        {
             let new = self.scorer.lock().observe(&Observation {
                 at: e.ts_us as f64 / 1e6,
                 client: e.client,
@@ -1136,12 +1246,15 @@ impl Writer {
     }
 
     fn write(&mut self, batch: &mut Vec<Pending>) {
-        if batch.is_empty() {
+        let taken = self.stage.lock().take();
+        self.staged.extend(taken);
+        if batch.is_empty() && self.staged.is_empty() {
             return;
         }
         let t0 = Instant::now();
-        match insert_batch(&mut self.conn, batch) {
+        match insert_batch(&mut self.conn, batch, &self.staged) {
             Ok((b, q, ev)) => {
+                self.staged.clear();
                 self.counters.written_blocks.fetch_add(b, Ordering::Relaxed);
                 self.counters
                     .written_queries
@@ -1169,8 +1282,9 @@ impl Writer {
                         .fetch_add(batch.len() as u64, Ordering::Relaxed);
                 } else {
                     self.degrade(&e.to_string());
-                    match insert_batch(&mut self.conn, batch) {
+                    match insert_batch(&mut self.conn, batch, &self.staged) {
                         Ok((b, q, ev)) => {
+                            self.staged.clear();
                             self.counters.written_blocks.fetch_add(b, Ordering::Relaxed);
                             self.counters
                                 .written_queries
@@ -1187,6 +1301,12 @@ impl Writer {
                     }
                 }
             }
+        }
+        if !self.staged.is_empty() {
+            // Neither the file nor the in-memory fallback took them (counted as lost above).
+            let n: u64 = self.staged.iter().map(|c| u64::from(c.len())).sum();
+            self.counters.lost.fetch_add(n, Ordering::Relaxed);
+            self.staged.clear();
         }
         self.counters.batch_latency.observe(t0.elapsed());
         batch.clear();
@@ -1366,7 +1486,11 @@ fn is_busy(e: &rusqlite::Error) -> bool {
     )
 }
 
-fn insert_batch(conn: &mut Connection, batch: &[Pending]) -> rusqlite::Result<(u64, u64, u64)> {
+fn insert_batch(
+    conn: &mut Connection,
+    batch: &[Pending],
+    staged: &[crate::qlog::ChunkEncoder],
+) -> rusqlite::Result<(u64, u64, u64)> {
     let tx = conn.transaction()?;
     let (mut b, mut q, mut ev) = (0, 0, 0);
     {
@@ -1378,13 +1502,22 @@ fn insert_batch(conn: &mut Connection, batch: &[Pending]) -> rusqlite::Result<(u
             "INSERT INTO query_chunks(first_us, last_us, n, format, data)
              VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
-        let mut chunk = crate::qlog::ChunkEncoder::default();
+        // Staged queries first: they were answered before the events queued with this batch.
+        for c in staged {
+            if !c.is_empty() {
+                let (first, last, n, data) = c.parts();
+                ins_chunk.execute(params![first, last, n, crate::qlog::CHUNK_FORMAT, data])?;
+                q += u64::from(n);
+            }
+        }
+        let mut chunk = crate::qlog::ChunkEncoder::with_capacity(batch.len());
         let mut put_chunk = |chunk: &mut crate::qlog::ChunkEncoder| -> rusqlite::Result<u64> {
             if chunk.is_empty() {
                 return Ok(0);
             }
-            let (first, last, n, data) = chunk.take();
+            let (first, last, n, data) = chunk.parts();
             ins_chunk.execute(params![first, last, n, crate::qlog::CHUNK_FORMAT, data])?;
+            chunk.clear();
             Ok(u64::from(n))
         };
         let mut ins_ev = tx.prepare_cached(
@@ -1393,6 +1526,7 @@ fn insert_batch(conn: &mut Connection, batch: &[Pending]) -> rusqlite::Result<(u
         )?;
         for p in batch {
             match p {
+                Pending::Staged => {}
                 Pending::Event(e) => {
                     let reason = e
                         .verdict
@@ -1494,6 +1628,16 @@ impl EventSink for TeeSink {
 
     fn wants_all_queries(&self) -> bool {
         self.wants_all
+    }
+
+    fn wants_answered(&self, qname_wire: &[u8]) -> bool {
+        self.sinks.iter().any(|s| s.wants_answered(qname_wire))
+    }
+
+    fn count_answered(&self, qtype: u16, rcode: u8) {
+        for s in &self.sinks {
+            s.count_answered(qtype, rcode);
+        }
     }
 }
 

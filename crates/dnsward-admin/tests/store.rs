@@ -549,3 +549,62 @@ fn crash_loses_nothing_acknowledged() {
     assert!(store.api_rules().iter().any(|(_, r)| r == "crash.example"));
     assert_eq!(store.clients(50.0, 10).len(), 1, "evidence survived");
 }
+
+/// With query logging on, answered queries are encoded on the DNS path (the store's fast lane);
+/// the log keeps the order of the answers, an allowlisted answer keeps its reason, and a DNSBL
+/// self-check is logged in place and still reaches client scoring.
+#[test]
+fn logged_queries_keep_order_and_dnsbl_lookups_still_score() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.log_all_queries = true;
+    let allow = Verdict::allow(dnsward_policy::Reason::new(
+        dnsward_policy::Stage::Allowlist,
+        "lists/allow.txt:9",
+        "",
+    ));
+    let t0 = SystemTime::now() - Duration::from_secs(60);
+    {
+        let store = EventStore::open(&cfg).unwrap();
+        for i in 0..20u64 {
+            let name = match i {
+                7 => "9.0.0.10.zen.spamhaus.org".to_string(),
+                _ => format!("n{i}.example"),
+            };
+            let v = if i == 11 { &allow } else { &Verdict::PASS };
+            record(
+                &*store,
+                t0 + Duration::from_millis(i),
+                "10.0.0.9",
+                &name,
+                v,
+                0,
+            );
+        }
+        store.flush();
+        let c = store
+            .client("10.0.0.9".parse().unwrap(), 10)
+            .unwrap()
+            .expect("the DNSBL self-check was scored");
+        assert_eq!(c.evidence_counts.get("dnsbl_self_check"), Some(&1), "{c:?}");
+    }
+    // After a restart: all 20, newest first, in answer order.
+    let store = EventStore::open(&cfg).unwrap();
+    let rows = store
+        .queries(&BlocksQuery {
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap();
+    let names: Vec<&str> = rows.iter().rev().map(|r| r.name.as_str()).collect();
+    assert_eq!(names.len(), 20, "{names:?}");
+    assert_eq!(names[7], "9.0.0.10.zen.spamhaus.org");
+    assert_eq!(names[0], "n0.example");
+    assert_eq!(names[19], "n19.example");
+    assert!(rows
+        .windows(2)
+        .all(|w| w[0].id > w[1].id && w[0].ts_us > w[1].ts_us));
+    let allowed = rows.iter().find(|r| r.name == "n11.example").unwrap();
+    assert_eq!(allowed.verdict, "allow");
+    assert_eq!(allowed.reason["source"], "lists/allow.txt:9");
+}

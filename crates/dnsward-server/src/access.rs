@@ -3,7 +3,7 @@
 use ipnet::IpNet;
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::time::Instant;
 
@@ -75,9 +75,7 @@ impl RateLimiter {
             return true;
         }
         let now_ms = self.epoch.elapsed().as_millis() as u64;
-        let mut h = self.hasher.build_hasher();
-        ip.hash(&mut h);
-        let mut shard = self.shards[h.finish() as usize % SHARDS].lock();
+        let mut shard = self.shards[self.hasher.hash_one(ip) as usize % SHARDS].lock();
         if shard.len() >= self.max_clients_per_shard && !shard.contains_key(&ip) {
             // Forget clients whose bucket has refilled: they are idle and lose nothing.
             let (rate, burst) = (self.per_sec, self.burst);

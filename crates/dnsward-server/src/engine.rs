@@ -201,24 +201,41 @@ impl Engine {
     ) -> bool {
         let mut key_buf = [0u8; 260];
         let key = q.cache_key(&mut key_buf);
-        let question_lower: Box<[u8]> = key[..key.len() - 1].into();
         let req = UpstreamRequest {
-            question: question_lower,
+            question: key[..key.len() - 1].into(),
             dnssec_ok: q.dnssec_ok(),
             checking_disabled: q.cd,
         };
+        let upstream = self.upstreams.resolve(&req);
+        self.answer_miss(&q, key, client, transport, upstream, out)
+            .await
+    }
+
+    /// The miss path with the upstream exchange given as a future: `answer_slow` passes the
+    /// upstream client's; the fuzzing entry point ([`crate::fuzzing`]) passes an answer taken
+    /// from its input, so the fuzzer runs this very code. `key` is `q`'s cache key.
+    #[doc(hidden)]
+    pub async fn answer_miss<E: std::fmt::Display>(
+        &self,
+        q: &Query,
+        key: &[u8],
+        client: SocketAddr,
+        transport: Transport,
+        upstream: impl Future<Output = Result<Vec<u8>, E>>,
+        out: &mut Vec<u8>,
+    ) -> bool {
         let policy = self.policy.load_full();
         let name = q.name_text();
 
         let sent = Instant::now();
-        let mut upstream = pin!(self.upstreams.resolve(&req));
+        let mut upstream = pin!(upstream);
         // Poll once: this sends the upstream query. Then judge the name while it is in flight.
         let early = std::future::poll_fn(|cx| Poll::Ready(upstream.as_mut().poll(cx))).await;
         let judging = Instant::now();
         let name_verdict = policy.judge_name(&name);
         self.name_stage_latency.observe(judging.elapsed());
         if name_verdict.is_enforced() {
-            self.respond_blocked(&q, &name, &name_verdict, client, false, out);
+            self.respond_blocked(q, &name, &name_verdict, client, false, out);
             return true;
         }
         let result = match early {
@@ -231,9 +248,9 @@ impl Engine {
             Err(e) => {
                 tracing::debug!(qname = %name, error = %e, "upstream failed");
                 Stats::bump(&self.stats.upstream_failures);
-                if !self.serve_stale(&q, key, client, transport, out) {
+                if !self.serve_stale(q, key, client, transport, out) {
                     Stats::bump(&self.stats.servfail);
-                    wire::rcode_response(&q, wire::RCODE_SERVFAIL, out);
+                    wire::rcode_response(q, wire::RCODE_SERVFAIL, out);
                 }
                 return true;
             }
@@ -241,16 +258,16 @@ impl Engine {
         let Some(layout) = wire::walk_response(&resp) else {
             tracing::debug!(qname = %name, "malformed upstream answer");
             Stats::bump(&self.stats.upstream_failures);
-            if !self.serve_stale(&q, key, client, transport, out) {
+            if !self.serve_stale(q, key, client, transport, out) {
                 Stats::bump(&self.stats.servfail);
-                wire::rcode_response(&q, wire::RCODE_SERVFAIL, out);
+                wire::rcode_response(q, wire::RCODE_SERVFAIL, out);
             }
             return true;
         };
         // An upstream that answers SERVFAIL or REFUSED failed too (RFC 8767 §5): a stale answer,
         // when configured and held, is better than passing the failure on.
         if matches!(layout.rcode, wire::RCODE_SERVFAIL | wire::RCODE_REFUSED)
-            && self.serve_stale(&q, key, client, transport, out)
+            && self.serve_stale(q, key, client, transport, out)
         {
             return true;
         }
@@ -268,7 +285,7 @@ impl Engine {
         if lifetime.is_some_and(|t| t > 0) {
             self.cache.insert(key, entry.clone());
         }
-        self.respond_with(&q, &entry, client, transport, now, false, out);
+        self.respond_with(q, &entry, client, transport, now, false, out);
         true
     }
 
@@ -346,7 +363,11 @@ impl Engine {
             // Monitor mode: answered normally, verdict recorded.
             self.report(q, &q.name_text(), verdict, client, entry.rcode, from_cache);
         } else if self.log_all {
-            self.report(q, &q.name_text(), verdict, client, entry.rcode, from_cache);
+            if self.events.wants_answered(q.question.name_wire()) {
+                self.report(q, &q.name_text(), verdict, client, entry.rcode, from_cache);
+            } else {
+                self.events.count_answered(q.qtype, entry.rcode);
+            }
         }
     }
 

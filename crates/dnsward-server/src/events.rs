@@ -30,10 +30,20 @@ pub struct QueryEvent<'a> {
 /// Where events go. Called on the query path: implementations must not block (queue and return).
 pub trait EventSink: Send + Sync {
     fn record(&self, event: &QueryEvent<'_>);
-    /// Whether unblocked queries are wanted too (query logging); costs a call per query.
+    /// Whether unblocked queries may be wanted too (query logging, client scoring); read once
+    /// when the engine is built.
     fn wants_all_queries(&self) -> bool {
         false
     }
+    /// Whether this answered (unblocked) query is wanted, asked on the query's wire name before
+    /// the engine formats the name and builds the event: a sink that only looks at some names
+    /// (client scoring watches DNSBL zones) keeps the rest of the queries at no cost.
+    fn wants_answered(&self, _qname_wire: &[u8]) -> bool {
+        self.wants_all_queries()
+    }
+    /// An answered query that `wants_answered` declined: only to be counted (metrics by query
+    /// type and result stay complete without an event per query).
+    fn count_answered(&self, _qtype: u16, _rcode: u8) {}
 }
 
 /// Logs blocks through `tracing` (the default sink).

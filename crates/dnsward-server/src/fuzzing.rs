@@ -6,28 +6,26 @@
 //! [`Engine::answer_fast`]), then, on a miss, the steps of [`Engine::answer_slow`] with the
 //! upstream exchange replaced by an answer taken from the fuzz input: the name stages
 //! (allowlist, denylist, classifiers), the receive-loop filter (QR set, one question, the same
-//! question), [`wire::walk_response`], the answer checks ([`judge_answer_wire`]), the cache
-//! entry ([`CachedAnswer::from_upstream`]) and response rendering or the block answer. A second
+//! question), [`wire::walk_response`], the answer checks ([`crate::answer::judge_answer_wire`]), the cache
+//! entry ([`crate::cache::CachedAnswer::from_upstream`]) and response rendering or the block answer. A second
 //! ask then takes the real cache-hit path, optionally after a policy swap (re-judging).
 //!
-//! The miss half mirrors `answer_slow` step for step because the engine's upstream is a concrete
-//! socket client; keep the two in step when `answer_slow` changes.
+//! The miss half is the engine's own (`Engine::answer_miss`, which `answer_slow` runs with the
+//! upstream client's future); here the future is the input's answer, ready at once.
 //!
 //! Used by `fuzz/fuzz_targets/request_path.rs` and by the corpus replay test in `tests/faults.rs`.
 #![doc(hidden)]
 
-use crate::answer::judge_answer_wire;
-use crate::cache::{CacheConfig, CachedAnswer};
+use crate::cache::CacheConfig;
 use crate::config::ServerConfig;
 use crate::engine::{Engine, EngineParts, Fast, Transport};
 use crate::events::{EventSink, QueryEvent};
 use crate::upstream::{UpstreamConfig, Upstreams};
-use crate::wire::{self, BlockAnswer, Query};
-use dnsward_policy::{Action, Policy, SinkholeConfig};
+use crate::wire::{self, Query};
+use dnsward_policy::{Policy, SinkholeConfig};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
 /// Flag bits of the first input byte.
 pub mod flags {
@@ -120,8 +118,6 @@ impl EventSink for CountingSink {
 /// The engine plus what the miss half needs.
 pub struct RequestPath {
     engine: Engine,
-    cache_cfg: CacheConfig,
-    sinkhole: SinkholeConfig,
     make_policy: Box<dyn Fn() -> Policy + Send + Sync>,
     events: Arc<CountingSink>,
 }
@@ -149,16 +145,14 @@ impl RequestPath {
         let events = Arc::new(CountingSink::default());
         let engine = Engine::new(EngineParts {
             server,
-            cache: cache.clone(),
-            sinkhole: sinkhole.clone(),
+            cache,
+            sinkhole,
             policy: make_policy(),
             upstreams,
             events: events.clone(),
         });
         RequestPath {
             engine,
-            cache_cfg: cache,
-            sinkhole,
             make_policy,
             events,
         }
@@ -228,7 +222,8 @@ impl RequestPath {
         }
     }
 
-    /// `Engine::answer_slow` with the upstream exchange replaced by the input's bytes.
+    /// The engine's miss path (`Engine::answer_miss`, what `answer_slow` runs) with the upstream
+    /// exchange replaced by the input's bytes; the future is ready at once, so one poll runs it.
     fn answer_miss(
         &self,
         q: &Query,
@@ -239,102 +234,21 @@ impl RequestPath {
     ) {
         let mut key_buf = [0u8; 260];
         let key = q.cache_key(&mut key_buf);
-        let question: Box<[u8]> = key[..key.len() - 1].into();
-        let policy = self.engine.policy();
-        let name = q.name_text();
-        let name_verdict = policy.judge_name(&name);
-        if name_verdict.is_enforced() {
-            self.block(q, &name_verdict, out);
-            return;
-        }
-        let resp = if input.flags & flags::UPSTREAM_FAILS != 0 {
+        let answer = if input.flags & flags::UPSTREAM_FAILS != 0 {
             None
         } else {
-            upstream_answer(input, &question)
+            upstream_answer(input, &key[..key.len() - 1])
         };
-        let Some(resp) = resp else {
-            if !self.serve_stale(q, key, transport, out) {
-                wire::rcode_response(q, wire::RCODE_SERVFAIL, out);
-            }
-            return;
-        };
-        let Some(layout) = wire::walk_response(&resp) else {
-            if !self.serve_stale(q, key, transport, out) {
-                wire::rcode_response(q, wire::RCODE_SERVFAIL, out);
-            }
-            return;
-        };
-        if matches!(layout.rcode, wire::RCODE_SERVFAIL | wire::RCODE_REFUSED)
-            && self.serve_stale(q, key, transport, out)
-        {
-            return;
-        }
-        let verdict = judge_answer_wire(&policy, &name, name_verdict, &resp, true);
-        let now = Instant::now();
-        let (entry, lifetime) = CachedAnswer::from_upstream(
-            &resp,
-            &layout,
-            &self.cache_cfg,
-            Arc::new(verdict),
-            policy.generation(),
-            now,
-        );
-        let entry = Arc::new(entry);
-        if lifetime.is_some_and(|t| t > 0) {
-            self.engine.cache().insert(key, entry.clone());
-        }
-        // Engine::respond_with
-        if entry.verdict.is_enforced() {
-            self.block(q, &entry.verdict, out);
-            return;
-        }
-        let _ = client;
-        if !entry.render(q, now, max_len(Some(q), transport), out) {
-            wire::rcode_response(q, wire::RCODE_SERVFAIL, out);
-        }
-    }
-
-    /// `Engine::serve_stale` (RFC 8767) without the stats and the event.
-    fn serve_stale(&self, q: &Query, key: &[u8], transport: Transport, out: &mut Vec<u8>) -> bool {
-        let max_stale = self.cache_cfg.serve_stale_secs;
-        if max_stale == 0 {
-            return false;
-        }
-        let Some(mut entry) = self
+        let upstream = std::future::ready(answer.ok_or("no usable upstream answer"));
+        let fut = self
             .engine
-            .cache()
-            .get_stale(key, Instant::now(), max_stale)
-        else {
-            return false;
-        };
-        let policy = self.engine.policy();
-        if entry.generation != policy.generation() {
-            // Engine::rejudge
-            let name = q.name_text();
-            let name_verdict = policy.judge_name(&name);
-            let verdict = judge_answer_wire(&policy, &name, name_verdict, entry.wire(), false);
-            entry = Arc::new(entry.with_verdict(Arc::new(verdict), policy.generation()));
+            .answer_miss(q, key, client, transport, upstream, out);
+        let mut fut = std::pin::pin!(fut);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match fut.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(_) => {}
+            std::task::Poll::Pending => unreachable!("the upstream future is ready at once"),
         }
-        if entry.verdict.is_enforced() {
-            self.block(q, &entry.verdict, out);
-            return true;
-        }
-        entry.render_stale(q, max_len(Some(q), transport), out)
-    }
-
-    /// `Engine::respond_blocked` (without the event).
-    fn block(&self, q: &Query, verdict: &dnsward_policy::Verdict, out: &mut Vec<u8>) {
-        let ttl = self.sinkhole.ttl;
-        let answer = match verdict.action() {
-            Some(Action::Sinkhole) => BlockAnswer::Sinkhole {
-                v4: &self.sinkhole.ipv4,
-                v6: &self.sinkhole.ipv6,
-                ttl,
-            },
-            Some(Action::Refused) => BlockAnswer::Refused,
-            _ => BlockAnswer::Nxdomain { ttl },
-        };
-        wire::block_response(q, answer, out);
     }
 }
 

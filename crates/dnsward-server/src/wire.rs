@@ -353,30 +353,46 @@ pub fn read_name_text(pkt: &[u8], mut pos: usize) -> Option<String> {
 }
 
 /// Wire name (uncompressed, terminated) to lowercase text without the trailing dot.
+/// Bytes other than letters, digits, `-` and `_` are written as `\DDD`.
 pub fn name_to_text(wire: &[u8]) -> String {
-    let mut out = String::with_capacity(wire.len());
+    // Built as bytes (this runs for every logged query): plain labels are copied in one pass.
+    let mut out: Vec<u8> = Vec::with_capacity(wire.len());
     let mut pos = 0;
     while let Some(&len) = wire.get(pos) {
         if len == 0 {
             break;
         }
         if !out.is_empty() {
-            out.push('.');
+            out.push(b'.');
         }
-        for &b in wire.get(pos + 1..pos + 1 + len as usize).unwrap_or(&[]) {
-            let c = b.to_ascii_lowercase();
-            if c.is_ascii_alphanumeric() || c == b'-' || c == b'_' {
-                out.push(c as char);
-            } else {
-                out.push_str(&format!("\\{c:03}"));
+        let label = wire.get(pos + 1..pos + 1 + len as usize).unwrap_or(&[]);
+        if label
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+        {
+            out.extend(label.iter().map(u8::to_ascii_lowercase));
+        } else {
+            for &b in label {
+                let c = b.to_ascii_lowercase();
+                if c.is_ascii_alphanumeric() || c == b'-' || c == b'_' {
+                    out.push(c);
+                } else {
+                    out.extend_from_slice(&[
+                        b'\\',
+                        b'0' + c / 100,
+                        b'0' + c / 10 % 10,
+                        b'0' + c % 10,
+                    ]);
+                }
             }
         }
         pos += 1 + len as usize;
     }
     if out.is_empty() {
-        out.push('.');
+        out.push(b'.');
     }
-    out
+    // Only ASCII was written.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// Text name (`a.b.c`) to uncompressed wire form. Returns None for invalid names.
@@ -843,6 +859,8 @@ mod tests {
     fn name_text_escapes_odd_bytes_and_pointer_loops_fail() {
         assert_eq!(name_to_text(b"\x03a.b\x03COM\x00"), "a\\046b.com");
         assert_eq!(name_to_text(b"\x00"), ".");
+        assert_eq!(name_to_text(b"\x03A\xffB\x02Xy\x00"), "a\\255b.xy");
+        assert_eq!(name_to_text(b"\x03a b\x00"), "a\\032b");
         // A pointer to itself.
         let pkt = [0u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xc0, 12];
         assert_eq!(read_name_text(&pkt, 12), None);
