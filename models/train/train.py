@@ -50,6 +50,8 @@ DIM, WDIM, TDIM, H1, H2 = 48, 32, 8, 256, 128
 DROPOUT = 0.3          # after the second hidden layer
 NGRAM_DROPOUT = 0.3    # share of n-grams dropped per name in training (mean over the rest)
 HARD_NEG = 10.0        # benign row weight x (1 + HARD_NEG * p(dga)) (p detached): hard negatives
+HARD_POS = 0.0         # DGA row weight x (1 + HARD_POS * (1 - p(dga))) (p detached): hard positives
+EMA = 0.0              # > 0: the exported net is an exponential moving average of the weights (decay per step)
 # Benign rows together carry this multiple of the total DGA loss weight (low FPR matters most;
 # chosen on the validation split: 4 beat 1.5 by ~7 points of macro recall @FPR 1e-3).
 BENIGN_WEIGHT = 4.0
@@ -293,6 +295,11 @@ def train_model(X, y, fam, w_bin, w_fam, n_fam, n_words, epochs, seed, log, epoc
     ft = torch.from_numpy(fam.astype(np.int64))
     wb = torch.from_numpy(w_bin.astype(np.float32))
     wf = torch.from_numpy(w_fam.astype(np.float32))
+    ema = None
+    if EMA > 0:
+        import copy
+        ema = copy.deepcopy(net)
+        ema_pairs = list(zip(ema.parameters(), net.parameters()))
     for ep in range(epochs):
         perm = rng.permutation(n)
         t0 = time.time()
@@ -309,6 +316,8 @@ def train_model(X, y, fam, w_bin, w_fam, n_fam, n_words, epochs, seed, log, epoc
             wbi = wb[it]
             if HARD_NEG > 0:
                 wbi = wbi * torch.where(yt[it] == 0, 1 + HARD_NEG * torch.sigmoid(lb.detach()), torch.ones_like(wbi))
+            if HARD_POS > 0:
+                wbi = wbi * torch.where(yt[it] == 1, 1 + HARD_POS * torch.sigmoid(-lb.detach()), torch.ones_like(wbi))
             loss_b = (F.binary_cross_entropy_with_logits(lb, yt[it], reduction="none") * wbi).sum()
             loss_f = (F.cross_entropy(lf, ft[it].clamp(min=0), reduction="none") * wf[it]).sum()
             loss = (loss_b + 0.5 * loss_f) / len(idx)
@@ -317,6 +326,11 @@ def train_model(X, y, fam, w_bin, w_fam, n_fam, n_words, epochs, seed, log, epoc
             loss.backward()
             opt_s.step()
             opt_d.step()
+            if ema is not None:
+                with torch.no_grad():
+                    d = min(EMA, (1 + step) / (10 + step))
+                    for pe, pn in ema_pairs:
+                        pe.mul_(d).add_(pn, alpha=1 - d)
             tot += loss.item() * len(idx)
             step += 1
             if step % 50 == 0:
@@ -324,7 +338,9 @@ def train_model(X, y, fam, w_bin, w_fam, n_fam, n_words, epochs, seed, log, epoc
         log(f"  epoch {ep + 1}/{epochs} loss {tot / n:.4f} ({time.time() - t0:.0f}s)")
         if epoch_cb:
             net.eval()
-            epoch_cb(ep + 1, net)
+            epoch_cb(ep + 1, net if ema is None else ema.eval())
+    if ema is not None:
+        net = ema
     net.eval()
     if os.environ.get("DNSWARD_SAVE_NET"):
         torch.save(net.state_dict(), os.environ["DNSWARD_SAVE_NET"])
@@ -447,6 +463,28 @@ def macro_f1(y_true, y_pred, labels):
 
 
 # ----------------------------------------------------------------------------------------------
+def row_weights(y, variants, fam, tr):
+    """Loss weights of the training rows `tr`: every DGA variant (file) carries the same total weight
+    (small ones capped; word-list ones WORDLIST_WEIGHT x), benign carries BENIGN_WEIGHT x the total
+    DGA weight. -> (w_bin, w_fam), zero outside `tr`."""
+    vc = collections.Counter(variants[tr])
+    w_bin = np.zeros(len(y), dtype=np.float64)
+    w_fam = np.zeros(len(y), dtype=np.float64)
+    for i in tr:
+        if y[i] == 1:
+            w_bin[i] = 1.0 / max(vc[variants[i]], 1000)
+            if variants[i] in WORDLIST_VARIANTS or variants[i] == "wordlist_dga_train":
+                w_bin[i] *= WORDLIST_WEIGHT
+            if fam[i] >= 0:
+                w_fam[i] = w_bin[i]
+    dtot = w_bin[tr][y[tr] == 1].sum()
+    nb = int((y[tr] == 0).sum())
+    w_bin[tr[y[tr] == 0]] = BENIGN_WEIGHT * dtot / nb
+    w_bin *= len(tr) / w_bin[tr].sum()
+    w_fam *= len(tr) / max(w_fam[tr].sum(), 1e-9)
+    return w_bin, w_fam
+
+
 def build_and_train(data, holdout_variants, use_labeled_dga, epochs, seed, log, train=True):
     dga, extra_dga, benign, benign_extra, test_sets = data
     test_only = set()
@@ -504,24 +542,8 @@ def build_and_train(data, holdout_variants, use_labeled_dga, epochs, seed, log, 
     fam = np.array([fam_index.get(r[5], -1) if r[5] else -1 for r in rows], dtype=np.int64)
 
     tr = np.where(splits == "train")[0]
-    # Weights: every DGA variant (file) carries the same total weight (small ones capped; word-list
-    # ones WORDLIST_WEIGHT x), benign carries BENIGN_WEIGHT x the total DGA weight.
-    vc = collections.Counter(variants[tr])
-    w_bin = np.zeros(len(rows), dtype=np.float64)
-    w_fam = np.zeros(len(rows), dtype=np.float64)
-    for i in tr:
-        if y[i] == 1:
-            w_bin[i] = 1.0 / max(vc[variants[i]], 1000)
-            if variants[i] in WORDLIST_VARIANTS or variants[i] == "wordlist_dga_train":
-                w_bin[i] *= WORDLIST_WEIGHT
-            if fam[i] >= 0:
-                w_fam[i] = w_bin[i]
-    dtot = w_bin[tr][y[tr] == 1].sum()
+    w_bin, w_fam = row_weights(y, variants, fam, tr)
     nb = int((y[tr] == 0).sum())
-    w_bin[tr[y[tr] == 0]] = BENIGN_WEIGHT * dtot / nb
-    scale = len(tr) / w_bin[tr].sum()
-    w_bin *= scale
-    w_fam *= len(tr) / max(w_fam[tr].sum(), 1e-9)
     log(f"  train rows {len(tr)} (dga {int(y[tr].sum())}, benign {nb})")
 
     ctx = dict(rows=rows, X=X, splits=splits, y=y, variants=variants, fam=fam, train_fams=train_fams,

@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""Model-selection runs for train.py: the same data, split, weights and training loop, with some of
+train.py's constants overridden, evaluated after every epoch on the validation split (used to
+choose) and the test split (reported only). Features are computed once and cached.
+
+    models/train/.venv/bin/python models/train/sweep.py --data ../shared/data --set HARD_POS=3
+    models/train/.venv/bin/python models/train/sweep.py --set EPOCHS=4 --set H1=320 --tag wide
+
+Prints one line per epoch: VAL macro @1e-3 / @1e-4 / word-list @1e-3 / tail (mean over FPR
+1e-3, 5e-4, 2e-4, 1e-4), then the same on TEST, and the weakest variants; appends a JSON line to
+models/train/.cache/sweep.jsonl. Thresholds come from the benign names of the same split (web
+lists), as in models/README.md. PyTorch logits (the shipped ONNX/f16 model differs by < 0.1 point).
+"""
+import argparse
+import json
+import os
+import pickle
+import sys
+import time
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import features as fe  # noqa: E402
+import train as T  # noqa: E402
+
+FPRS = (1e-3, 5e-4, 2e-4, 1e-4)
+
+
+def logits(net, X, idx, bs=8192):
+    out = []
+    with torch.no_grad():
+        for b in range(0, len(idx), bs):
+            lb, _ = net(*X.batch(idx[b:b + bs]))
+            out.append(lb.numpy())
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def split_report(net, ctx, split):
+    X, splits, y, variants = ctx["X"], ctx["splits"], ctx["y"], ctx["variants"]
+    ben = np.where((splits == split) & (y == 0))[0]
+    sb = logits(net, X, ben)
+    thr = {f: T.thr_at_fpr(sb, f) for f in FPRS}
+    dga = np.where((splits == split) & (y == 1))[0]
+    sd = logits(net, X, dga)
+    per = {}
+    for v in sorted(set(variants[dga])):
+        m = variants[dga] == v
+        per[v] = {f: float(np.mean(sd[m] > thr[f])) for f in FPRS}
+    wl = [v for v in per if v in T.WORDLIST_VARIANTS]
+
+    def macro(f, sel=None):
+        return 100 * float(np.mean([per[v][f] for v in (sel or per)]))
+    return {"macro@1e-3": macro(1e-3), "macro@1e-4": macro(1e-4), "wordlist@1e-3": macro(1e-3, wl),
+            "tail": float(np.mean([macro(f) for f in FPRS])), "per_variant@1e-3": {v: per[v][1e-3] for v in per}}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data"))
+    ap.add_argument("--set", action="append", default=[], help="NAME=VALUE: override a train.py constant")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--tag", default="")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    for kv in args.set:
+        k, v = kv.split("=", 1)
+        if not hasattr(T, k):
+            sys.exit(f"train.py has no constant {k}")
+        setattr(T, k, type(getattr(T, k))(v))
+    # Net's defaults were bound at import: pass the (possibly overridden) sizes explicitly.
+    net_kw = dict(dim=T.DIM, wdim=T.WDIM, tdim=T.TDIM, h1=T.H1, h2=T.H2, drop=T.DROPOUT, ngram_drop=T.NGRAM_DROPOUT)
+    t0 = time.time()
+
+    def log(msg):
+        print(f"[{time.time() - t0:6.0f}s] {msg}", flush=True)
+
+    words = T.build_words()
+    fe.set_words(words)
+    cache_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), ".cache")
+    os.makedirs(cache_dir, exist_ok=True)
+    cache = os.path.join(cache_dir, f"ctx-fv{fe.FEATURE_VERSION}-seed{args.seed}.pkl")
+    if os.path.exists(cache):
+        with open(cache, "rb") as f:
+            ctx = pickle.load(f)
+        log(f"features from {cache}")
+    else:
+        ctx = T.build_and_train(T.load(args.data), set(), True, T.EPOCHS, args.seed, log, train=False)
+        with open(cache, "wb") as f:
+            pickle.dump(ctx, f, protocol=4)
+    y, fam, variants = ctx["y"], ctx["fam"], ctx["variants"]
+    tr = np.where(ctx["splits"] == "train")[0]
+    w_bin, w_fam = T.row_weights(y, variants, fam, tr)   # with the overridden weight constants
+    results = []
+
+    def on_epoch(ep, net):
+        r = {s: split_report(net, ctx, s) for s in ("val", "test")}
+        v, t = r["val"], r["test"]
+        log(f"  ep {ep}: VAL {v['macro@1e-3']:.1f} / {v['macro@1e-4']:.1f} / wl {v['wordlist@1e-3']:.1f} / tail {v['tail']:.1f}"
+            f"   TEST {t['macro@1e-3']:.1f} / {t['macro@1e-4']:.1f} / wl {t['wordlist@1e-3']:.1f} / tail {t['tail']:.1f}")
+        weak = sorted(t["per_variant@1e-3"].items(), key=lambda kv: kv[1])[:10]
+        log("    weakest (test @1e-3): " + ", ".join(f"{k} {100 * x:.0f}" for k, x in weak))
+        results.append({"epoch": ep, "val": {k: x for k, x in v.items() if k != "per_variant@1e-3"},
+                        "test": t})
+
+    T.train_model(ctx["X"].subset(tr), y[tr], fam[tr], w_bin[tr], w_fam[tr], len(ctx["train_fams"]),
+                  len(fe._WORD_ID), T.EPOCHS, args.seed, log, epoch_cb=on_epoch, **net_kw)
+    with open(os.path.join(cache_dir, "sweep.jsonl"), "a") as f:
+        f.write(json.dumps({"tag": args.tag, "set": args.set, "seed": args.seed, "epochs": results,
+                            "seconds": time.time() - t0}) + "\n")
+
+
+if __name__ == "__main__":
+    main()
