@@ -1303,7 +1303,7 @@ impl Writer {
             }
         }
         if !self.staged.is_empty() {
-            // Neither the file nor the in-memory fallback took them (counted as lost above).
+            // Neither the file nor the in-memory fallback took them: lost, and counted so.
             let n: u64 = self.staged.iter().map(|c| u64::from(c.len())).sum();
             self.counters.lost.fetch_add(n, Ordering::Relaxed);
             self.staged.clear();
