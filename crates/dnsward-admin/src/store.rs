@@ -308,6 +308,8 @@ pub struct OwnedEvent {
     pub blocked: bool,
     /// Stored and streamed (false: only looked at by client scoring).
     pub keep: bool,
+    /// Possibly a DNSBL lookup (the sink's pre-filter said so): client scoring looks at it.
+    pub dnsbl: bool,
 }
 
 enum Msg {
@@ -329,8 +331,9 @@ enum Msg {
 /// The query log's fast lane. With query logging on and no event stream configured, an answered
 /// query is encoded on the DNS path straight into the chunk format the store keeps, under a
 /// short lock: no allocation, no channel message and no hand-off per query (a DNSBL lookup is
-/// also sent to the writer, for client scoring only). The writer takes the chunks with its next batch. The first query staged after a take
-/// sends one `Msg::Wake`, so an idle server stays idle.
+/// also sent to the writer, for client scoring only). The writer takes the chunks with its next
+/// batch. The first query staged after a take sends one `Msg::Wake`, so an idle server stays
+/// idle.
 #[derive(Default)]
 struct QueryStage {
     current: crate::qlog::ChunkEncoder,
@@ -550,11 +553,7 @@ impl EventStore {
     /// The fast lane of the query log (see [`QueryStage`]).
     fn stage_query(&self, e: &QueryEvent<'_>) {
         // Only allowlisted answers carry a reason (rare next to plain answers).
-        let reason = e
-            .verdict
-            .reason
-            .as_ref()
-            .and_then(|r| serde_json::to_string(r).ok());
+        let reason = reason_json(e.verdict);
         let record = crate::qlog::LoggedQuery {
             ts_us: unix_us(e.time),
             client: crate::dnsbl::canonical_ip(e.client),
@@ -1053,6 +1052,7 @@ impl EventSink for EventStore {
             cached: e.from_cache,
             blocked,
             keep,
+            dnsbl,
         };
         match self.tx.try_send(Msg::Event(ev)) {
             Ok(()) => {
@@ -1219,9 +1219,7 @@ impl Writer {
     fn take_event(&mut self, e: OwnedEvent, batch: &mut Vec<Pending>) {
         // Scoring looks at categorised verdicts and DNSBL lookups only; with query logging on,
         // every other answered query would cost a lock and a zone parse for nothing.
-        if self.scoring
-            && (e.verdict.category().is_some() || DnsblZones::builtin().maybe_under(&e.qname))
-        {
+        if self.scoring && (e.verdict.category().is_some() || e.dnsbl) {
             let new = self.scorer.lock().observe(&Observation {
                 at: e.ts_us as f64 / 1e6,
                 client: e.client,
@@ -1486,6 +1484,13 @@ fn is_busy(e: &rusqlite::Error) -> bool {
     )
 }
 
+/// The verdict's reason as stored (JSON), if it has one.
+fn reason_json(v: &Verdict) -> Option<String> {
+    v.reason
+        .as_ref()
+        .and_then(|r| serde_json::to_string(r).ok())
+}
+
 fn insert_batch(
     conn: &mut Connection,
     batch: &[Pending],
@@ -1502,24 +1507,19 @@ fn insert_batch(
             "INSERT INTO query_chunks(first_us, last_us, n, format, data)
              VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
-        // Staged queries first: they were answered before the events queued with this batch.
-        for c in staged {
-            if !c.is_empty() {
-                let (first, last, n, data) = c.parts();
-                ins_chunk.execute(params![first, last, n, crate::qlog::CHUNK_FORMAT, data])?;
-                q += u64::from(n);
-            }
-        }
-        let mut chunk = crate::qlog::ChunkEncoder::with_capacity(batch.len());
-        let mut put_chunk = |chunk: &mut crate::qlog::ChunkEncoder| -> rusqlite::Result<u64> {
+        let mut put_chunk = |chunk: &crate::qlog::ChunkEncoder| -> rusqlite::Result<u64> {
             if chunk.is_empty() {
                 return Ok(0);
             }
             let (first, last, n, data) = chunk.parts();
             ins_chunk.execute(params![first, last, n, crate::qlog::CHUNK_FORMAT, data])?;
-            chunk.clear();
             Ok(u64::from(n))
         };
+        // Staged queries first: they were answered before the events queued with this batch.
+        for c in staged {
+            q += put_chunk(c)?;
+        }
+        let mut chunk = crate::qlog::ChunkEncoder::with_capacity(batch.len());
         let mut ins_ev = tx.prepare_cached(
             "INSERT INTO client_evidence(client, ts_us, kind, weight, detail, key)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -1528,11 +1528,7 @@ fn insert_batch(
             match p {
                 Pending::Staged => {}
                 Pending::Event(e) => {
-                    let reason = e
-                        .verdict
-                        .reason
-                        .as_ref()
-                        .and_then(|r| serde_json::to_string(r).ok());
+                    let reason = reason_json(&e.verdict);
                     if !e.blocked {
                         chunk.push(&crate::qlog::LoggedQuery {
                             ts_us: e.ts_us,
@@ -1545,7 +1541,8 @@ fn insert_batch(
                             reason: reason.as_deref(),
                         });
                         if chunk.len() >= QUERY_CHUNK_MAX {
-                            q += put_chunk(&mut chunk)?;
+                            q += put_chunk(&chunk)?;
+                            chunk.clear();
                         }
                         continue;
                     }
@@ -1573,7 +1570,7 @@ fn insert_batch(
                 }
             }
         }
-        q += put_chunk(&mut chunk)?;
+        q += put_chunk(&chunk)?;
     }
     // Hourly top-name aggregates, merged in memory first (block traffic repeats a lot).
     {

@@ -355,7 +355,7 @@ pub fn read_name_text(pkt: &[u8], mut pos: usize) -> Option<String> {
 /// Wire name (uncompressed, terminated) to lowercase text without the trailing dot.
 /// Bytes other than letters, digits, `-` and `_` are written as `\DDD`.
 pub fn name_to_text(wire: &[u8]) -> String {
-    // Built as bytes (this runs for every logged query): plain labels are copied in one pass.
+    // Built as bytes: this runs for every logged query.
     let mut out: Vec<u8> = Vec::with_capacity(wire.len());
     let mut pos = 0;
     while let Some(&len) = wire.get(pos) {
@@ -365,25 +365,12 @@ pub fn name_to_text(wire: &[u8]) -> String {
         if !out.is_empty() {
             out.push(b'.');
         }
-        let label = wire.get(pos + 1..pos + 1 + len as usize).unwrap_or(&[]);
-        if label
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
-        {
-            out.extend(label.iter().map(u8::to_ascii_lowercase));
-        } else {
-            for &b in label {
-                let c = b.to_ascii_lowercase();
-                if c.is_ascii_alphanumeric() || c == b'-' || c == b'_' {
-                    out.push(c);
-                } else {
-                    out.extend_from_slice(&[
-                        b'\\',
-                        b'0' + c / 100,
-                        b'0' + c / 10 % 10,
-                        b'0' + c % 10,
-                    ]);
-                }
+        for &b in wire.get(pos + 1..pos + 1 + len as usize).unwrap_or(&[]) {
+            let c = b.to_ascii_lowercase();
+            if c.is_ascii_alphanumeric() || c == b'-' || c == b'_' {
+                out.push(c);
+            } else {
+                out.extend_from_slice(&[b'\\', b'0' + c / 100, b'0' + c / 10 % 10, b'0' + c % 10]);
             }
         }
         pos += 1 + len as usize;
