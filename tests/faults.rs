@@ -877,8 +877,15 @@ async fn event_store_disk_full_keeps_dns_answering_and_reports_degraded() {
         .await;
     }
     let _ = ask(&sock, dw.addr, "bad.example.org", Duration::from_secs(2)).await;
+    // The engine hands answered names over in wire form; the log holds them as lowercase text
+    // (the query log lists answers; the block goes to the block list).
+    let _ = ask(&sock, dw.addr, "W7.Example.ORG", Duration::from_secs(2)).await;
     store.flush();
     assert!(!store.is_degraded());
+    let logged = http_get(admin, "/api/v1/queries?limit=100").await;
+    assert!(logged.contains("\"count\":21"), "{logged}");
+    assert_eq!(logged.matches("\"w7.example.org\"").count(), 2, "{logged}");
+    assert!(logged.contains("\"w19.example.org\""), "{logged}");
     // The disk is full: the database may not grow by a single page from now on (SQLITE_FULL on
     // the next write, as ENOSPC would give; works unprivileged, unlike a full filesystem).
     let pages = std::fs::metadata(dir.path().join("events.sqlite3"))

@@ -53,6 +53,32 @@ impl ChunkEncoder {
     }
 
     pub fn push(&mut self, q: &LoggedQuery<'_>) {
+        self.push_with(q, |buf| {
+            put_varint(buf, q.qname.len() as u64);
+            buf.extend_from_slice(q.qname.as_bytes());
+        });
+    }
+
+    /// Like [`push`](Self::push), but the name comes in wire form and is written as text straight
+    /// into the chunk (the engine's fast lane: no `String` per logged query); `q.qname` is not
+    /// read. Decodes exactly like a `push` of `dnsward_server::wire::name_to_text(qname_wire)`.
+    pub fn push_wire(&mut self, q: &LoggedQuery<'_>, qname_wire: &[u8]) {
+        self.push_with(q, |buf| {
+            // Names are almost always < 128 bytes: write a one-byte length, widen it if not.
+            let at = buf.len();
+            buf.push(0);
+            let n = dnsward_server::wire::write_name_text(qname_wire, buf);
+            if n < 0x80 {
+                buf[at] = n as u8;
+            } else {
+                let mut len = Vec::with_capacity(2);
+                put_varint(&mut len, n as u64);
+                buf.splice(at..at + 1, len);
+            }
+        });
+    }
+
+    fn push_with(&mut self, q: &LoggedQuery<'_>, put_name: impl FnOnce(&mut Vec<u8>)) {
         if self.n == 0 {
             self.first_us = q.ts_us;
             self.last_us = q.ts_us;
@@ -75,8 +101,7 @@ impl ChunkEncoder {
                 self.buf.extend_from_slice(&a.octets());
             }
         }
-        put_varint(&mut self.buf, q.qname.len() as u64);
-        self.buf.extend_from_slice(q.qname.as_bytes());
+        put_name(&mut self.buf);
         self.buf.extend_from_slice(&q.qtype.to_le_bytes());
         self.buf.push(q.rcode);
         let mut flags = 0;
@@ -261,6 +286,38 @@ mod tests {
         let (out, err) = decode_chunk(&bytes);
         assert_eq!(err, None);
         assert_eq!(out, input);
+    }
+
+    #[test]
+    fn wire_names_decode_like_their_text_form() {
+        use dnsward_server::wire::{name_to_text, text_to_wire};
+        let long = format!("{}.{}.example", "a".repeat(63), "B".repeat(63));
+        let mut names: Vec<Vec<u8>> = ["WWW.Example.COM", "x", "", "a-b_c.d"]
+            .iter()
+            .map(|n| text_to_wire(n).unwrap())
+            .collect();
+        names.push(text_to_wire(&long).unwrap());
+        // Escaped bytes; 40 labels of "\032" make a 160-byte text name (two-byte length).
+        names.push(b"\x03a b\x02\xff.\x00".to_vec());
+        names.push([b"\x01 ".repeat(40), vec![0]].concat());
+        let mut by_wire = ChunkEncoder::default();
+        let mut by_text = ChunkEncoder::default();
+        for (i, w) in names.iter().enumerate() {
+            let text = name_to_text(w);
+            let rec = q(i as i64 * 1000, "192.0.2.1", "", i % 2 == 0);
+            by_wire.push_wire(&rec, w);
+            by_text.push(&LoggedQuery {
+                qname: &text,
+                ..rec.clone()
+            });
+        }
+        assert_eq!(by_wire.parts().3, by_text.parts().3);
+        let (out, err) = decode_chunk(by_wire.parts().3);
+        assert_eq!(err, None);
+        assert_eq!(out.len(), names.len());
+        assert_eq!(out[0].qname, "www.example.com");
+        assert_eq!(out[2].qname, ".");
+        assert_eq!(out[6].qname.len(), 40 * 4 + 39);
     }
 
     #[test]

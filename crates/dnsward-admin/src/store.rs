@@ -13,7 +13,7 @@ use crate::scoring::{ClientSummary, Evidence, EvidenceKind, Observation, Scorer,
 use crate::stream::{EventStreams, StreamEvent};
 use crate::time::{now_secs, now_us, rfc3339_us, unix_us};
 use dnsward_policy::{Category, DomainSet, Verdict, VerdictKind};
-use dnsward_server::events::{EventSink, Outcome, QueryEvent};
+use dnsward_server::events::{AnsweredQuery, EventSink, Outcome, QueryEvent};
 use parking_lot::{Mutex, RwLock};
 use rusqlite::{params, Connection, OpenFlags};
 use serde::{Deserialize, Serialize};
@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Events per transaction (at most). Bigger batches touch each hot index page once for many
 /// events, which is what keeps the writer fast with many clients.
@@ -550,20 +550,10 @@ impl EventStore {
         }))
     }
 
-    /// The fast lane of the query log (see [`QueryStage`]).
-    fn stage_query(&self, e: &QueryEvent<'_>) {
-        // Only allowlisted answers carry a reason (rare next to plain answers).
-        let reason = reason_json(e.verdict);
-        let record = crate::qlog::LoggedQuery {
-            ts_us: unix_us(e.time),
-            client: crate::dnsbl::canonical_ip(e.client),
-            qname: e.qname,
-            qtype: e.qtype,
-            rcode: e.rcode,
-            cached: e.from_cache,
-            allow: matches!(e.verdict.kind, VerdictKind::Allow),
-            reason: reason.as_deref(),
-        };
+    /// The fast lane of the query log (see [`QueryStage`]). `qname_wire`, when given, is encoded
+    /// as text straight into the chunk (the engine's answered queries: no `String` per query)
+    /// and `record.qname` is not read.
+    fn stage_query(&self, record: &crate::qlog::LoggedQuery<'_>, qname_wire: Option<&[u8]>) {
         let mut st = self.stage.lock();
         if st.current.len() >= QUERY_CHUNK_MAX {
             if st.full.len() >= MAX_STAGED_CHUNKS {
@@ -577,7 +567,10 @@ impl EventStore {
         if st.current.is_empty() && st.full.is_empty() {
             st.current = crate::qlog::ChunkEncoder::with_capacity(1024);
         }
-        st.current.push(&record);
+        match qname_wire {
+            Some(w) => st.current.push_wire(record, w),
+            None => st.current.push(record),
+        }
         if !st.woken && self.tx.try_send(Msg::Wake).is_ok() {
             st.woken = true;
         }
@@ -1035,13 +1028,101 @@ impl EventSink for EventStore {
             return;
         }
         if !blocked && self.log_all && !self.streaming {
-            // Every logged query takes the fast lane, so the log keeps the order of answers.
-            self.stage_query(e);
+            // Every logged answer takes the fast lane, so the log keeps the order of answers.
+            let reason = reason_json(e.verdict);
+            let record = logged_answer(
+                e.time,
+                e.client,
+                e.qtype,
+                e.rcode,
+                e.from_cache,
+                e.verdict,
+                &reason,
+            );
+            self.stage_query(
+                &crate::qlog::LoggedQuery {
+                    qname: e.qname,
+                    ..record
+                },
+                None,
+            );
             if !dnsbl {
                 return;
             }
             keep = false; // a DNSBL lookup still goes to client scoring
         }
+        self.enqueue(e, blocked, keep, dnsbl);
+    }
+
+    fn record_answered(&self, q: &AnsweredQuery<'_>) {
+        if !self.log_all || self.streaming {
+            // Scoring or streaming needs the text name and an owned event anyway.
+            let name = dnsward_server::wire::name_to_text(q.qname_wire);
+            return self.record(&q.to_event(&name));
+        }
+        self.counters.by_type[qtype_index(q.qtype)][result_index(false, q.rcode)]
+            .fetch_add(1, Ordering::Relaxed);
+        // Every logged answer takes the fast lane, so the log keeps the order of answers.
+        let reason = reason_json(q.verdict);
+        let record = logged_answer(
+            q.time,
+            q.client,
+            q.qtype,
+            q.rcode,
+            q.from_cache,
+            q.verdict,
+            &reason,
+        );
+        self.stage_query(&record, Some(q.qname_wire));
+        if self.scoring && self.zones.maybe_under_wire(q.qname_wire) {
+            // A DNSBL lookup also goes to client scoring (not logged a second time).
+            let name = dnsward_server::wire::name_to_text(q.qname_wire);
+            if self.zones.maybe_under(&name) {
+                self.enqueue(&q.to_event(&name), false, false, true);
+            }
+        }
+    }
+
+    fn wants_all_queries(&self) -> bool {
+        self.log_all || self.scoring
+    }
+
+    fn wants_answered(&self, qname_wire: &[u8]) -> bool {
+        self.log_all || self.scoring && self.zones.maybe_under_wire(qname_wire)
+    }
+
+    fn count_answered(&self, qtype: u16, rcode: u8) {
+        self.counters.by_type[qtype_index(qtype)][result_index(false, rcode)]
+            .fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A query-log record of an answered query, without its name. Only allowlisted answers carry a
+/// reason (rare next to plain answers).
+fn logged_answer<'a>(
+    time: SystemTime,
+    client: IpAddr,
+    qtype: u16,
+    rcode: u8,
+    cached: bool,
+    verdict: &Verdict,
+    reason: &'a Option<String>,
+) -> crate::qlog::LoggedQuery<'a> {
+    crate::qlog::LoggedQuery {
+        ts_us: unix_us(time),
+        client: crate::dnsbl::canonical_ip(client),
+        qname: "",
+        qtype,
+        rcode,
+        cached,
+        allow: matches!(verdict.kind, VerdictKind::Allow),
+        reason: reason.as_deref(),
+    }
+}
+
+impl EventStore {
+    /// Hands an event to the writer (`keep`: store it; `dnsbl`: score it as a DNSBL lookup).
+    fn enqueue(&self, e: &QueryEvent<'_>, blocked: bool, keep: bool, dnsbl: bool) {
         let ev = OwnedEvent {
             ts_us: unix_us(e.time),
             client: e.client,
@@ -1062,19 +1143,6 @@ impl EventSink for EventStore {
                 self.counters.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
-    }
-
-    fn wants_all_queries(&self) -> bool {
-        self.log_all || self.scoring
-    }
-
-    fn wants_answered(&self, qname_wire: &[u8]) -> bool {
-        self.log_all || self.scoring && self.zones.maybe_under_wire(qname_wire)
-    }
-
-    fn count_answered(&self, qtype: u16, rcode: u8) {
-        self.counters.by_type[qtype_index(qtype)][result_index(false, rcode)]
-            .fetch_add(1, Ordering::Relaxed);
     }
 }
 

@@ -13,7 +13,7 @@ use crate::access::{Acl, RateLimiter};
 use crate::answer::judge_answer_wire;
 use crate::cache::{AnswerCache, CacheConfig, CachedAnswer};
 use crate::config::{AnyQueries, ServerConfig};
-use crate::events::{EventSink, Outcome, QueryEvent};
+use crate::events::{AnsweredQuery, EventSink, Outcome, QueryEvent};
 use crate::hist::Histogram;
 use crate::stats::Stats;
 use crate::upstream::{UpstreamRequest, Upstreams};
@@ -363,8 +363,17 @@ impl Engine {
             // Monitor mode: answered normally, verdict recorded.
             self.report(q, &q.name_text(), verdict, client, entry.rcode, from_cache);
         } else if self.log_all {
-            if self.events.wants_answered(q.question.name_wire()) {
-                self.report(q, &q.name_text(), verdict, client, entry.rcode, from_cache);
+            let qname_wire = q.question.name_wire();
+            if self.events.wants_answered(qname_wire) {
+                self.events.record_answered(&AnsweredQuery {
+                    time: SystemTime::now(),
+                    client: client.ip(),
+                    qname_wire,
+                    qtype: q.qtype,
+                    verdict,
+                    rcode: entry.rcode,
+                    from_cache,
+                });
             } else {
                 self.events.count_answered(q.qtype, entry.rcode);
             }

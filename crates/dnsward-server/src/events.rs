@@ -27,6 +27,36 @@ pub struct QueryEvent<'a> {
     pub outcome: Outcome,
 }
 
+/// An answered (unblocked, not monitored) query, with its name still in wire form: what the
+/// engine hands to [`EventSink::record_answered`] when a sink wants it.
+#[derive(Debug)]
+pub struct AnsweredQuery<'a> {
+    pub time: SystemTime,
+    pub client: IpAddr,
+    /// The question name as received (uncompressed, terminated; case as sent).
+    pub qname_wire: &'a [u8],
+    pub qtype: u16,
+    pub verdict: &'a Verdict,
+    pub rcode: u8,
+    pub from_cache: bool,
+}
+
+impl AnsweredQuery<'_> {
+    /// The same query as a [`QueryEvent`], given its text name.
+    pub fn to_event<'b>(&'b self, qname: &'b str) -> QueryEvent<'b> {
+        QueryEvent {
+            time: self.time,
+            client: self.client,
+            qname,
+            qtype: self.qtype,
+            verdict: self.verdict,
+            rcode: self.rcode,
+            from_cache: self.from_cache,
+            outcome: Outcome::Answered,
+        }
+    }
+}
+
 /// Where events go. Called on the query path: implementations must not block (queue and return).
 pub trait EventSink: Send + Sync {
     fn record(&self, event: &QueryEvent<'_>);
@@ -44,6 +74,13 @@ pub trait EventSink: Send + Sync {
     /// An answered query that `wants_answered` declined: only to be counted (metrics by query
     /// type and result stay complete without an event per query).
     fn count_answered(&self, _qtype: u16, _rcode: u8) {}
+    /// An answered query that `wants_answered` accepted. The default formats the name and calls
+    /// `record`; a sink that stores names in its own encoding (the store's query log) overrides
+    /// this and skips the `String` per query.
+    fn record_answered(&self, q: &AnsweredQuery<'_>) {
+        let name = crate::wire::name_to_text(q.qname_wire);
+        self.record(&q.to_event(&name));
+    }
 }
 
 /// Logs blocks through `tracing` (the default sink).

@@ -355,14 +355,23 @@ pub fn read_name_text(pkt: &[u8], mut pos: usize) -> Option<String> {
 /// Wire name (uncompressed, terminated) to lowercase text without the trailing dot.
 /// Bytes other than letters, digits, `-` and `_` are written as `\DDD`.
 pub fn name_to_text(wire: &[u8]) -> String {
-    // Built as bytes: this runs for every logged query.
     let mut out: Vec<u8> = Vec::with_capacity(wire.len());
+    write_name_text(wire, &mut out);
+    // Only ASCII was written.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends the text form of a wire name (as [`name_to_text`] gives it: lowercase, `\DDD` escapes,
+/// `.` for the root) to `out` and returns its length. Written as bytes straight into the caller's
+/// buffer: the query log encodes every logged name this way, with no `String` per query.
+pub fn write_name_text(wire: &[u8], out: &mut Vec<u8>) -> usize {
+    let start = out.len();
     let mut pos = 0;
     while let Some(&len) = wire.get(pos) {
         if len == 0 {
             break;
         }
-        if !out.is_empty() {
+        if out.len() > start {
             out.push(b'.');
         }
         for &b in wire.get(pos + 1..pos + 1 + len as usize).unwrap_or(&[]) {
@@ -375,11 +384,10 @@ pub fn name_to_text(wire: &[u8]) -> String {
         }
         pos += 1 + len as usize;
     }
-    if out.is_empty() {
+    if out.len() == start {
         out.push(b'.');
     }
-    // Only ASCII was written.
-    String::from_utf8(out).unwrap_or_default()
+    out.len() - start
 }
 
 /// Text name (`a.b.c`) to uncompressed wire form. Returns None for invalid names.
