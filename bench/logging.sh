@@ -23,6 +23,8 @@ if [ -z "${BIN:-}" ]; then
   (cd "$root" && cargo build --release -p dnsward)
   BIN=$root/target/release/dnsward
 fi
+# The harness runs from target/bench: a relative path would not be found there.
+BIN=$(realpath "$BIN")
 [ -x "$work/compare.sh" ] || { echo "run bench/compare.sh once first (it prepares $work)" >&2; exit 1; }
 tag=${TAG:-logging-$(date -u +%Y%m%dT%H%M%SZ)}
 tmp=$(mktemp -d)

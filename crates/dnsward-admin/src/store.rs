@@ -1699,6 +1699,18 @@ impl EventSink for TeeSink {
         self.sinks.iter().any(|s| s.wants_answered(qname_wire))
     }
 
+    fn record_answered(&self, q: &AnsweredQuery<'_>) {
+        // Each sink as if it were alone: a sink that does not want this answer only counts it
+        // (and none of them makes the name a `String` unless it needs one).
+        for s in &self.sinks {
+            if s.wants_answered(q.qname_wire) {
+                s.record_answered(q);
+            } else {
+                s.count_answered(q.qtype, q.rcode);
+            }
+        }
+    }
+
     fn count_answered(&self, qtype: u16, rcode: u8) {
         for s in &self.sinks {
             s.count_answered(qtype, rcode);
@@ -1709,6 +1721,55 @@ impl EventSink for TeeSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Notes what it was handed: names of recorded events, and counts.
+    struct Probe {
+        wants: bool,
+        names: Mutex<Vec<String>>,
+        counted: AtomicU64,
+    }
+
+    impl EventSink for Probe {
+        fn record(&self, e: &QueryEvent<'_>) {
+            self.names.lock().push(e.qname.to_string());
+        }
+        fn wants_all_queries(&self) -> bool {
+            self.wants
+        }
+        fn count_answered(&self, _qtype: u16, _rcode: u8) {
+            self.counted.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn tee_hands_answers_only_to_the_sinks_that_want_them() {
+        let probe = |wants| {
+            Arc::new(Probe {
+                wants,
+                names: Mutex::new(Vec::new()),
+                counted: AtomicU64::new(0),
+            })
+        };
+        let (logger, quiet) = (probe(true), probe(false));
+        let tee = TeeSink::new(vec![logger.clone(), quiet.clone()]);
+        assert!(tee.wants_all_queries());
+        let wire = b"\x03WWW\x07Example\x03com\x00";
+        assert!(tee.wants_answered(wire));
+        tee.record_answered(&AnsweredQuery {
+            time: SystemTime::now(),
+            client: IpAddr::from([192, 0, 2, 1]),
+            qname_wire: wire,
+            qtype: 1,
+            verdict: &Verdict::PASS,
+            rcode: 0,
+            from_cache: false,
+        });
+        // The default `record_answered` formats the name (lowercase text) and records it.
+        assert_eq!(*logger.names.lock(), vec!["www.example.com".to_string()]);
+        assert_eq!(logger.counted.load(Ordering::Relaxed), 0);
+        assert!(quiet.names.lock().is_empty());
+        assert_eq!(quiet.counted.load(Ordering::Relaxed), 1);
+    }
 
     #[test]
     fn client_sketch() {

@@ -366,6 +366,8 @@ pub fn name_to_text(wire: &[u8]) -> String {
 /// buffer: the query log encodes every logged name this way, with no `String` per query.
 pub fn write_name_text(wire: &[u8], out: &mut Vec<u8>) -> usize {
     let start = out.len();
+    // A plain name's text is never longer than its wire form.
+    out.reserve(wire.len());
     let mut pos = 0;
     while let Some(&len) = wire.get(pos) {
         if len == 0 {
@@ -374,12 +376,22 @@ pub fn write_name_text(wire: &[u8], out: &mut Vec<u8>) -> usize {
         if out.len() > start {
             out.push(b'.');
         }
-        for &b in wire.get(pos + 1..pos + 1 + len as usize).unwrap_or(&[]) {
-            let c = b.to_ascii_lowercase();
-            if c.is_ascii_alphanumeric() || c == b'-' || c == b'_' {
-                out.push(c);
-            } else {
-                out.extend_from_slice(&[b'\\', b'0' + c / 100, b'0' + c / 10 % 10, b'0' + c % 10]);
+        let label = wire.get(pos + 1..pos + 1 + len as usize).unwrap_or(&[]);
+        if label.iter().all(|&b| TEXT_BYTE[b as usize] != 0) {
+            // Almost every label: one bounds check for the whole label, no branch per byte.
+            out.extend(label.iter().map(|&b| TEXT_BYTE[b as usize]));
+        } else {
+            for &b in label {
+                let c = b.to_ascii_lowercase();
+                match TEXT_BYTE[b as usize] {
+                    0 => out.extend_from_slice(&[
+                        b'\\',
+                        b'0' + c / 100,
+                        b'0' + c / 10 % 10,
+                        b'0' + c % 10,
+                    ]),
+                    t => out.push(t),
+                }
             }
         }
         pos += 1 + len as usize;
@@ -389,6 +401,21 @@ pub fn write_name_text(wire: &[u8], out: &mut Vec<u8>) -> usize {
     }
     out.len() - start
 }
+
+/// A name byte as written in text: letters lowercased, digits, `-` and `_` as they are; 0 for
+/// bytes written as a `\DDD` escape.
+static TEXT_BYTE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = (b as u8).to_ascii_lowercase();
+        if c.is_ascii_alphanumeric() || c == b'-' || c == b'_' {
+            t[b] = c;
+        }
+        b += 1;
+    }
+    t
+};
 
 /// Text name (`a.b.c`) to uncompressed wire form. Returns None for invalid names.
 pub fn text_to_wire(name: &str) -> Option<Vec<u8>> {
