@@ -25,10 +25,12 @@ import train  # noqa: E402
 import features as fe  # noqa: E402
 
 
-def run_model(path, X):
+def run_model(path, featurize):
     so = ort.SessionOptions()
     so.intra_op_num_threads = 2
     sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    meta = sess.get_modelmeta().custom_metadata_map
+    X = featurize(int(meta.get("dnsward.feature_version", "1")))
     names = [i.name for i in sess.get_inputs()]
     outs = [o.name for o in sess.get_outputs()]
     res = []
@@ -67,11 +69,20 @@ def main():
             continue
         label, suffix, _ = untouched[reg]
         rows.append((label, suffix, "benign_both" if reg in benign else "benign_all"))
-    X = train.Featurized([r[0] for r in rows], [r[1] for r in rows])
+    by_version = {}
+
+    def featurize(version):
+        # Models of feature versions 1 and 2 read the same n-grams (v1 takes the first dense columns).
+        v = max(version, 2)
+        if v not in by_version:
+            fe.use_version(v)
+            by_version[v] = train.Featurized([r[0] for r in rows], [r[1] for r in rows])
+        fe.use_version(v)
+        return by_version[v]
     kind = np.array([r[2] for r in rows])
     out = {}
     for path in args.models:
-        sc = run_model(path, X)
+        sc = run_model(path, featurize)
         res = {}
         for proto, sel in (("web", kind == "benign_both"), ("all", np.isin(kind, ["benign_both", "benign_all"]))):
             b = sc[sel]

@@ -13,6 +13,12 @@ Spec (version FEATURE_VERSION):
     id = 1 + fnv1a64(gram) % (BUCKETS - 1); id 0 is padding (a zero row).
   * TLD id = fnv1a64(suffix) % TLD_BUCKETS.
   * dense features: see dense_features().
+  * (version 3) shape n-grams: the label's letter-class shape (a e i o u -> v, y -> y, other
+    letters -> c, digits -> d, '-' -> h, anything else -> c), t = b"<" + shape + b">", n-grams of t
+    for n in SHAPE_MIN..=SHAPE_MAX hashed as fnv1a64(b"\x01" + gram), then the whole shape as
+    fnv1a64(b"\x02" + shape); same id rule and table as the character n-grams, appended after them
+    (so the embedding mean sees both). Simda (`vocyjet`: cvcycvc) and pitou (`ayacwaiab`) are
+    defined by such patterns, which the character n-grams spread over many rare grams.
   * (version 2) word segmentation of the label against a dictionary (WORDS, stored in the model's
     `dnsward.words` metadata, one word per line, id = line number + 1): see segment(). Word ids feed
     a second embedding bag; five word-structure features are appended to the dense features.
@@ -21,13 +27,27 @@ import math
 
 import numpy as np
 
-FEATURE_VERSION = 2
+FEATURE_VERSION = 3
 BUCKETS = 1 << 17
 TLD_BUCKETS = 4096
 NGRAM_MIN = 1
 NGRAM_MAX = 5
 MAX_LABEL = 63
-MAX_IDS = sum(MAX_LABEL + 2 - n + 1 for n in range(NGRAM_MIN, NGRAM_MAX + 1))  # 315
+SHAPE_MIN = 3
+SHAPE_MAX = 6
+MAX_CHAR_IDS = sum(MAX_LABEL + 2 - n + 1 for n in range(NGRAM_MIN, NGRAM_MAX + 1))  # 315
+MAX_SHAPE_IDS = sum(MAX_LABEL + 2 - n + 1 for n in range(SHAPE_MIN, SHAPE_MAX + 1)) + 1  # 247
+MAX_IDS = MAX_CHAR_IDS + MAX_SHAPE_IDS  # 562
+
+
+def use_version(v: int):
+    """Compute features of spec version `v` (2 or 3) from now on: compare.py scores models of
+    either version on the same names."""
+    global FEATURE_VERSION, MAX_IDS
+    if v not in (2, 3):
+        raise ValueError(f"feature version {v} is not supported (2, 3)")
+    FEATURE_VERSION = v
+    MAX_IDS = MAX_CHAR_IDS + (MAX_SHAPE_IDS if v >= 3 else 0)
 N_DENSE_BASE = 10
 N_WORD_DENSE = 5
 N_DENSE = N_DENSE_BASE + N_WORD_DENSE
@@ -62,18 +82,54 @@ def label_bytes(label: str) -> bytes:
     return b[:MAX_LABEL]
 
 
+_SHAPE = bytes(
+    ord("v") if c in b"aeiou" else ord("y") if c == ord("y") else ord("d") if 48 <= c <= 57
+    else ord("h") if c == 45 else ord("c")
+    for c in range(256))
+
+
+def shape(label: str) -> bytes:
+    return label_bytes(label).translate(_SHAPE)
+
+
 def ngram_ids(label: str) -> list:
     s = b"<" + label_bytes(label) + b">"
     out = []
     for n in range(NGRAM_MIN, NGRAM_MAX + 1):
         for i in range(0, len(s) - n + 1):
             out.append(1 + fnv1a64(s[i:i + n]) % (BUCKETS - 1))
+    if FEATURE_VERSION >= 3:
+        sh = shape(label)
+        t = b"<" + sh + b">"
+        for n in range(SHAPE_MIN, SHAPE_MAX + 1):
+            for i in range(0, len(t) - n + 1):
+                out.append(1 + fnv1a64(b"\x01" + t[i:i + n]) % (BUCKETS - 1))
+        out.append(1 + fnv1a64(b"\x02" + sh) % (BUCKETS - 1))
     return out
 
 
 def ngram_ids_batch(labels):
     """Vectorised ngram_ids for many labels: returns (flat ids int64, counts int64)."""
-    bs = [b"<" + label_bytes(l) + b">" for l in labels]
+    flat, counts = _hash_grams([b"<" + label_bytes(l) + b">" for l in labels], NGRAM_MIN, NGRAM_MAX, FNV_OFFSET)
+    if FEATURE_VERSION < 3:
+        return flat, counts
+    shapes = [shape(l) for l in labels]
+    sflat, scounts = _hash_grams([b"<" + sh + b">" for sh in shapes], SHAPE_MIN, SHAPE_MAX, fnv1a64(b"\x01"))
+    whole = np.array([1 + fnv1a64(b"\x02" + sh) % (BUCKETS - 1) for sh in shapes], dtype=np.int64)
+    # Per row: character n-grams, shape n-grams, whole shape (the order of ngram_ids).
+    cs = np.concatenate([[0], np.cumsum(counts)])
+    ss = np.concatenate([[0], np.cumsum(scounts)])
+    parts = []
+    for r in range(len(labels)):
+        parts.append(flat[cs[r]:cs[r + 1]])
+        parts.append(sflat[ss[r]:ss[r + 1]])
+        parts.append(whole[r:r + 1])
+    return np.concatenate(parts), counts + scounts + 1
+
+
+def _hash_grams(bs, nmin, nmax, offset):
+    """n-gram ids (n in nmin..=nmax, order n then position) of each byte string, FNV-1a from
+    `offset` (the state after a prefix)."""
     n_rows = len(bs)
     lens = np.array([len(b) for b in bs], dtype=np.int64)
     width = int(lens.max())
@@ -82,12 +138,12 @@ def ngram_ids_batch(labels):
         arr[r, : len(b)] = np.frombuffer(b, dtype=np.uint8)
     per_n = []
     prime = np.uint64(FNV_PRIME)
-    for n in range(NGRAM_MIN, NGRAM_MAX + 1):
+    for n in range(nmin, nmax + 1):
         npos = width - n + 1
         if npos <= 0:
             per_n.append((np.zeros((n_rows, 0), np.int64), np.zeros((n_rows, 0), bool)))
             continue
-        h = np.full((n_rows, npos), FNV_OFFSET, dtype=np.uint64)
+        h = np.full((n_rows, npos), offset, dtype=np.uint64)
         with np.errstate(over="ignore"):
             for k in range(n):
                 h ^= arr[:, k:k + npos]

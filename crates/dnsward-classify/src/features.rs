@@ -4,14 +4,18 @@
 //! features; `tests/parity.rs` checks this against a fixture written by the training pipeline.
 
 /// Version of the feature spec; must equal the model's `dnsward.feature_version` metadata.
-pub const FEATURE_VERSION: u32 = 2;
+pub const FEATURE_VERSION: u32 = 3;
 pub const BUCKETS: u64 = 1 << 17;
 pub const TLD_BUCKETS: u64 = 4096;
 pub const NGRAM_MIN: usize = 1;
 pub const NGRAM_MAX: usize = 5;
 pub const MAX_LABEL: usize = 63;
-/// Maximum number of n-gram ids for one label (`MAX_LABEL + 2` boundary-marked bytes, n = 1..=5).
-pub const MAX_IDS: usize = 315;
+/// Shape n-grams (feature version 3): n = SHAPE_MIN..=SHAPE_MAX over the boundary-marked shape.
+pub const SHAPE_MIN: usize = 3;
+pub const SHAPE_MAX: usize = 6;
+/// Maximum number of n-gram ids for one label: character n-grams of the `MAX_LABEL + 2`
+/// boundary-marked bytes (n = 1..=5: 315), shape n-grams (n = 3..=6: 246) and the whole shape.
+pub const MAX_IDS: usize = 315 + 246 + 1;
 /// Character-statistics features followed by [`N_WORD_DENSE`] word-structure features.
 pub const N_DENSE: usize = N_DENSE_BASE + N_WORD_DENSE;
 pub const N_DENSE_BASE: usize = 10;
@@ -27,12 +31,7 @@ const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
 #[inline]
 pub fn fnv1a64(data: &[u8]) -> u64 {
-    let mut h = FNV_OFFSET;
-    for &b in data {
-        h ^= b as u64;
-        h = h.wrapping_mul(FNV_PRIME);
-    }
-    h
+    fnv1a64_from(FNV_OFFSET, data)
 }
 
 /// Features of one registrable domain, split as `label` (left of the public suffix) and `suffix`.
@@ -198,7 +197,43 @@ fn label_bytes(label: &str) -> &[u8] {
     &b[..b.len().min(MAX_LABEL)]
 }
 
-/// Appends the n-gram ids of `label` to `out` (cleared first).
+/// Letter class of each byte for the shape n-grams: vowels `v`, `y` itself, other letters `c`,
+/// digits `d`, hyphen `h` (anything else `c`, as in features.py).
+const fn shape_table() -> [u8; 256] {
+    let mut t = [b'c'; 256];
+    let mut c = b'0';
+    while c <= b'9' {
+        t[c as usize] = b'd';
+        c += 1;
+    }
+    t[b'a' as usize] = b'v';
+    t[b'e' as usize] = b'v';
+    t[b'i' as usize] = b'v';
+    t[b'o' as usize] = b'v';
+    t[b'u' as usize] = b'v';
+    t[b'y' as usize] = b'y';
+    t[b'-' as usize] = b'h';
+    t
+}
+static SHAPE: [u8; 256] = shape_table();
+
+#[inline]
+fn bucket(h: u64) -> i64 {
+    1 + (h % (BUCKETS - 1)) as i64
+}
+
+/// FNV-1a continued from state `h`.
+#[inline]
+fn fnv1a64_from(mut h: u64, data: &[u8]) -> u64 {
+    for &b in data {
+        h ^= b as u64;
+        h = h.wrapping_mul(FNV_PRIME);
+    }
+    h
+}
+
+/// Appends the n-gram ids of `label` to `out` (cleared first): character n-grams, then (feature
+/// version 3) shape n-grams and the whole shape, as `ngram_ids` in features.py.
 pub fn ngram_ids_into(label: &str, out: &mut Vec<i64>) {
     out.clear();
     let lb = label_bytes(label);
@@ -212,9 +247,26 @@ pub fn ngram_ids_into(label: &str, out: &mut Vec<i64>) {
             break;
         }
         for w in s.windows(n) {
-            out.push(1 + (fnv1a64(w) % (BUCKETS - 1)) as i64);
+            out.push(bucket(fnv1a64(w)));
         }
     }
+    // Shape: the boundary marks stay, every label byte becomes its class.
+    let mut t = [0u8; MAX_LABEL + 2];
+    t[..s.len()].copy_from_slice(s);
+    for c in &mut t[1..=lb.len()] {
+        *c = SHAPE[*c as usize];
+    }
+    let t = &t[..s.len()];
+    let gram_seed = fnv1a64(b"\x01");
+    for n in SHAPE_MIN..=SHAPE_MAX {
+        if n > t.len() {
+            break;
+        }
+        for w in t.windows(n) {
+            out.push(bucket(fnv1a64_from(gram_seed, w)));
+        }
+    }
+    out.push(bucket(fnv1a64_from(fnv1a64(b"\x02"), &t[1..t.len() - 1])));
 }
 
 pub fn tld_id(suffix: &str) -> i64 {
@@ -337,8 +389,8 @@ mod tests {
         assert_eq!(d, [1.0, 0.5, 0.5, 0.6, 1.0]);
         words.segment_into("xprettyq", &mut ids);
         assert_eq!(ids, vec![1]);
-        // s = "<abc>" (5 bytes): 5 + 4 + 3 + 2 + 1 n-grams
-        assert_eq!(f.ids.len(), 15);
+        // s = "<abc>" (5 bytes): 5 + 4 + 3 + 2 + 1 n-grams; shape "<vcc>": 3 + 2 + 1 + 1 whole
+        assert_eq!(f.ids.len(), 15 + 7);
         assert!(f.ids.iter().all(|&i| i >= 1 && (i as u64) < BUCKETS));
         let long = "a".repeat(100);
         assert_eq!(features(&long, "com", &words).ids.len(), MAX_IDS);
