@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// Events per transaction (at most). Bigger batches touch each hot index page once for many
 /// events, which is what keeps the writer fast with many clients.
@@ -1030,22 +1030,7 @@ impl EventSink for EventStore {
         if !blocked && self.log_all && !self.streaming {
             // Every logged answer takes the fast lane, so the log keeps the order of answers.
             let reason = reason_json(e.verdict);
-            let record = logged_answer(
-                e.time,
-                e.client,
-                e.qtype,
-                e.rcode,
-                e.from_cache,
-                e.verdict,
-                &reason,
-            );
-            self.stage_query(
-                &crate::qlog::LoggedQuery {
-                    qname: e.qname,
-                    ..record
-                },
-                None,
-            );
+            self.stage_query(&logged_answer(e, &reason), None);
             if !dnsbl {
                 return;
             }
@@ -1064,15 +1049,8 @@ impl EventSink for EventStore {
             .fetch_add(1, Ordering::Relaxed);
         // Every logged answer takes the fast lane, so the log keeps the order of answers.
         let reason = reason_json(q.verdict);
-        let record = logged_answer(
-            q.time,
-            q.client,
-            q.qtype,
-            q.rcode,
-            q.from_cache,
-            q.verdict,
-            &reason,
-        );
+        // The name is written from `qname_wire` by the stage.
+        let record = logged_answer(&q.to_event(""), &reason);
         self.stage_query(&record, Some(q.qname_wire));
         if self.scoring && self.zones.maybe_under_wire(q.qname_wire) {
             // A DNSBL lookup also goes to client scoring (not logged a second time).
@@ -1097,25 +1075,20 @@ impl EventSink for EventStore {
     }
 }
 
-/// A query-log record of an answered query, without its name. Only allowlisted answers carry a
-/// reason (rare next to plain answers).
+/// A query-log record of an answered query. Only allowlisted answers carry a reason (rare next
+/// to plain answers).
 fn logged_answer<'a>(
-    time: SystemTime,
-    client: IpAddr,
-    qtype: u16,
-    rcode: u8,
-    cached: bool,
-    verdict: &Verdict,
+    e: &QueryEvent<'a>,
     reason: &'a Option<String>,
 ) -> crate::qlog::LoggedQuery<'a> {
     crate::qlog::LoggedQuery {
-        ts_us: unix_us(time),
-        client: crate::dnsbl::canonical_ip(client),
-        qname: "",
-        qtype,
-        rcode,
-        cached,
-        allow: matches!(verdict.kind, VerdictKind::Allow),
+        ts_us: unix_us(e.time),
+        client: crate::dnsbl::canonical_ip(e.client),
+        qname: e.qname,
+        qtype: e.qtype,
+        rcode: e.rcode,
+        cached: e.from_cache,
+        allow: matches!(e.verdict.kind, VerdictKind::Allow),
         reason: reason.as_deref(),
     }
 }
@@ -1721,6 +1694,7 @@ impl EventSink for TeeSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::SystemTime;
 
     /// Notes what it was handed: names of recorded events, and counts.
     struct Probe {
