@@ -226,19 +226,42 @@ impl Layer {
     }
 }
 
-/// `out = b + x W` accumulated input by input (vectorises over the outputs; zero inputs, e.g.
-/// after ReLU, are skipped). Same operation order with or without AVX2, so both give identical
-/// results.
+/// `out = b + x W`, accumulated input by input for each tile of `TILE` outputs (zero inputs, e.g.
+/// after ReLU, are skipped). The tile's accumulators stay in registers across all inputs, so the
+/// inner loop loads only weights; accumulating over the whole output row instead reloaded and
+/// stored every output once per input. Every output still sums its inputs in input order, with
+/// or without AVX2 and for any tile size, so all paths give identical results.
 #[inline(always)]
 fn affine(w: &[f32], b: &[f32], x: &[f32], out: &mut [f32]) {
+    const TILE: usize = 32;
     let n = out.len();
-    out.copy_from_slice(b);
+    let mut j0 = 0;
+    while j0 + TILE <= n {
+        let mut acc: [f32; TILE] = b[j0..j0 + TILE].try_into().expect("tile");
+        for (i, &xi) in x.iter().enumerate() {
+            if xi == 0.0 {
+                continue;
+            }
+            let row: &[f32; TILE] = w[i * n + j0..i * n + j0 + TILE].try_into().expect("tile");
+            for k in 0..TILE {
+                acc[k] += xi * row[k];
+            }
+        }
+        out[j0..j0 + TILE].copy_from_slice(&acc);
+        j0 += TILE;
+    }
+    if j0 == n {
+        return;
+    }
+    // The last outputs (fewer than a tile: the heads), as before.
+    let tail = &mut out[j0..];
+    tail.copy_from_slice(&b[j0..]);
     for (i, &xi) in x.iter().enumerate() {
         if xi == 0.0 {
             continue;
         }
-        let row = &w[i * n..(i + 1) * n];
-        for (o, &wv) in out.iter_mut().zip(row) {
+        let row = &w[i * n + j0..(i + 1) * n];
+        for (o, &wv) in tail.iter_mut().zip(row) {
             *o += xi * wv;
         }
     }
@@ -960,7 +983,8 @@ mod tests {
     };
     const ROWS: (usize, usize, usize) = (50, 10, 6);
     const DIMS: (usize, usize, usize) = (16, 8, 5);
-    const HIDDEN: [usize; 3] = [10, 7, 5];
+    // 70: two full tiles of the affine kernel and a tail.
+    const HIDDEN: [usize; 3] = [70, 7, 5];
     const FAMILIES: usize = 4;
 
     fn synthetic() -> pb::ModelProto {
