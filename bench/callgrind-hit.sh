@@ -7,6 +7,7 @@
 #   bench/callgrind-hit.sh NAME [dnsward serve args...]
 #   bench/callgrind-hit.sh off --admin off
 #   bench/callgrind-hit.sh logon --config /tmp/logon.toml
+#   QUERIES=miss100k.txt bench/callgrind-hit.sh miss-off --admin off   # the miss workload instead
 # Writes target/bench/callgrind/cg.NAME; prints queries answered and the total; then e.g.
 #   callgrind_annotate --inclusive=yes target/bench/callgrind/cg.NAME | grep answer_fast
 set -euo pipefail
@@ -32,7 +33,7 @@ for _ in $(seq 1 60); do
 done
 # Start counting after start-up (model load, store open), then 40,000 queries at 2000 qps.
 callgrind_control -z "$SUT" > /dev/null
-dnsperf -s 127.0.0.1 -p 5400 -d "$B/queries/hit1k.txt" -l 20 -Q 2000 -c 4 > "$out/dnsperf.$name.txt" 2>&1
+dnsperf -s 127.0.0.1 -p 5400 -d "$B/queries/${QUERIES:-hit1k.txt}" -l 20 -Q 2000 -c 4 > "$out/dnsperf.$name.txt" 2>&1
 kill -INT "$SUT"
 wait "$SUT" || true
 grep -E "Queries completed" "$out/dnsperf.$name.txt"
