@@ -130,6 +130,9 @@ impl Query {
 }
 
 /// Why a packet is not a query we answer normally.
+// `Respond` carries the echoed question inline (as `Query` does): parsing must not allocate,
+// even for a flood of malformed packets, so it is not boxed.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum QueryError {
     /// Too short for a header, or a response: never answered (no reflection of garbage).
@@ -161,6 +164,8 @@ pub(crate) fn be32(b: &[u8], at: usize) -> Option<u32> {
 }
 
 /// Parses a query packet. Never panics, never allocates.
+// The error is as large as the `Query` it replaces (both hold a question inline; see `QueryError`).
+#[allow(clippy::result_large_err)]
 pub fn parse_query(pkt: &[u8]) -> Result<Query, QueryError> {
     if pkt.len() < HEADER_LEN {
         return Err(QueryError::Drop);
