@@ -224,13 +224,20 @@ fn bucket(h: u64) -> i64 {
 
 /// FNV-1a continued from state `h`.
 #[inline]
-fn fnv1a64_from(mut h: u64, data: &[u8]) -> u64 {
-    for &b in data {
-        h ^= b as u64;
+const fn fnv1a64_from(mut h: u64, data: &[u8]) -> u64 {
+    let mut i = 0;
+    while i < data.len() {
+        h ^= data[i] as u64;
         h = h.wrapping_mul(FNV_PRIME);
+        i += 1;
     }
     h
 }
+
+/// FNV-1a states after the one-byte prefixes that keep shape n-grams (`\x01`) and the whole
+/// shape (`\x02`) apart from character n-grams in the shared table.
+const SHAPE_GRAM_SEED: u64 = fnv1a64_from(FNV_OFFSET, b"\x01");
+const WHOLE_SHAPE_SEED: u64 = fnv1a64_from(FNV_OFFSET, b"\x02");
 
 /// Appends the n-gram ids of `label` to `out` (cleared first): character n-grams, then (feature
 /// version 3) shape n-grams and the whole shape, as `ngram_ids` in features.py.
@@ -257,16 +264,15 @@ pub fn ngram_ids_into(label: &str, out: &mut Vec<i64>) {
         *c = SHAPE[*c as usize];
     }
     let t = &t[..s.len()];
-    let gram_seed = fnv1a64(b"\x01");
     for n in SHAPE_MIN..=SHAPE_MAX {
         if n > t.len() {
             break;
         }
         for w in t.windows(n) {
-            out.push(bucket(fnv1a64_from(gram_seed, w)));
+            out.push(bucket(fnv1a64_from(SHAPE_GRAM_SEED, w)));
         }
     }
-    out.push(bucket(fnv1a64_from(fnv1a64(b"\x02"), &t[1..t.len() - 1])));
+    out.push(bucket(fnv1a64_from(WHOLE_SHAPE_SEED, &t[1..t.len() - 1])));
 }
 
 pub fn tld_id(suffix: &str) -> i64 {
