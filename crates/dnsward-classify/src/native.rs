@@ -213,64 +213,134 @@ struct Layer {
 }
 
 impl Layer {
-    fn forward(&self, x: &[f32], out: &mut [f32], avx2: bool) {
+    /// `out = b + x W`. Zero inputs (half of them after a ReLU) are dropped first, into
+    /// `nz_idx`/`nz_val`, so the product runs over the non-zero inputs only without a branch per
+    /// input and output tile: the branch had mispredicted on the ReLU pattern once per tile.
+    fn forward(&self, x: &[f32], out: &mut [f32], nz: &mut NonZero, fma: bool) {
         let (x, out) = (&x[..self.n_in], &mut out[..self.n_out]);
+        let m = nz.compact(x);
+        let (idx, val) = (&nz.idx[..m], &nz.val[..m]);
         #[cfg(target_arch = "x86_64")]
-        if avx2 {
-            // SAFETY: AVX2 was detected at load.
-            unsafe { affine_avx2(&self.w, &self.b, x, out) };
+        if fma {
+            // SAFETY: AVX2 and FMA were detected at load; `compact` returns indices < n_in and
+            // `w` is [n_in][n_out] (checked when the layer was read).
+            unsafe { affine_fma(&self.w, &self.b, idx, val, out) };
             return;
         }
-        let _ = avx2;
-        affine(&self.w, &self.b, x, out);
+        let _ = fma;
+        affine(&self.w, &self.b, idx, val, out);
     }
 }
 
-/// `out = b + x W`, accumulated input by input for each tile of `TILE` outputs (zero inputs, e.g.
-/// after ReLU, are skipped). The tile's accumulators stay in registers across all inputs, so the
-/// inner loop loads only weights; accumulating over the whole output row instead reloaded and
-/// stored every output once per input. Every output still sums its inputs in input order, with
-/// or without AVX2 and for any tile size, so all paths give identical results.
-#[inline(always)]
-fn affine(w: &[f32], b: &[f32], x: &[f32], out: &mut [f32]) {
-    const TILE: usize = 32;
-    let n = out.len();
-    let mut j0 = 0;
-    while j0 + TILE <= n {
-        let mut acc: [f32; TILE] = b[j0..j0 + TILE].try_into().expect("tile");
+/// The non-zero entries of a layer's input, in input order.
+#[derive(Default)]
+struct NonZero {
+    idx: Vec<u32>,
+    val: Vec<f32>,
+}
+
+impl NonZero {
+    /// Keeps the non-zero entries of `x` (branch-free) and returns how many there are.
+    fn compact(&mut self, x: &[f32]) -> usize {
+        if self.idx.len() < x.len() {
+            self.idx.resize(x.len(), 0);
+            self.val.resize(x.len(), 0.0);
+        }
+        let (idx, val) = (&mut self.idx[..x.len()], &mut self.val[..x.len()]);
+        let mut m = 0;
         for (i, &xi) in x.iter().enumerate() {
-            if xi == 0.0 {
-                continue;
-            }
-            let row: &[f32; TILE] = w[i * n + j0..i * n + j0 + TILE].try_into().expect("tile");
-            for k in 0..TILE {
-                acc[k] += xi * row[k];
-            }
+            // m <= i < x.len(): always in bounds.
+            idx[m] = i as u32;
+            val[m] = xi;
+            m += (xi != 0.0) as usize;
         }
-        out[j0..j0 + TILE].copy_from_slice(&acc);
-        j0 += TILE;
+        m
     }
-    if j0 == n {
-        return;
-    }
-    // The last outputs (fewer than a tile: the heads), as before.
-    let tail = &mut out[j0..];
-    tail.copy_from_slice(&b[j0..]);
-    for (i, &xi) in x.iter().enumerate() {
-        if xi == 0.0 {
-            continue;
-        }
-        let row = &w[i * n + j0..(i + 1) * n];
-        for (o, &wv) in tail.iter_mut().zip(row) {
-            *o += xi * wv;
+}
+
+/// Scalar `out = b + sum over kept inputs of val * W[idx]`, one fused multiply-add per term in
+/// input order: the same arithmetic as the FMA kernel, so both paths give identical results.
+fn affine(w: &[f32], b: &[f32], idx: &[u32], val: &[f32], out: &mut [f32]) {
+    let n = out.len();
+    out.copy_from_slice(&b[..n]);
+    for (&i, &v) in idx.iter().zip(val) {
+        let row = &w[i as usize * n..][..n];
+        for (o, &wv) in out.iter_mut().zip(row) {
+            *o = v.mul_add(wv, *o);
         }
     }
 }
 
+/// AVX2/FMA `out = b + sum over kept inputs of val * W[idx]`: outputs in tiles of up to 64 (eight
+/// 8-wide accumulators kept in registers across all inputs, enough independent FMA chains to
+/// hide their latency), then a scalar tail of fewer than 8 outputs.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn affine_avx2(w: &[f32], b: &[f32], x: &[f32], out: &mut [f32]) {
-    affine(w, b, x, out)
+#[target_feature(enable = "avx2,fma")]
+unsafe fn affine_fma(w: &[f32], b: &[f32], idx: &[u32], val: &[f32], out: &mut [f32]) {
+    let n = out.len();
+    assert!(b.len() >= n && idx.len() == val.len());
+    assert!(idx.iter().all(|&i| (i as usize + 1) * n <= w.len()));
+    let mut j0 = 0;
+    while j0 + 64 <= n {
+        // SAFETY (all tiles): j0 + 8 K <= n, and every row i has n entries in w (asserted).
+        unsafe { tile::<8>(w, b, idx, val, out, j0) };
+        j0 += 64;
+    }
+    unsafe {
+        match (n - j0) / 8 {
+            1 => tile::<1>(w, b, idx, val, out, j0),
+            2 => tile::<2>(w, b, idx, val, out, j0),
+            3 => tile::<3>(w, b, idx, val, out, j0),
+            4 => tile::<4>(w, b, idx, val, out, j0),
+            5 => tile::<5>(w, b, idx, val, out, j0),
+            6 => tile::<6>(w, b, idx, val, out, j0),
+            7 => tile::<7>(w, b, idx, val, out, j0),
+            _ => {}
+        }
+    }
+    j0 += (n - j0) / 8 * 8;
+    for j in j0..n {
+        let mut a = b[j];
+        for (&i, &v) in idx.iter().zip(val) {
+            a = v.mul_add(w[i as usize * n + j], a);
+        }
+        out[j] = a;
+    }
+}
+
+/// `K` 8-wide accumulators for outputs `j0 .. j0 + 8 K`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn tile<const K: usize>(
+    w: &[f32],
+    b: &[f32],
+    idx: &[u32],
+    val: &[f32],
+    out: &mut [f32],
+    j0: usize,
+) {
+    use std::arch::x86_64::*;
+    let n = out.len();
+    debug_assert!(j0 + 8 * K <= n);
+    // SAFETY: the caller guarantees j0 + 8 K <= n <= b.len() and (i + 1) n <= w.len() for every
+    // index i.
+    unsafe {
+        let mut acc = [_mm256_setzero_ps(); K];
+        for (k, a) in acc.iter_mut().enumerate() {
+            *a = _mm256_loadu_ps(b.as_ptr().add(j0 + 8 * k));
+        }
+        for (&i, &v) in idx.iter().zip(val) {
+            let xv = _mm256_set1_ps(v);
+            let row = w.as_ptr().add(i as usize * n + j0);
+            for (k, a) in acc.iter_mut().enumerate() {
+                *a = _mm256_fmadd_ps(xv, _mm256_loadu_ps(row.add(8 * k)), *a);
+            }
+        }
+        for (k, a) in acc.iter().enumerate() {
+            _mm256_storeu_ps(out.as_mut_ptr().add(j0 + 8 * k), *a);
+        }
+    }
 }
 
 enum Segment {
@@ -296,7 +366,8 @@ pub(crate) struct NativeNet {
     logit: Layer,
     family: Layer,
     inv_temp: f32,
-    avx2: bool,
+    /// AVX2 and FMA are available (the dense layers' kernel).
+    fma: bool,
     /// Largest activation width (for the scratch buffers).
     max_width: usize,
 }
@@ -318,6 +389,7 @@ struct Scratch {
     a: Vec<f32>,
     b: Vec<f32>,
     fam: Vec<f32>,
+    nz: NonZero,
 }
 
 thread_local! {
@@ -342,13 +414,14 @@ impl NativeNet {
         n_families: usize,
     ) -> Result<NativeNet, String> {
         #[cfg(target_arch = "x86_64")]
-        let (f16c, avx2) = (
+        let (f16c, fma) = (
             std::arch::is_x86_feature_detected!("avx")
                 && std::arch::is_x86_feature_detected!("f16c"),
-            std::arch::is_x86_feature_detected!("avx2"),
+            std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma"),
         );
         #[cfg(not(target_arch = "x86_64"))]
-        let (f16c, avx2) = (true, false);
+        let (f16c, fma) = (true, false);
         let graph = proto.graph.as_ref().ok_or("no graph")?;
         let opset = proto
             .opset_import
@@ -478,7 +551,7 @@ impl NativeNet {
             logit,
             family,
             inv_temp,
-            avx2,
+            fma,
             max_width,
         })
     }
@@ -540,15 +613,15 @@ impl NativeNet {
         let (mut cur, mut next) = (&mut s.x, &mut s.a);
         let mut spare = &mut s.b;
         for l in &self.hidden {
-            l.forward(cur, next, self.avx2);
+            l.forward(cur, next, &mut s.nz, self.fma);
             next[..l.n_out].iter_mut().for_each(|v| *v = v.max(0.0));
             // rotate: the input buffer becomes free
             std::mem::swap(&mut cur, &mut next);
             std::mem::swap(&mut next, &mut spare);
         }
         let mut z = [0f32; 1];
-        self.logit.forward(cur, &mut z, self.avx2);
-        self.family.forward(cur, &mut s.fam, self.avx2);
+        self.logit.forward(cur, &mut z, &mut s.nz, self.fma);
+        self.family.forward(cur, &mut s.fam, &mut s.nz, self.fma);
         // softmax
         let m = s.fam.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let mut sum = 0.0;
@@ -1181,6 +1254,52 @@ mod tests {
             dense: [0.0; N_DENSE],
         };
         assert!(net.run(&bad).is_none());
+    }
+
+    /// The FMA kernel and the scalar fallback give bit-identical outputs (same fused
+    /// multiply-add per term, same input order) for every tile shape: full 64-wide tiles, 8-wide
+    /// tiles, and scalar tails, with zero inputs dropped.
+    #[test]
+    fn fma_kernel_matches_scalar_bit_for_bit() {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            let mut r = Rng(0x5eed);
+            for (n_in, n_out) in [
+                (103, 256),
+                (256, 128),
+                (128, 48),
+                (128, 1),
+                (17, 70),
+                (9, 7),
+            ] {
+                let w = r.vec(n_in * n_out);
+                let b = r.vec(n_out);
+                // about a third of the inputs zero, as after a ReLU
+                let x: Vec<f32> = (0..n_in)
+                    .map(|_| if r.next() % 3 == 0 { 0.0 } else { r.f() })
+                    .collect();
+                let mut nz = NonZero::default();
+                let m = nz.compact(&x);
+                assert_eq!(m, x.iter().filter(|v| **v != 0.0).count());
+                let (idx, val) = (&nz.idx[..m], &nz.val[..m]);
+                let mut scalar = vec![0f32; n_out];
+                affine(&w, &b, idx, val, &mut scalar);
+                let mut fast = vec![0f32; n_out];
+                // SAFETY: features detected above; idx < n_in, w is n_in x n_out.
+                unsafe { affine_fma(&w, &b, idx, val, &mut fast) };
+                assert_eq!(
+                    scalar.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    fast.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    "{n_in}x{n_out}"
+                );
+                // and the plain definition, to rounding
+                for j in 0..n_out {
+                    let want: f32 = b[j] + (0..n_in).map(|i| x[i] * w[i * n_out + j]).sum::<f32>();
+                    assert!((want - scalar[j]).abs() <= 1e-4 * (1.0 + want.abs()), "{j}");
+                }
+            }
+        }
     }
 
     #[test]
