@@ -63,6 +63,9 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--tag", default="")
+    ap.add_argument("--save-logits", metavar="PATH",
+                    help="after the last epoch, write {registrable domain: [split, variant, logit]} for the "
+                         "val and test rows (pickle), for offline comparisons such as seed ensembles")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     for kv in args.set:
@@ -105,8 +108,13 @@ def main():
         results.append({"epoch": ep, "val": {k: x for k, x in v.items() if k != "per_variant@1e-3"},
                         "test": t})
 
-    T.train_model(ctx["X"].subset(tr), y[tr], fam[tr], w_bin[tr], w_fam[tr], len(ctx["train_fams"]),
-                  len(fe._WORD_ID), T.EPOCHS, args.seed, log, epoch_cb=on_epoch, **net_kw)
+    net = T.train_model(ctx["X"].subset(tr), y[tr], fam[tr], w_bin[tr], w_fam[tr], len(ctx["train_fams"]),
+                        len(fe._WORD_ID), T.EPOCHS, args.seed, log, epoch_cb=on_epoch, **net_kw)
+    if args.save_logits:
+        ev = np.where(np.isin(ctx["splits"], ["val", "test"]))[0]
+        lg = logits(net, ctx["X"], ev)
+        with open(args.save_logits, "wb") as f:
+            pickle.dump({ctx["rows"][i][0]: (ctx["splits"][i], variants[i], float(x)) for i, x in zip(ev, lg)}, f)
     with open(os.path.join(cache_dir, "sweep.jsonl"), "a") as f:
         f.write(json.dumps({"tag": args.tag, "set": args.set, "seed": args.seed, "epochs": results,
                             "seconds": time.time() - t0}) + "\n")

@@ -204,32 +204,56 @@ unsafe fn add_rows_f16c(
     true
 }
 
-/// A dense layer `y = x W + b`, `W` stored input-major (`[n_in][n_out]`).
+/// Weights of a dense layer, input-major (`[n_in][n_out]`).
+enum LayerWeights {
+    F32(Vec<f32>),
+    /// IEEE half bits: the ONNX file stores the layer as an f16 initialiser behind a `Cast` to
+    /// float, so these are the exact values tract multiplies by; half the bytes to stream per
+    /// name (the hidden layers do not fit in L1, and streaming them from L2 bounds their speed).
+    F16(Vec<u16>),
+}
+
+/// A dense layer `y = x W + b`.
 struct Layer {
     n_in: usize,
     n_out: usize,
-    w: Vec<f32>,
+    w: LayerWeights,
     b: Vec<f32>,
 }
 
 impl Layer {
-    /// `out = b + x W`. Zero inputs (half of them after a ReLU) are dropped first, into
-    /// `nz_idx`/`nz_val`, so the product runs over the non-zero inputs only without a branch per
-    /// input and output tile: the branch had mispredicted on the ReLU pattern once per tile.
-    fn forward(&self, x: &[f32], out: &mut [f32], nz: &mut NonZero, fma: bool) {
-        let (x, out) = (&x[..self.n_in], &mut out[..self.n_out]);
-        let m = nz.compact(x);
-        let (idx, val) = (&nz.idx[..m], &nz.val[..m]);
-        #[cfg(target_arch = "x86_64")]
-        if fma {
-            // SAFETY: AVX2 and FMA were detected at load; `compact` returns indices < n_in and
-            // `w` is [n_in][n_out] (checked when the layer was read).
-            unsafe { affine_fma(&self.w, &self.b, idx, val, out) };
-            return;
+    /// `out = b + x W` for the input `x` given by its non-zero entries (`NonZero::compact`):
+    /// half of them are zero after a ReLU, and skipping them by a list rather than a branch per
+    /// input and output tile avoids a misprediction per tile on the ReLU pattern.
+    fn forward(&self, nz: &NonZero, out: &mut [f32], simd: Simd) {
+        let out = &mut out[..self.n_out];
+        let (idx, val) = (nz.idx(), nz.val());
+        debug_assert!(idx.iter().all(|&i| (i as usize) < self.n_in));
+        match &self.w {
+            #[cfg(target_arch = "x86_64")]
+            LayerWeights::F32(w) if simd.fma => {
+                // SAFETY: AVX2 and FMA were detected at load; `compact` returns indices < n_in and
+                // `w` is [n_in][n_out] (checked when the layer was read, asserted in the kernel).
+                unsafe { affine_fma::<f32>(w, &self.b, idx, val, out) }
+            }
+            #[cfg(target_arch = "x86_64")]
+            LayerWeights::F16(w) if simd.fma && simd.f16c => {
+                // SAFETY: as above, and F16C was detected at load.
+                unsafe { affine_fma::<u16>(w, &self.b, idx, val, out) }
+            }
+            LayerWeights::F32(w) => affine(w, &self.b, idx, val, out),
+            LayerWeights::F16(w) => affine(w, &self.b, idx, val, out),
         }
-        let _ = fma;
-        affine(&self.w, &self.b, idx, val, out);
     }
+}
+
+/// CPU features found at load.
+#[derive(Clone, Copy, Debug)]
+struct Simd {
+    /// AVX2 and FMA (the dense layers' kernel).
+    fma: bool,
+    /// AVX and F16C (f16 tables and weights widened in registers).
+    f16c: bool,
 }
 
 /// The non-zero entries of a layer's input, in input order.
@@ -237,36 +261,141 @@ impl Layer {
 struct NonZero {
     idx: Vec<u32>,
     val: Vec<f32>,
+    len: usize,
 }
 
 impl NonZero {
-    /// Keeps the non-zero entries of `x` (branch-free) and returns how many there are.
-    fn compact(&mut self, x: &[f32]) -> usize {
-        if self.idx.len() < x.len() {
-            self.idx.resize(x.len(), 0);
-            self.val.resize(x.len(), 0.0);
+    fn idx(&self) -> &[u32] {
+        &self.idx[..self.len]
+    }
+
+    fn val(&self) -> &[f32] {
+        &self.val[..self.len]
+    }
+
+    /// Keeps the non-zero entries of `x` (NaN counts as non-zero, -0.0 as zero), in order.
+    fn compact(&mut self, x: &[f32], simd: Simd) {
+        // Room for a whole 8-lane store at any position.
+        if self.idx.len() < x.len() + 8 {
+            self.idx.resize(x.len() + 8, 0);
+            self.val.resize(x.len() + 8, 0.0);
         }
-        let (idx, val) = (&mut self.idx[..x.len()], &mut self.val[..x.len()]);
         let mut m = 0;
-        for (i, &xi) in x.iter().enumerate() {
-            // m <= i < x.len(): always in bounds.
+        let mut i0 = 0;
+        #[cfg(target_arch = "x86_64")]
+        if simd.fma {
+            // SAFETY: AVX2 was detected at load; buffers have x.len() + 8 entries (above).
+            (m, i0) = unsafe { compact_avx2(x, &mut self.idx, &mut self.val) };
+        }
+        let _ = simd;
+        let (idx, val) = (&mut self.idx[..], &mut self.val[..]);
+        for (i, &xi) in x.iter().enumerate().skip(i0) {
+            // Branch-free: m <= i < x.len().
             idx[m] = i as u32;
             val[m] = xi;
             m += (xi != 0.0) as usize;
         }
-        m
+        self.len = m;
+    }
+}
+
+/// For each 8-bit mask of kept lanes, the lane indices packed to the front.
+const COMPRESS: [[u32; 8]; 256] = {
+    let mut t = [[0u32; 8]; 256];
+    let mut mask = 0;
+    while mask < 256 {
+        let (mut k, mut lane) = (0, 0);
+        while lane < 8 {
+            if mask & (1 << lane) != 0 {
+                t[mask][k] = lane as u32;
+                k += 1;
+            }
+            lane += 1;
+        }
+        mask += 1;
+    }
+    t
+};
+
+/// The whole 8-lane blocks of `compact`: compare with zero, pack the kept lanes and their
+/// indices to the front with one permutation, store all 8 lanes and advance by the number kept.
+/// Returns (entries kept, inputs consumed).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn compact_avx2(x: &[f32], idx: &mut [u32], val: &mut [f32]) -> (usize, usize) {
+    use std::arch::x86_64::*;
+    assert!(idx.len() >= x.len() + 8 && val.len() >= x.len() + 8);
+    let blocks = x.len() / 8;
+    let mut m = 0;
+    // SAFETY: block b reads x[8b .. 8b + 8] (b < blocks) and writes idx/val[m .. m + 8] with
+    // m <= 8b, inside the x.len() + 8 entries asserted above.
+    unsafe {
+        let zero = _mm256_setzero_ps();
+        let mut base = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        let eight = _mm256_set1_epi32(8);
+        for b in 0..blocks {
+            let v = _mm256_loadu_ps(x.as_ptr().add(8 * b));
+            let keep = _mm256_movemask_ps(_mm256_cmp_ps(v, zero, _CMP_NEQ_UQ)) as usize;
+            let perm = _mm256_loadu_si256(COMPRESS[keep].as_ptr() as *const __m256i);
+            _mm256_storeu_ps(val.as_mut_ptr().add(m), _mm256_permutevar8x32_ps(v, perm));
+            _mm256_storeu_si256(
+                idx.as_mut_ptr().add(m) as *mut __m256i,
+                _mm256_permutevar8x32_epi32(base, perm),
+            );
+            m += keep.count_ones() as usize;
+            base = _mm256_add_epi32(base, eight);
+        }
+    }
+    (m, blocks * 8)
+}
+
+/// A stored weight: f32, or f16 bits widened exactly to f32.
+trait Weight: Copy {
+    fn to_f32(self) -> f32;
+    /// Eight consecutive weights as f32.
+    ///
+    /// # Safety
+    /// `p` must point to 8 readable weights, and the CPU must have AVX (and F16C for f16).
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn load8(p: *const Self) -> std::arch::x86_64::__m256;
+}
+
+impl Weight for f32 {
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        self
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load8(p: *const f32) -> std::arch::x86_64::__m256 {
+        // SAFETY: the caller's contract.
+        unsafe { std::arch::x86_64::_mm256_loadu_ps(p) }
+    }
+}
+
+impl Weight for u16 {
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        f16::from_bits(self).to_f32()
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load8(p: *const u16) -> std::arch::x86_64::__m256 {
+        use std::arch::x86_64::*;
+        // SAFETY: the caller's contract.
+        unsafe { _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i)) }
     }
 }
 
 /// Scalar `out = b + sum over kept inputs of val * W[idx]`, one fused multiply-add per term in
 /// input order: the same arithmetic as the FMA kernel, so both paths give identical results.
-fn affine(w: &[f32], b: &[f32], idx: &[u32], val: &[f32], out: &mut [f32]) {
+fn affine<W: Weight>(w: &[W], b: &[f32], idx: &[u32], val: &[f32], out: &mut [f32]) {
     let n = out.len();
     out.copy_from_slice(&b[..n]);
     for (&i, &v) in idx.iter().zip(val) {
         let row = &w[i as usize * n..][..n];
         for (o, &wv) in out.iter_mut().zip(row) {
-            *o = v.mul_add(wv, *o);
+            *o = v.mul_add(wv.to_f32(), *o);
         }
     }
 }
@@ -275,26 +404,26 @@ fn affine(w: &[f32], b: &[f32], idx: &[u32], val: &[f32], out: &mut [f32]) {
 /// 8-wide accumulators kept in registers across all inputs, enough independent FMA chains to
 /// hide their latency), then a scalar tail of fewer than 8 outputs.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn affine_fma(w: &[f32], b: &[f32], idx: &[u32], val: &[f32], out: &mut [f32]) {
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn affine_fma<W: Weight>(w: &[W], b: &[f32], idx: &[u32], val: &[f32], out: &mut [f32]) {
     let n = out.len();
     assert!(b.len() >= n && idx.len() == val.len());
     assert!(idx.iter().all(|&i| (i as usize + 1) * n <= w.len()));
     let mut j0 = 0;
     while j0 + 64 <= n {
         // SAFETY (all tiles): j0 + 8 K <= n, and every row i has n entries in w (asserted).
-        unsafe { tile::<8>(w, b, idx, val, out, j0) };
+        unsafe { tile::<W, 8>(w, b, idx, val, out, j0) };
         j0 += 64;
     }
     unsafe {
         match (n - j0) / 8 {
-            1 => tile::<1>(w, b, idx, val, out, j0),
-            2 => tile::<2>(w, b, idx, val, out, j0),
-            3 => tile::<3>(w, b, idx, val, out, j0),
-            4 => tile::<4>(w, b, idx, val, out, j0),
-            5 => tile::<5>(w, b, idx, val, out, j0),
-            6 => tile::<6>(w, b, idx, val, out, j0),
-            7 => tile::<7>(w, b, idx, val, out, j0),
+            1 => tile::<W, 1>(w, b, idx, val, out, j0),
+            2 => tile::<W, 2>(w, b, idx, val, out, j0),
+            3 => tile::<W, 3>(w, b, idx, val, out, j0),
+            4 => tile::<W, 4>(w, b, idx, val, out, j0),
+            5 => tile::<W, 5>(w, b, idx, val, out, j0),
+            6 => tile::<W, 6>(w, b, idx, val, out, j0),
+            7 => tile::<W, 7>(w, b, idx, val, out, j0),
             _ => {}
         }
     }
@@ -302,7 +431,7 @@ unsafe fn affine_fma(w: &[f32], b: &[f32], idx: &[u32], val: &[f32], out: &mut [
     for j in j0..n {
         let mut a = b[j];
         for (&i, &v) in idx.iter().zip(val) {
-            a = v.mul_add(w[i as usize * n + j], a);
+            a = v.mul_add(w[i as usize * n + j].to_f32(), a);
         }
         out[j] = a;
     }
@@ -310,10 +439,10 @@ unsafe fn affine_fma(w: &[f32], b: &[f32], idx: &[u32], val: &[f32], out: &mut [
 
 /// `K` 8-wide accumulators for outputs `j0 .. j0 + 8 K`.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
-unsafe fn tile<const K: usize>(
-    w: &[f32],
+unsafe fn tile<W: Weight, const K: usize>(
+    w: &[W],
     b: &[f32],
     idx: &[u32],
     val: &[f32],
@@ -334,7 +463,7 @@ unsafe fn tile<const K: usize>(
             let xv = _mm256_set1_ps(v);
             let row = w.as_ptr().add(i as usize * n + j0);
             for (k, a) in acc.iter_mut().enumerate() {
-                *a = _mm256_fmadd_ps(xv, _mm256_loadu_ps(row.add(8 * k)), *a);
+                *a = _mm256_fmadd_ps(xv, W::load8(row.add(8 * k)), *a);
             }
         }
         for (k, a) in acc.iter().enumerate() {
@@ -366,8 +495,7 @@ pub(crate) struct NativeNet {
     logit: Layer,
     family: Layer,
     inv_temp: f32,
-    /// AVX2 and FMA are available (the dense layers' kernel).
-    fma: bool,
+    simd: Simd,
     /// Largest activation width (for the scratch buffers).
     max_width: usize,
 }
@@ -387,7 +515,6 @@ impl std::fmt::Debug for NativeNet {
 struct Scratch {
     x: Vec<f32>,
     a: Vec<f32>,
-    b: Vec<f32>,
     fam: Vec<f32>,
     nz: NonZero,
 }
@@ -414,14 +541,17 @@ impl NativeNet {
         n_families: usize,
     ) -> Result<NativeNet, String> {
         #[cfg(target_arch = "x86_64")]
-        let (f16c, fma) = (
-            std::arch::is_x86_feature_detected!("avx")
+        let simd = Simd {
+            f16c: std::arch::is_x86_feature_detected!("avx")
                 && std::arch::is_x86_feature_detected!("f16c"),
-            std::arch::is_x86_feature_detected!("avx2")
+            fma: std::arch::is_x86_feature_detected!("avx2")
                 && std::arch::is_x86_feature_detected!("fma"),
-        );
+        };
         #[cfg(not(target_arch = "x86_64"))]
-        let (f16c, fma) = (true, false);
+        let simd = Simd {
+            f16c: true,
+            fma: false,
+        };
         let graph = proto.graph.as_ref().ok_or("no graph")?;
         let opset = proto
             .opset_import
@@ -429,7 +559,7 @@ impl NativeNet {
             .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
             .map(|o| o.version)
             .unwrap_or(11);
-        let mut g = Graph::new(graph, f16c)?;
+        let mut g = Graph::new(graph, simd.f16c)?;
 
         if graph.output.len() != 3 {
             return Err(format!("{} graph outputs, expected 3", graph.output.len()));
@@ -551,7 +681,7 @@ impl NativeNet {
             logit,
             family,
             inv_temp,
-            fma,
+            simd,
             max_width,
         })
     }
@@ -560,7 +690,7 @@ impl NativeNet {
     /// probabilities are written into `fam` (length = number of families).
     fn forward_into(&self, f: &Features, s: &mut Scratch) -> Option<(f32, f32)> {
         let w = self.max_width;
-        for v in [&mut s.x, &mut s.a, &mut s.b] {
+        for v in [&mut s.x, &mut s.a] {
             if v.len() < w {
                 v.resize(w, 0.0);
             }
@@ -610,18 +740,17 @@ impl NativeNet {
             }
         }
         debug_assert_eq!(off, self.in_dim);
-        let (mut cur, mut next) = (&mut s.x, &mut s.a);
-        let mut spare = &mut s.b;
+        s.nz.compact(&s.x[..self.in_dim], self.simd);
         for l in &self.hidden {
-            l.forward(cur, next, &mut s.nz, self.fma);
-            next[..l.n_out].iter_mut().for_each(|v| *v = v.max(0.0));
-            // rotate: the input buffer becomes free
-            std::mem::swap(&mut cur, &mut next);
-            std::mem::swap(&mut next, &mut spare);
+            l.forward(&s.nz, &mut s.a, self.simd);
+            let h = &mut s.a[..l.n_out];
+            h.iter_mut().for_each(|v| *v = v.max(0.0));
+            s.nz.compact(h, self.simd);
         }
+        // Both heads read the last hidden layer, compacted once.
         let mut z = [0f32; 1];
-        self.logit.forward(cur, &mut z, &mut s.nz, self.fma);
-        self.family.forward(cur, &mut s.fam, &mut s.nz, self.fma);
+        self.logit.forward(&s.nz, &mut z, self.simd);
+        self.family.forward(&s.nz, &mut s.fam, self.simd);
         // softmax
         let m = s.fam.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let mut sum = 0.0;
@@ -802,24 +931,57 @@ impl<'a> Graph<'a> {
         let trans_b = attr_i(n, "transB").unwrap_or(0) != 0;
         let alpha = attr_f(n, "alpha").unwrap_or(1.0);
         let beta = attr_f(n, "beta").unwrap_or(1.0);
-        let bt = self.tensor(input(n, 1)?)?;
+        // The weight: an initialiser, or an f16 initialiser behind a Cast to float.
+        let b_name = input(n, 1)?;
+        let (bt, from_f16) = if self.op(b_name) == Some("Cast") {
+            let c = self.node(b_name, "Cast")?;
+            if attr_i(c, "to") != Some(1) {
+                return Err("Gemm weight cast to a type other than float".into());
+            }
+            let t = self.tensor(input(c, 0)?)?;
+            if t.datum_type() != f16::datum_type() {
+                return Err(format!(
+                    "Gemm weight cast from {:?}, expected f16",
+                    t.datum_type()
+                ));
+            }
+            (t, true)
+        } else {
+            (self.tensor(b_name)?, false)
+        };
         if bt.shape().len() != 2 {
             return Err(format!("Gemm weight of shape {:?}", bt.shape()));
         }
         let (r, c) = (bt.shape()[0], bt.shape()[1]);
-        let raw = to_f32_vec(&bt)?;
         let (n_in, n_out) = if trans_b { (c, r) } else { (r, c) };
-        let mut w = vec![0f32; n_in * n_out];
-        for i in 0..n_in {
-            for j in 0..n_out {
-                let v = if trans_b {
-                    raw[j * c + i]
-                } else {
-                    raw[i * c + j]
-                };
-                w[i * n_out + j] = alpha * v;
+        // Input-major copy of element (i, j) of the (possibly transposed) weight.
+        fn input_major<T: Copy + Default>(
+            raw: &[T],
+            trans_b: bool,
+            c: usize,
+            n_in: usize,
+            n_out: usize,
+        ) -> Vec<T> {
+            let mut w = vec![T::default(); n_in * n_out];
+            for i in 0..n_in {
+                for j in 0..n_out {
+                    w[i * n_out + j] = if trans_b {
+                        raw[j * c + i]
+                    } else {
+                        raw[i * c + j]
+                    };
+                }
             }
+            w
         }
+        let w = if from_f16 && alpha == 1.0 {
+            let v = bt.to_plain_array_view::<f16>().map_err(|e| e.to_string())?;
+            let raw: Vec<u16> = v.iter().map(|h| h.to_bits()).collect();
+            LayerWeights::F16(input_major(&raw, trans_b, c, n_in, n_out))
+        } else {
+            let raw: Vec<f32> = to_f32_vec(&bt)?.iter().map(|v| alpha * v).collect();
+            LayerWeights::F32(input_major(&raw, trans_b, c, n_in, n_out))
+        };
         let b = match n.input.get(2).filter(|s| !s.is_empty()) {
             None => vec![0.0; n_out],
             Some(cname) => {
@@ -1122,6 +1284,16 @@ mod tests {
                     float_attr("alpha", 0.5),
                     float_attr("beta", 2.0),
                 ];
+            } else if i == 0 {
+                // f16 weight behind a Cast to float, as train.py exports the hidden layers
+                let w16 = format!("{w}_16");
+                inits.push(f16_init(
+                    &w16,
+                    &[prev.1 as i64, h as i64],
+                    &r.vec(prev.1 * h),
+                ));
+                inits.push(f32_init(&b, &[h as i64], r.vec(h)));
+                nodes.push(node("Cast", &[&w16], &w, vec![int_attr("to", 1)]));
             } else {
                 inits.push(f32_init(&w, &[prev.1 as i64, h as i64], r.vec(prev.1 * h)));
                 inits.push(f32_init(&b, &[h as i64], r.vec(h)));
@@ -1256,6 +1428,33 @@ mod tests {
         assert!(net.run(&bad).is_none());
     }
 
+    /// NaN is kept and -0.0 dropped by both compaction paths, as `xi != 0.0` says.
+    #[test]
+    fn compaction_keeps_nan_and_drops_negative_zero() {
+        let x = [
+            -0.0,
+            f32::NAN,
+            1.0,
+            0.0,
+            -2.0,
+            0.0,
+            0.0,
+            3.0,
+            0.0,
+            f32::NAN,
+            -0.0,
+        ];
+        for fma in [false, true] {
+            #[cfg(target_arch = "x86_64")]
+            if fma && !std::arch::is_x86_feature_detected!("avx2") {
+                continue;
+            }
+            let mut nz = NonZero::default();
+            nz.compact(&x, Simd { fma, f16c: false });
+            assert_eq!(nz.idx(), &[1, 2, 4, 7, 9], "fma {fma}");
+        }
+    }
+
     /// The FMA kernel and the scalar fallback give bit-identical outputs (same fused
     /// multiply-add per term, same input order) for every tile shape: full 64-wide tiles, 8-wide
     /// tiles, and scalar tails, with zero inputs dropped.
@@ -1279,10 +1478,28 @@ mod tests {
                 let x: Vec<f32> = (0..n_in)
                     .map(|_| if r.next() % 3 == 0 { 0.0 } else { r.f() })
                     .collect();
+                // the AVX2 compaction and the scalar one agree, and keep exactly the non-zeros
                 let mut nz = NonZero::default();
-                let m = nz.compact(&x);
-                assert_eq!(m, x.iter().filter(|v| **v != 0.0).count());
-                let (idx, val) = (&nz.idx[..m], &nz.val[..m]);
+                nz.compact(
+                    &x,
+                    Simd {
+                        fma: true,
+                        f16c: true,
+                    },
+                );
+                let mut nz_scalar = NonZero::default();
+                nz_scalar.compact(
+                    &x,
+                    Simd {
+                        fma: false,
+                        f16c: false,
+                    },
+                );
+                assert_eq!(nz.idx(), nz_scalar.idx());
+                assert_eq!(nz.val(), nz_scalar.val());
+                let want: Vec<u32> = (0..n_in as u32).filter(|&i| x[i as usize] != 0.0).collect();
+                assert_eq!(nz.idx(), &want[..]);
+                let (idx, val) = (nz.idx(), nz.val());
                 let mut scalar = vec![0f32; n_out];
                 affine(&w, &b, idx, val, &mut scalar);
                 let mut fast = vec![0f32; n_out];
@@ -1292,6 +1509,19 @@ mod tests {
                     scalar.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
                     fast.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
                     "{n_in}x{n_out}"
+                );
+                // f16 weights: the same against the scalar path on the widened values
+                let w16: Vec<u16> = w.iter().map(|v| f16::from_f32(*v).to_bits()).collect();
+                let mut scalar16 = vec![0f32; n_out];
+                affine(&w16, &b, idx, val, &mut scalar16);
+                let mut fast16 = vec![0f32; n_out];
+                // SAFETY: as above, and F16C is present wherever FMA is (checked).
+                assert!(std::arch::is_x86_feature_detected!("f16c"));
+                unsafe { affine_fma(&w16, &b, idx, val, &mut fast16) };
+                assert_eq!(
+                    scalar16.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    fast16.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    "f16 {n_in}x{n_out}"
                 );
                 // and the plain definition, to rounding
                 for j in 0..n_out {
