@@ -1476,7 +1476,13 @@ mod tests {
                 let b = r.vec(n_out);
                 // about a third of the inputs zero, as after a ReLU
                 let x: Vec<f32> = (0..n_in)
-                    .map(|_| if r.next() % 3 == 0 { 0.0 } else { r.f() })
+                    .map(|_| {
+                        if r.next().is_multiple_of(3) {
+                            0.0
+                        } else {
+                            r.f()
+                        }
+                    })
                     .collect();
                 // the AVX2 compaction and the scalar one agree, and keep exactly the non-zeros
                 let mut nz = NonZero::default();
