@@ -21,7 +21,7 @@ mod native;
 mod skip;
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -197,7 +197,7 @@ pub struct DgaModel {
     default_threshold: f32,
     other_min_prob: f32,
     words: features::Words,
-    popular: HashSet<Box<str>>,
+    popular: skip::FastSet<Box<str>>,
     cache: quick_cache::sync::Cache<Box<str>, Verdict>,
 }
 
@@ -212,7 +212,7 @@ impl std::fmt::Debug for DgaModel {
     }
 }
 
-fn parse_popular(txt: &str) -> HashSet<Box<str>> {
+fn parse_popular(txt: &str) -> skip::FastSet<Box<str>> {
     txt.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
@@ -281,7 +281,7 @@ impl DgaModel {
     fn from_parts(
         bytes: &[u8],
         origin: &str,
-        popular: HashSet<Box<str>>,
+        popular: skip::FastSet<Box<str>>,
     ) -> Result<DgaModel, ClassifyError> {
         let err = |reason: String| ClassifyError::Model {
             origin: origin.to_owned(),
@@ -513,15 +513,15 @@ impl DgaModel {
         if skip::is_reverse(name) {
             return Err(SkipReason::ReverseDns);
         }
-        if skip::dnsbl_zone_of(name).is_some() {
+        let listed = skip::listed_suffix(name);
+        if listed == Some(skip::ListedSuffix::Dnsbl) {
             return Err(SkipReason::DnsblZone);
         }
         let reg = registrable_domain(name).ok_or(SkipReason::NoRegistrableDomain)?;
-        if skip::matching_suffix(name, skip::cdn_suffixes()).is_some() {
-            return Err(SkipReason::CdnSuffix);
-        }
-        if skip::matching_suffix(name, skip::dyndns_suffixes()).is_some() {
-            return Err(SkipReason::DynamicDns);
+        match listed {
+            Some(skip::ListedSuffix::Cdn) => return Err(SkipReason::CdnSuffix),
+            Some(skip::ListedSuffix::DynDns) => return Err(SkipReason::DynamicDns),
+            _ => {}
         }
         if self.popular.contains(reg) {
             return Err(SkipReason::PopularDomain);
@@ -549,8 +549,7 @@ impl DgaModel {
         if let Some(v) = self.cache.get(reg) {
             return self.judgement(reg, v);
         }
-        let f = self.features(label, suffix);
-        match self.verdict(&f) {
+        match self.score_uncached(label, suffix) {
             Some(v) => {
                 self.cache.insert(reg.into(), v);
                 self.judgement(reg, v)
@@ -559,6 +558,20 @@ impl DgaModel {
                 reason: SkipReason::InferenceError,
             },
         }
+    }
+
+    /// Verdict on one registrable domain, computed (no cache): features into this thread's
+    /// reusable buffer, then the backend in use.
+    fn score_uncached(&self, label: &str, suffix: &str) -> Option<Verdict> {
+        thread_local! {
+            static FEATURES: RefCell<features::Features> =
+                RefCell::new(features::Features::with_capacity());
+        }
+        FEATURES.with(|f| {
+            let f = &mut *f.borrow_mut();
+            features::features_into(label, suffix, &self.words, f);
+            self.verdict(f)
+        })
     }
 
     /// Verdict on one feature row by the backend in use.
@@ -581,9 +594,15 @@ impl DgaModel {
         }
     }
 
-    /// Batched judging (CLI, bench): same results as [`judge`](Self::judge), each registrable
-    /// domain scored once (by the native pass one by one, or by the tract plan `BATCH` at a time).
+    /// Batched judging (CLI, bench): same results as [`judge`](Self::judge). The native pass
+    /// judges the names one by one through the cache; the tract plan scores each uncached
+    /// registrable domain once, `BATCH` rows at a time.
     pub fn judge_batch(&self, qnames: &[&str]) -> Vec<DgaJudgement> {
+        if self.native.is_some() {
+            // The native pass has no batch form: each name is judged where it stands (the
+            // feature buffers stay hot in L1 instead of a batch of them streaming through L2).
+            return qnames.iter().map(|q| self.judge(q)).collect();
+        }
         let names: Vec<Cow<'_, str>> = qnames.iter().map(|q| normalize(q)).collect();
         let mut out: Vec<Option<DgaJudgement>> = vec![None; names.len()];
         // (index into names, registrable) still to score, and unique work items
@@ -607,20 +626,7 @@ impl DgaModel {
             }
         }
         let mut verdicts: Vec<Option<Verdict>> = vec![None; work.len()];
-        if self.native.is_some() {
-            for (k, (reg, f)) in work.iter().enumerate() {
-                verdicts[k] = self.verdict(f);
-                if let Some(v) = verdicts[k] {
-                    self.cache.insert((*reg).into(), v);
-                }
-            }
-        }
-        let tract_work = if self.native.is_some() {
-            &work[..0]
-        } else {
-            &work[..]
-        };
-        for (c, chunk) in tract_work.chunks(BATCH).enumerate() {
+        for (c, chunk) in work.chunks(BATCH).enumerate() {
             let fs: Vec<&features::Features> = chunk.iter().map(|(_, f)| f).collect();
             let plan = if chunk.len() == 1 {
                 &self.single
