@@ -56,6 +56,15 @@ def split_report(net, ctx, split):
             "tail": float(np.mean([macro(f) for f in FPRS])), "per_variant@1e-3": {v: per[v][1e-3] for v in per}}
 
 
+def _is_hex_label(label: str) -> float:
+    b = label.encode("ascii", "replace")
+    ok = len(b) >= 8 and all(48 <= c <= 57 or 97 <= c <= 102 for c in b)
+    return 1.0 if ok and any(48 <= c <= 57 for c in b) and any(97 <= c <= 102 for c in b) else 0.0
+
+
+EXTRA_DENSE = {"hex": _is_hex_label}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data"))
@@ -63,6 +72,9 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--tag", default="")
+    ap.add_argument("--extra-dense", choices=["hex"], action="append", default=[],
+                    help="experiment: append a dense feature not in the feature spec (hex: 1 when the "
+                         "label is >= 8 hex digits with at least one digit and one letter a-f)")
     ap.add_argument("--save-logits", metavar="PATH",
                     help="after the last epoch, write {registrable domain: [split, variant, logit]} for the "
                          "val and test rows (pickle), for offline comparisons such as seed ensembles")
@@ -93,6 +105,11 @@ def main():
         ctx = T.build_and_train(T.load(args.data), set(), True, T.EPOCHS, args.seed, log, train=False)
         with open(cache, "wb") as f:
             pickle.dump(ctx, f, protocol=4)
+    for extra in args.extra_dense:
+        col = np.array([[EXTRA_DENSE[extra](r[0].split(".")[0])] for r in ctx["rows"]], dtype=np.float32)
+        ctx["X"].dense = np.concatenate([ctx["X"].dense, col], axis=1)
+        fe.N_DENSE += 1   # Net sizes its first layer from it
+        log(f"extra dense feature {extra}: {int(col.sum())} rows set")
     y, fam, variants = ctx["y"], ctx["fam"], ctx["variants"]
     tr = np.where(ctx["splits"] == "train")[0]
     w_bin, w_fam = T.row_weights(y, variants, fam, tr)   # with the overridden weight constants
