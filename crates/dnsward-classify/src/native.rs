@@ -184,16 +184,24 @@ unsafe fn add_rows_f16c(
     use std::arch::x86_64::*;
     debug_assert!(acc.len() == dim && data.len() == rows * dim);
     let chunks = dim / 8;
-    // The shipped tables are 48 and 32 wide: keep the sums in registers across all rows (a
-    // sum kept in `acc` makes every row wait for the previous row's store to be forwarded).
-    // Same additions in the same order, so the same results.
-    if dim == 48 {
-        // SAFETY: dim == 48 == acc.len().
-        return unsafe { add_rows_f16c_regs::<6>(data, rows, ids, acc) };
-    }
-    if dim == 32 {
-        // SAFETY: as above.
-        return unsafe { add_rows_f16c_regs::<4>(data, rows, ids, acc) };
+    // Tables up to 64 wide in whole 8-lane chunks (the shipped ones are 48 and 32) keep the
+    // sums in registers across all rows: a sum kept in `acc` makes every row wait for the
+    // previous row's store to be forwarded. Same additions in the same order, same results.
+    if dim % 8 == 0 {
+        // SAFETY (every arm): dim == 8 C == acc.len(), data is rows x dim, features as ours.
+        unsafe {
+            match chunks {
+                1 => return add_rows_f16c_regs::<1>(data, rows, ids, acc),
+                2 => return add_rows_f16c_regs::<2>(data, rows, ids, acc),
+                3 => return add_rows_f16c_regs::<3>(data, rows, ids, acc),
+                4 => return add_rows_f16c_regs::<4>(data, rows, ids, acc),
+                5 => return add_rows_f16c_regs::<5>(data, rows, ids, acc),
+                6 => return add_rows_f16c_regs::<6>(data, rows, ids, acc),
+                7 => return add_rows_f16c_regs::<7>(data, rows, ids, acc),
+                8 => return add_rows_f16c_regs::<8>(data, rows, ids, acc),
+                _ => {}
+            }
+        }
     }
     for &id in ids {
         if id < 0 || id as usize >= rows {
@@ -1511,14 +1519,15 @@ mod tests {
     }
 
     /// The register-held embedding sums give exactly the sums of the plain loop (same
-    /// additions, same order) for the shipped widths and another, and reject a bad id.
+    /// additions, same order) for the shipped widths and others, the chunked loop (widths not
+    /// a multiple of 8, or over 64) does too, and both reject a bad id.
     #[test]
     fn embedding_sums_in_registers_match_plain_loop() {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx") && std::arch::is_x86_feature_detected!("f16c")
         {
             let mut r = Rng(0xadd);
-            for dim in [48usize, 32, 24] {
+            for dim in [48usize, 32, 24, 8, 64, 20, 72] {
                 let rows = 50;
                 let data: Vec<u16> = r
                     .vec(rows * dim)
