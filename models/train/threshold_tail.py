@@ -17,6 +17,9 @@ from collections import defaultdict
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import train as T  # noqa: E402
+
 P = 1e-4
 KNOWN = set(json.load(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "metrics.json")))
             ["final"]["known_families"])
@@ -41,7 +44,7 @@ def main():
 
         n = len(vb)
         print(f"{path}: {n} benign validation names, top {np.round(vb[:5], 2).tolist()}")
-        print(line("order statistic", vb[int(n * P)]))
+        print(line("order statistic", T.thr_at_fpr(vb, P)))
         for k in (100, 200, 400):
             u = vb[k]
             q = u + np.mean(vb[:k] - u) * math.log((k / n) / P)
