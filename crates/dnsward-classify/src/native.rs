@@ -187,7 +187,7 @@ unsafe fn add_rows_f16c(
     // Tables up to 64 wide in whole 8-lane chunks (the shipped ones are 48 and 32) keep the
     // sums in registers across all rows: a sum kept in `acc` makes every row wait for the
     // previous row's store to be forwarded. Same additions in the same order, same results.
-    if dim % 8 == 0 {
+    if dim.is_multiple_of(8) {
         // SAFETY (every arm): dim == 8 C == acc.len(), data is rows x dim, features as ours.
         unsafe {
             match chunks {
