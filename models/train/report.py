@@ -22,12 +22,21 @@ for g in ("all", "charlevel", "wordlist"):
           f" {pct(f[f'known_{g}_macro_recall@default'])} |")
 print()
 thr = f["thresholds_on_benign_test_logit"]
+rule = f.get("default_threshold_rule", "order statistic")
 print(f"Benign held-out test names ({', '.join(f['benign_sources'])}): {f['benign_test_n']}; logit thresholds at FPR"
       f" 1e-3 = {thr['1e-3']:.3f}, 1e-4 = {thr['1e-4']:.3f}. Default threshold (FPR 1e-4 on the separate benign"
-      f" validation split, {f['benign_val_n']} names): logit {f['default_threshold_logit_from_val']:.3f} = score"
+      f" validation split, {f['benign_val_n']} names; {rule}): logit {f['default_threshold_logit_from_val']:.3f} = score"
       f" {f['default_threshold_score']:.6f} (T = {f['score_temperature']:.3f}); its FPR on the benign test split ="
       f" {f['benign_test_fpr_at_default_score']:.2e} ({round(f['benign_test_fpr_at_default_score'] * f['benign_test_n'])}"
-      f" of {f['benign_test_n']}).\n")
+      f" of {f['benign_test_n']})", end="")
+if "benign_val_fpr_at_default" in f:
+    nv, nt = f["benign_val_n"], f["benign_test_n"]
+    print(f"; on the validation split {f['benign_val_fpr_at_default']:.2e}"
+          f" ({round(f['benign_val_fpr_at_default'] * nv)} of {nv}); on both"
+          f" {f['benign_valtest_fpr_at_default']:.2e} ({round(f['benign_valtest_fpr_at_default'] * (nv + nt))}"
+          f" of {nv + nt}). The order statistic (the rule up to session 6) would be logit"
+          f" {f['default_threshold_logit_order_statistic']:.3f}", end="")
+print(".\n")
 if "untouched_benign_lists_test" in f:
     print("FPR on every benign list as shipped (test split by registrable domain, nothing removed; the"
           " DNS-derived lists are not benign labels and were never trained on):\n")

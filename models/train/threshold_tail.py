@@ -1,15 +1,15 @@
 """Default-threshold estimators compared on saved logits (`sweep.py --save-logits PATH`).
 
-The shipped rule takes validation's FPR-1e-4 point as an order statistic: with 17,879 benign
-validation names, one name may score above it, so the threshold is the second-highest benign
-logit, and it moves a lot between seeds. This prints that rule beside a peaks-over-threshold
-estimate (exponential tail fitted to the k highest benign validation logits, read at 1e-4), with
-the test split's FPR and macro recall over the known families at each:
+The rule up to model v5 took validation's FPR-1e-4 point as an order statistic: with 17,879
+benign validation names, one name may score above it, so the threshold is the second-highest
+benign logit, and it moves a lot between seeds. Since session 7 train.py uses a peaks-over-
+threshold estimate (train.thr_tail_at_fpr: exponential tail fitted to the k highest benign
+validation logits, read at 1e-4). This prints both, for several k, with the test split's FPR and
+macro recall over the known families at each:
 
     models/train/.venv/bin/python models/train/threshold_tail.py /tmp/lg/wide-s1.pkl [...]
 """
 import json
-import math
 import os
 import pickle
 import sys
@@ -39,16 +39,15 @@ def main():
 
         def line(name, t):
             macro = 100 * np.mean([np.mean(v > t) for v in fam.values()])
-            return (f"  {name:<22} logit {t:5.2f}  val FPR {np.mean(vb > t):.1e}  test FPR {np.mean(tb > t):.1e}"
+            return (f"  {name:<26} logit {t:5.2f}  val FPR {np.mean(vb > t):.1e}  test FPR {np.mean(tb > t):.1e}"
                     f"  test macro {macro:4.1f}")
 
         n = len(vb)
         print(f"{path}: {n} benign validation names, top {np.round(vb[:5], 2).tolist()}")
         print(line("order statistic", T.thr_at_fpr(vb, P)))
-        for k in (100, 200, 400):
-            u = vb[k]
-            q = u + np.mean(vb[:k] - u) * math.log((k / n) / P)
-            print(line(f"exp. tail, k={k}", q))
+        for k in (100, T.TAIL_K, 400):
+            print(line(f"exp. tail, k={k}" + (" (shipped)" if k == T.TAIL_K else ""),
+                       T.thr_tail_at_fpr(vb, P, k)))
 
 
 if __name__ == "__main__":

@@ -453,6 +453,23 @@ def thr_at_fpr(benign_scores, fpr):
     return float(s[k]) if k < len(s) else 0.0
 
 
+TAIL_K = 200  # benign logits the default-threshold tail is fitted to
+
+
+def thr_tail_at_fpr(benign_scores, fpr, k=TAIL_K):
+    """The benign logit exceeded with probability `fpr`, read from an exponential tail fitted to
+    the k highest benign logits (peaks over threshold: u = the (k+1)-th highest, scale = mean
+    excess over u). The default threshold's FPR 1e-4 is ~2 of 18k validation names, so the order
+    statistic (thr_at_fpr) rests on one name and moved 6.42 / 5.11 / 4.74 over three seeds of the
+    same recipe; the tail reads 4.70 / 5.12 / 4.95 (models/README.md, "Default threshold")."""
+    s = np.sort(np.asarray(benign_scores, dtype=np.float64))[::-1]
+    n = len(s)
+    if n <= k or fpr * n >= k:
+        return thr_at_fpr(s, fpr)
+    u = s[k]
+    return float(u + np.mean(s[:k] - u) * math.log((k / n) / fpr))
+
+
 def macro_f1(y_true, y_pred, labels):
     f1s = []
     for l in labels:
@@ -578,12 +595,18 @@ def evaluate(ctx, scorer, fams_out, other_min_prob, test_sets, log, temperature=
     sb_test, _, ss_test = scorer.score(X, b_test, with_score=True)
     sb_val, _ = scorer.score(X, b_val)
     thr = {"1e-3": thr_at_fpr(sb_test, 1e-3), "1e-4": thr_at_fpr(sb_test, 1e-4)}
-    default_thr = thr_at_fpr(sb_val, 1e-4)
+    default_thr = thr_tail_at_fpr(sb_val, 1e-4)
     res["benign_test_n"] = int(len(b_test))
     res["benign_val_n"] = int(len(b_val))
     res["benign_sources"] = sorted(BENIGN_LABEL_SOURCES)
     res["thresholds_on_benign_test_logit"] = thr
     res["default_threshold_logit_from_val"] = default_thr
+    res["default_threshold_rule"] = f"exponential tail, k={TAIL_K}, FPR 1e-4, benign validation logits"
+    # The old rule (order statistic) for comparison, and the FPR the default gives on every
+    # held-out benign name (validation + test: ~36k names, so 1e-4 is ~3.6 names, not ~1.8).
+    res["default_threshold_logit_order_statistic"] = thr_at_fpr(sb_val, 1e-4)
+    res["benign_val_fpr_at_default"] = float(np.mean(sb_val > default_thr))
+    res["benign_valtest_fpr_at_default"] = float(np.mean(np.concatenate([sb_val, sb_test]) > default_thr))
     res["benign_test_fpr_at_default"] = float(np.mean(sb_test > default_thr))
     if temperature is not None:
         # Shipped semantics: blocked <=> score >= default_threshold, score = sigmoid(logit / T) in f32.
@@ -769,7 +792,7 @@ def final_run(args, data, out, repo, metrics, other_min_prob, log):
     export_onnx(ctx["net"], fams_out, meta, onnx_path)
     scorer = OnnxScorer(onnx_path)
     b_val = np.where((ctx["splits"] == "val") & (ctx["y"] == 0))[0]
-    thr_logit = thr_at_fpr(scorer.score(ctx["X"], b_val)[0], 1e-4)
+    thr_logit = thr_tail_at_fpr(scorer.score(ctx["X"], b_val)[0], 1e-4)
     temperature = max(1.0, thr_logit / 8.0)
     meta["dnsward.score_temperature"] = repr(temperature)
     meta["dnsward.default_threshold_logit"] = repr(thr_logit)

@@ -18,6 +18,10 @@ pub struct AdminConfig {
     /// Bearer token required on every API and metrics request when set. Required when `listen`
     /// is not a loopback address. At least 16 characters.
     pub token: Option<String>,
+    /// Read the token from this file instead (its first line; surrounding whitespace is ignored),
+    /// so it can live outside the config file with tighter permissions (e.g. a container or
+    /// systemd secret). Relative to the config file. Set `token` or `token_file`, not both.
+    pub token_file: Option<PathBuf>,
     /// SQLite event store, relative to the working directory. Created (with its directory) when
     /// missing.
     pub db_path: PathBuf,
@@ -67,6 +71,7 @@ impl Default for AdminConfig {
             enabled: true,
             listen: SocketAddr::from(([127, 0, 0, 1], 8053)),
             token: None,
+            token_file: None,
             db_path: PathBuf::from("dnsward-data/events.sqlite3"),
             retention_days: 30,
             max_events: 2_000_000,
@@ -96,8 +101,48 @@ pub enum DnstapTarget {
 }
 
 impl AdminConfig {
+    /// Reads `token_file` into `token` (the config loader calls this before `validate`). The
+    /// message starts with the key. A file readable by group or others is accepted with a
+    /// warning: refusing to start would turn a permissions slip into an outage.
+    pub fn load_token_file(&mut self) -> Result<(), String> {
+        let Some(path) = &self.token_file else {
+            return Ok(());
+        };
+        if self.token.is_some() {
+            return Err("admin.token_file: set admin.token or admin.token_file, not both".into());
+        }
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("admin.token_file: cannot read {}: {e}", path.display()))?;
+        let token = text.lines().next().unwrap_or("").trim();
+        if token.is_empty() {
+            return Err(format!(
+                "admin.token_file: {} is empty (expected the token on its first line)",
+                path.display()
+            ));
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            if let Ok(meta) = std::fs::metadata(path) {
+                if meta.permissions().mode() & 0o077 != 0 {
+                    tracing::warn!(
+                        path = %path.display(),
+                        "admin.token_file is readable by group or others; chmod 600 it"
+                    );
+                }
+            }
+        }
+        self.token = Some(token.to_string());
+        Ok(())
+    }
+
     /// Check the configuration; the message starts with the offending key (`admin.token: ...`).
     pub fn validate(&self) -> Result<(), String> {
+        if self.token_file.is_some() && self.token.is_none() {
+            return Err(
+                "admin.token_file: not read yet (load the config with Config::load)".into(),
+            );
+        }
         if let Some(token) = &self.token {
             if token.len() < 16 {
                 return Err("admin.token: must be at least 16 characters".into());
@@ -205,6 +250,43 @@ mod tests {
                 "{key} missing from admin.example.toml"
             );
         }
+    }
+
+    #[test]
+    fn token_file_is_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("admin.token");
+        std::fs::write(&path, "  0123456789abcdef0123\nsecond line ignored\n").unwrap();
+        let mut c = AdminConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8053)),
+            token_file: Some(path.clone()),
+            ..AdminConfig::default()
+        };
+        assert!(c.validate().unwrap_err().starts_with("admin.token_file:"));
+        c.load_token_file().unwrap();
+        assert_eq!(c.token.as_deref(), Some("0123456789abcdef0123"));
+        c.validate().unwrap();
+        // Both set: refused, whichever came first.
+        let e = c.load_token_file().unwrap_err();
+        assert!(e.contains("not both"), "{e}");
+        // The token rules apply to the file's content too.
+        std::fs::write(&path, "short\n").unwrap();
+        c.token = None;
+        c.load_token_file().unwrap();
+        assert!(c.validate().unwrap_err().starts_with("admin.token:"));
+        std::fs::write(&path, "\n\n").unwrap();
+        c.token = None;
+        let e = c.load_token_file().unwrap_err();
+        assert!(
+            e.starts_with("admin.token_file:") && e.contains("empty"),
+            "{e}"
+        );
+        c.token_file = Some(dir.path().join("missing"));
+        let e = c.load_token_file().unwrap_err();
+        assert!(
+            e.starts_with("admin.token_file:") && e.contains("missing"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -125,9 +125,11 @@ fn dga_names_score_high_and_benign_low() {
         .iter()
         .filter(|r| m.score_parts(&r.label, &r.suffix).unwrap().0 >= t)
         .count();
-    // The default threshold is the FPR 1e-4 operating point: strict, about 30 % macro recall.
+    // The default threshold is the (estimated) FPR 1e-4 operating point: strict, about 59 % macro
+    // recall on the held-out families (model card, "Default threshold"). On these 220 names it
+    // flags 56 %; the order-statistic rule up to session 6 (logit 6.42) flagged 44 %.
     assert!(
-        hit * 100 >= dga.len() * 20,
+        hit * 100 >= dga.len() * 50,
         "only {hit}/{} held-out DGA names flagged at the default threshold",
         dga.len()
     );

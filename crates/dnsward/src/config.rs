@@ -73,6 +73,7 @@ impl Config {
             .chain(cfg.intel.country_mmdb.iter_mut())
             .chain(cfg.intel.ioc_files.iter_mut())
             .chain(std::iter::once(&mut cfg.admin.db_path))
+            .chain(cfg.admin.token_file.iter_mut())
             .chain(cfg.sinkhole_server.cert_file.iter_mut())
             .chain(cfg.sinkhole_server.key_file.iter_mut())
         {
@@ -80,10 +81,12 @@ impl Config {
                 *p = base.join(&*p);
             }
         }
-        cfg.validate().map_err(|message| ConfigError::Invalid {
+        let invalid = |message| ConfigError::Invalid {
             path: path.to_path_buf(),
             message,
-        })?;
+        };
+        cfg.admin.load_token_file().map_err(invalid)?;
+        cfg.validate().map_err(invalid)?;
         Ok(cfg)
     }
 
@@ -157,5 +160,21 @@ mod tests {
         );
         let err = Config::load(&dir.path().join("missing.toml")).unwrap_err();
         assert!(err.to_string().contains("missing.toml"));
+    }
+
+    #[test]
+    fn admin_token_file_is_read_relative_to_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("admin.token"), "0123456789abcdef0123\n").unwrap();
+        let path = dir.path().join("dnsward.toml");
+        std::fs::write(&path, "[admin]\ntoken_file = \"admin.token\"\n").unwrap();
+        let cfg = Config::load(&path).unwrap();
+        assert_eq!(cfg.admin.token.as_deref(), Some("0123456789abcdef0123"));
+        std::fs::write(&path, "[admin]\ntoken_file = \"nope.token\"\n").unwrap();
+        let err = Config::load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("admin.token_file") && err.contains("nope.token"),
+            "{err}"
+        );
     }
 }
