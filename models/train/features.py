@@ -166,12 +166,18 @@ def tld_id(suffix: str) -> int:
 # Word segmentation (feature version 2)
 _WORD_ID = {}   # word -> id (1-based)
 _PREFIX = {}    # string -> flags: 1 = proper prefix of a dictionary word, 2 = a dictionary word
+_SHORT = set()  # dictionary words shorter than MIN_WORD (experiment: short function words)
 
 
 def set_words(words):
     """Install the dictionary (list of lowercase ASCII words, MIN_WORD..MAX_WORD long, unique)."""
+    global MAX_WORDS
     _WORD_ID.clear()
     _PREFIX.clear()
+    _SHORT.clear()
+    _SHORT.update(w for w in words if len(w) < MIN_WORD)
+    if _SHORT:
+        MAX_WORDS = MAX_LABEL // min(len(w) for w in _SHORT)
     for i, w in enumerate(words):
         _WORD_ID[w] = i + 1
         _PREFIX[w] = _PREFIX.get(w, 0) | 2
@@ -194,7 +200,7 @@ def segment(label: str):
             f = pref.get(s[j:i])
             if f is None:
                 break
-            if f & 2 and i - j >= MIN_WORD:
+            if f & 2 and (i - j >= MIN_WORD or s[j:i] in _SHORT):
                 ends[i].append(j)
             if not f & 1:
                 break

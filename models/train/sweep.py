@@ -96,7 +96,8 @@ def main():
     fe.set_words(words)
     cache_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), ".cache")
     os.makedirs(cache_dir, exist_ok=True)
-    cache = os.path.join(cache_dir, f"ctx-fv{fe.FEATURE_VERSION}-seed{args.seed}.pkl")
+    sw = f"-sw{fe.fnv1a64(T.SHORT_WORDS.encode()) % 10**6}" if T.SHORT_WORDS else ""
+    cache = os.path.join(cache_dir, f"ctx-fv{fe.FEATURE_VERSION}{sw}-seed{args.seed}.pkl")
     if os.path.exists(cache):
         with open(cache, "rb") as f:
             ctx = pickle.load(f)

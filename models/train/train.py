@@ -66,6 +66,9 @@ WORDLIST_WEIGHT = 2.0
 BENIGN_LABEL_SOURCES = {"alexa_100k_2014", "alexa_top100k_2015", "top_65535"}
 DNS_DERIVED_SOURCES = {"opendns_top", "opendns_random", "umbrella_top_fqdn_2021"}
 N_WORDS = 50000
+# Experiment (sweep.py --set SHORT_WORDS=of,to,...): short function words added to the dictionary,
+# so natural phrases segment as phrases ("to"+"love", not "tol"+"ove"). Empty: feature version 3.
+SHORT_WORDS = ""
 
 
 def build_words():
@@ -81,6 +84,7 @@ def build_words():
                 out.append(w)
                 if len(out) >= N_WORDS:
                     break
+    out += [w for w in SHORT_WORDS.split(",") if w and w not in out]
     return out
 
 PSL = PublicSuffixList()
@@ -773,6 +777,9 @@ def main():
 
 
 def final_run(args, data, out, repo, metrics, other_min_prob, log):
+    if SHORT_WORDS:
+        sys.exit("SHORT_WORDS is a sweep.py experiment: the Rust features (feature version 3) reject "
+                 "dictionary words shorter than 3 letters")
     log("final run")
     ctx = build_and_train(data, set(), True, args.epochs, args.seed, log)
     fams_out = ctx["train_fams"]
