@@ -176,8 +176,7 @@ def set_words(words):
     _PREFIX.clear()
     _SHORT.clear()
     _SHORT.update(w for w in words if len(w) < MIN_WORD)
-    if _SHORT:
-        MAX_WORDS = MAX_LABEL // min(len(w) for w in _SHORT)
+    MAX_WORDS = MAX_LABEL // min([MIN_WORD] + [len(w) for w in _SHORT])
     for i, w in enumerate(words):
         _WORD_ID[w] = i + 1
         _PREFIX[w] = _PREFIX.get(w, 0) | 2
