@@ -69,6 +69,14 @@ N_WORDS = 50000
 # Experiment (sweep.py --set SHORT_WORDS=of,to,...): short function words added to the dictionary,
 # so natural phrases segment as phrases ("to"+"love", not "tol"+"ove"). Empty: feature version 3.
 SHORT_WORDS = ""
+# Since v6: loss-weight factor of benign training names whose label is less than
+# RANDOM_BENIGN_COVERAGE covered by dictionary words (random-looking names of the top lists:
+# `ltws.cn`, `qlp8e3.com`, `92hj.com.cn`; 13k of 195k benign training rows), the total benign
+# weight unchanged. At full weight they teach the model that short random strings are benign
+# and pull the char-level families down with them. Chosen on validation over three seeds
+# (models/README.md, "v6"); 1.0 turns it off.
+RANDOM_BENIGN_WEIGHT = 0.3
+RANDOM_BENIGN_COVERAGE = 0.3
 
 
 def build_words():
@@ -489,10 +497,11 @@ def macro_f1(y_true, y_pred, labels):
 
 
 # ----------------------------------------------------------------------------------------------
-def row_weights(y, variants, fam, tr):
+def row_weights(y, variants, fam, tr, coverage=None):
     """Loss weights of the training rows `tr`: every DGA variant (file) carries the same total weight
     (small ones capped; word-list ones WORDLIST_WEIGHT x), benign carries BENIGN_WEIGHT x the total
-    DGA weight. -> (w_bin, w_fam), zero outside `tr`."""
+    DGA weight. `coverage` (dictionary coverage of each row's label) enables the RANDOM_BENIGN_WEIGHT
+    experiment. -> (w_bin, w_fam), zero outside `tr`."""
     vc = collections.Counter(variants[tr])
     w_bin = np.zeros(len(y), dtype=np.float64)
     w_fam = np.zeros(len(y), dtype=np.float64)
@@ -505,7 +514,13 @@ def row_weights(y, variants, fam, tr):
                 w_fam[i] = w_bin[i]
     dtot = w_bin[tr][y[tr] == 1].sum()
     nb = int((y[tr] == 0).sum())
-    w_bin[tr[y[tr] == 0]] = BENIGN_WEIGHT * dtot / nb
+    btr = tr[y[tr] == 0]
+    w_bin[btr] = BENIGN_WEIGHT * dtot / nb
+    if coverage is not None and RANDOM_BENIGN_WEIGHT != 1.0:
+        # Same total benign weight, shifted away from random-looking benign training names.
+        rnd = btr[coverage[btr] < RANDOM_BENIGN_COVERAGE]
+        w_bin[rnd] *= RANDOM_BENIGN_WEIGHT
+        w_bin[btr] *= BENIGN_WEIGHT * dtot / w_bin[btr].sum()
     w_bin *= len(tr) / w_bin[tr].sum()
     w_fam *= len(tr) / max(w_fam[tr].sum(), 1e-9)
     return w_bin, w_fam
@@ -568,7 +583,7 @@ def build_and_train(data, holdout_variants, use_labeled_dga, epochs, seed, log, 
     fam = np.array([fam_index.get(r[5], -1) if r[5] else -1 for r in rows], dtype=np.int64)
 
     tr = np.where(splits == "train")[0]
-    w_bin, w_fam = row_weights(y, variants, fam, tr)
+    w_bin, w_fam = row_weights(y, variants, fam, tr, coverage=X.dense[:, fe.N_DENSE_BASE])
     nb = int((y[tr] == 0).sum())
     log(f"  train rows {len(tr)} (dga {int(y[tr].sum())}, benign {nb})")
 
