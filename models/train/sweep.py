@@ -78,6 +78,9 @@ def main():
     ap.add_argument("--save-logits", metavar="PATH",
                     help="after the last epoch, write {registrable domain: [split, variant, logit]} for the "
                          "val and test rows (pickle), for offline comparisons such as seed ensembles")
+    ap.add_argument("--distill", metavar="NET,NET,...",
+                    help="experiment: PyTorch state dicts (DNSWARD_SAVE_NET) of teacher nets with this run's sizes; "
+                         "their mean logit on the training rows is mixed into the binary target with weight DISTILL")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     for kv in args.set:
@@ -127,8 +130,19 @@ def main():
         results.append({"epoch": ep, "val": {k: x for k, x in v.items() if k != "per_variant@1e-3"},
                         "test": t})
 
+    soft = None
+    if args.distill:
+        acc = np.zeros(len(tr))
+        paths = args.distill.split(",")
+        for pth in paths:
+            teacher = T.Net(len(ctx["train_fams"]), len(fe._WORD_ID), **net_kw)
+            teacher.load_state_dict(torch.load(pth))
+            teacher.eval()
+            acc += logits(teacher, ctx["X"], tr)
+        soft = acc / len(paths)
+        log(f"distilling from {len(paths)} teachers, weight {T.DISTILL}")
     net = T.train_model(ctx["X"].subset(tr), y[tr], fam[tr], w_bin[tr], w_fam[tr], len(ctx["train_fams"]),
-                        len(fe._WORD_ID), T.EPOCHS, args.seed, log, epoch_cb=on_epoch, **net_kw)
+                        len(fe._WORD_ID), T.EPOCHS, args.seed, log, epoch_cb=on_epoch, soft_logits=soft, **net_kw)
     if args.save_logits:
         ev = np.where(np.isin(ctx["splits"], ["val", "test"]))[0]
         lg = logits(net, ctx["X"], ev)

@@ -76,6 +76,8 @@ SHORT_WORDS = ""
 # and pull the char-level families down with them. Chosen on validation over three seeds
 # (models/README.md, "v6"); 1.0 turns it off.
 RANDOM_BENIGN_WEIGHT = 0.3
+# Experiment (sweep.py --distill): weight of the teacher ensemble's soft target in the binary loss.
+DISTILL = 0.0
 RANDOM_BENIGN_COVERAGE = 0.3
 
 
@@ -292,7 +294,8 @@ class Featurized:
         return ids, inv, wids, winv, self.tld[idx], self.dense[idx]
 
 
-def train_model(X, y, fam, w_bin, w_fam, n_fam, n_words, epochs, seed, log, epoch_cb=None, **net_kw):
+def train_model(X, y, fam, w_bin, w_fam, n_fam, n_words, epochs, seed, log, epoch_cb=None, soft_logits=None,
+                **net_kw):
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     net = Net(n_fam, n_words, **net_kw)
@@ -305,6 +308,12 @@ def train_model(X, y, fam, w_bin, w_fam, n_fam, n_words, epochs, seed, log, epoc
     steps = epochs * ((n + bs - 1) // bs)
     step = 0
     yt = torch.from_numpy(y.astype(np.float32))
+    # Binary target: the label, or (distillation experiment) the label mixed with the sigmoid of
+    # teacher logits; BCE is linear in the target, so this is (1-a)*BCE(label) + a*BCE(teacher).
+    target = yt
+    if soft_logits is not None and DISTILL > 0:
+        soft = torch.sigmoid(torch.from_numpy(np.asarray(soft_logits, dtype=np.float32)))
+        target = (1 - DISTILL) * yt + DISTILL * soft
     ft = torch.from_numpy(fam.astype(np.int64))
     wb = torch.from_numpy(w_bin.astype(np.float32))
     wf = torch.from_numpy(w_fam.astype(np.float32))
@@ -331,7 +340,7 @@ def train_model(X, y, fam, w_bin, w_fam, n_fam, n_words, epochs, seed, log, epoc
                 wbi = wbi * torch.where(yt[it] == 0, 1 + HARD_NEG * torch.sigmoid(lb.detach()), torch.ones_like(wbi))
             if HARD_POS > 0:
                 wbi = wbi * torch.where(yt[it] == 1, 1 + HARD_POS * torch.sigmoid(-lb.detach()), torch.ones_like(wbi))
-            loss_b = (F.binary_cross_entropy_with_logits(lb, yt[it], reduction="none") * wbi).sum()
+            loss_b = (F.binary_cross_entropy_with_logits(lb, target[it], reduction="none") * wbi).sum()
             loss_f = (F.cross_entropy(lf, ft[it].clamp(min=0), reduction="none") * wf[it]).sum()
             loss = (loss_b + 0.5 * loss_f) / len(idx)
             opt_s.zero_grad()
