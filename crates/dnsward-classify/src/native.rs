@@ -211,9 +211,9 @@ unsafe fn add_rows_f16c(
         for c in 0..chunks {
             // SAFETY: c * 8 + 8 <= dim == row.len() == acc.len().
             unsafe {
-                let h = _mm_loadu_si128(row.as_ptr().add(c * 8) as *const __m128i);
                 let p = acc.as_mut_ptr().add(c * 8);
-                _mm256_storeu_ps(p, _mm256_add_ps(_mm256_loadu_ps(p), _mm256_cvtph_ps(h)));
+                let w = u16::load8(row.as_ptr().add(c * 8));
+                _mm256_storeu_ps(p, _mm256_add_ps(_mm256_loadu_ps(p), w));
             }
         }
         for k in chunks * 8..dim {
@@ -253,8 +253,7 @@ unsafe fn add_rows_f16c_regs<const C: usize>(
             }
             let row = data.as_ptr().add(id as usize * dim);
             for (c, v) in sum.iter_mut().enumerate() {
-                let h = _mm_loadu_si128(row.add(8 * c) as *const __m128i);
-                *v = _mm256_add_ps(*v, _mm256_cvtph_ps(h));
+                *v = _mm256_add_ps(*v, u16::load8(row.add(8 * c)));
             }
         }
         for (c, v) in sum.iter().enumerate() {
