@@ -76,6 +76,8 @@ SHORT_WORDS = ""
 # and pull the char-level families down with them. Chosen on validation over three seeds
 # (models/README.md, "v6"); 1.0 turns it off.
 RANDOM_BENIGN_WEIGHT = 0.3
+# Experiment (sweep.py only): loss-weight factor of phrase-like benign training names.
+PHRASE_BENIGN_WEIGHT = 1.0
 # Experiment (sweep.py --distill): weight of the teacher ensemble's soft target in the binary loss.
 DISTILL = 0.0
 RANDOM_BENIGN_COVERAGE = 0.3
@@ -506,7 +508,7 @@ def macro_f1(y_true, y_pred, labels):
 
 
 # ----------------------------------------------------------------------------------------------
-def row_weights(y, variants, fam, tr, coverage=None):
+def row_weights(y, variants, fam, tr, coverage=None, n_words=None):
     """Loss weights of the training rows `tr`: every DGA variant (file) carries the same total weight
     (small ones capped; word-list ones WORDLIST_WEIGHT x), benign carries BENIGN_WEIGHT x the total
     DGA weight. `coverage` (dictionary coverage of each row's label) enables the RANDOM_BENIGN_WEIGHT
@@ -529,6 +531,11 @@ def row_weights(y, variants, fam, tr, coverage=None):
         # Same total benign weight, shifted away from random-looking benign training names.
         rnd = btr[coverage[btr] < RANDOM_BENIGN_COVERAGE]
         w_bin[rnd] *= RANDOM_BENIGN_WEIGHT
+        w_bin[btr] *= BENIGN_WEIGHT * dtot / w_bin[btr].sum()
+    if coverage is not None and n_words is not None and PHRASE_BENIGN_WEIGHT != 1.0:
+        # Experiment: phrase-like benign names (fully covered by >= 3 dictionary words).
+        ph = btr[(coverage[btr] >= 0.999) & (n_words[btr] >= 3)]
+        w_bin[ph] *= PHRASE_BENIGN_WEIGHT
         w_bin[btr] *= BENIGN_WEIGHT * dtot / w_bin[btr].sum()
     w_bin *= len(tr) / w_bin[tr].sum()
     w_fam *= len(tr) / max(w_fam[tr].sum(), 1e-9)
