@@ -116,9 +116,7 @@ def main():
         log(f"extra dense feature {extra}: {int(col.sum())} rows set")
     y, fam, variants = ctx["y"], ctx["fam"], ctx["variants"]
     tr = np.where(ctx["splits"] == "train")[0]
-    w_bin, w_fam = T.row_weights(y, variants, fam, tr,  # with the overridden weight constants
-                                 coverage=ctx["X"].dense[:, fe.N_DENSE_BASE],
-                                 n_words=np.rint(ctx["X"].dense[:, fe.N_DENSE_BASE + 1] * 4))
+    w_bin, w_fam = T.row_weights(y, variants, fam, tr, dense=ctx["X"].dense)  # overridden constants apply
     results = []
 
     def on_epoch(ep, net):

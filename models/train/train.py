@@ -76,11 +76,12 @@ SHORT_WORDS = ""
 # and pull the char-level families down with them. Chosen on validation over three seeds
 # (models/README.md, "v6"); 1.0 turns it off.
 RANDOM_BENIGN_WEIGHT = 0.3
-# Experiment (sweep.py only): loss-weight factor of phrase-like benign training names.
+RANDOM_BENIGN_COVERAGE = 0.3
+# Experiment (sweep.py --set): loss-weight factor of phrase-like benign training names (fully
+# covered by >= 3 dictionary words); 1.0 turns it off.
 PHRASE_BENIGN_WEIGHT = 1.0
 # Experiment (sweep.py --distill): weight of the teacher ensemble's soft target in the binary loss.
 DISTILL = 0.0
-RANDOM_BENIGN_COVERAGE = 0.3
 
 
 def build_words():
@@ -508,11 +509,12 @@ def macro_f1(y_true, y_pred, labels):
 
 
 # ----------------------------------------------------------------------------------------------
-def row_weights(y, variants, fam, tr, coverage=None, n_words=None):
+def row_weights(y, variants, fam, tr, dense=None):
     """Loss weights of the training rows `tr`: every DGA variant (file) carries the same total weight
     (small ones capped; word-list ones WORDLIST_WEIGHT x), benign carries BENIGN_WEIGHT x the total
-    DGA weight. `coverage` (dictionary coverage of each row's label) enables the RANDOM_BENIGN_WEIGHT
-    experiment. -> (w_bin, w_fam), zero outside `tr`."""
+    DGA weight. With `dense` (the rows' dense features, for the word-structure columns) that benign
+    total is shared out by RANDOM_BENIGN_WEIGHT and PHRASE_BENIGN_WEIGHT instead of evenly.
+    -> (w_bin, w_fam), zero outside `tr`."""
     vc = collections.Counter(variants[tr])
     w_bin = np.zeros(len(y), dtype=np.float64)
     w_fam = np.zeros(len(y), dtype=np.float64)
@@ -524,19 +526,14 @@ def row_weights(y, variants, fam, tr, coverage=None, n_words=None):
             if fam[i] >= 0:
                 w_fam[i] = w_bin[i]
     dtot = w_bin[tr][y[tr] == 1].sum()
-    nb = int((y[tr] == 0).sum())
     btr = tr[y[tr] == 0]
-    w_bin[btr] = BENIGN_WEIGHT * dtot / nb
-    if coverage is not None and RANDOM_BENIGN_WEIGHT != 1.0:
-        # Same total benign weight, shifted away from random-looking benign training names.
-        rnd = btr[coverage[btr] < RANDOM_BENIGN_COVERAGE]
-        w_bin[rnd] *= RANDOM_BENIGN_WEIGHT
-        w_bin[btr] *= BENIGN_WEIGHT * dtot / w_bin[btr].sum()
-    if coverage is not None and n_words is not None and PHRASE_BENIGN_WEIGHT != 1.0:
-        # Experiment: phrase-like benign names (fully covered by >= 3 dictionary words).
-        ph = btr[(coverage[btr] >= 0.999) & (n_words[btr] >= 3)]
-        w_bin[ph] *= PHRASE_BENIGN_WEIGHT
-        w_bin[btr] *= BENIGN_WEIGHT * dtot / w_bin[btr].sum()
+    share = np.ones(len(btr))
+    if dense is not None:
+        coverage = dense[btr, fe.N_DENSE_BASE]
+        n_words = np.rint(dense[btr, fe.N_DENSE_BASE + 1] * 4)  # the feature is words / 4
+        share[coverage < RANDOM_BENIGN_COVERAGE] *= RANDOM_BENIGN_WEIGHT
+        share[(coverage >= 0.999) & (n_words >= 3)] *= PHRASE_BENIGN_WEIGHT
+    w_bin[btr] = BENIGN_WEIGHT * dtot * share / share.sum()
     w_bin *= len(tr) / w_bin[tr].sum()
     w_fam *= len(tr) / max(w_fam[tr].sum(), 1e-9)
     return w_bin, w_fam
@@ -599,7 +596,7 @@ def build_and_train(data, holdout_variants, use_labeled_dga, epochs, seed, log, 
     fam = np.array([fam_index.get(r[5], -1) if r[5] else -1 for r in rows], dtype=np.int64)
 
     tr = np.where(splits == "train")[0]
-    w_bin, w_fam = row_weights(y, variants, fam, tr, coverage=X.dense[:, fe.N_DENSE_BASE])
+    w_bin, w_fam = row_weights(y, variants, fam, tr, dense=X.dense)
     nb = int((y[tr] == 0).sum())
     log(f"  train rows {len(tr)} (dga {int(y[tr].sum())}, benign {nb})")
 
