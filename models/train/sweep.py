@@ -89,7 +89,8 @@ def main():
             sys.exit(f"train.py has no constant {k}")
         setattr(T, k, type(getattr(T, k))(v))
     # Net's defaults were bound at import: pass the (possibly overridden) sizes explicitly.
-    net_kw = dict(dim=T.DIM, wdim=T.WDIM, tdim=T.TDIM, h1=T.H1, h2=T.H2, drop=T.DROPOUT, ngram_drop=T.NGRAM_DROPOUT)
+    net_kw = dict(dim=T.DIM, wdim=T.WDIM, tdim=T.TDIM, h1=T.H1, h2=T.H2, drop=T.DROPOUT, ngram_drop=T.NGRAM_DROPOUT,
+                  cnn=T.CNN, cnn_k=T.CNN_K, cemb=T.CEMB)
     t0 = time.time()
 
     def log(msg):
@@ -114,6 +115,9 @@ def main():
         ctx["X"].dense = np.concatenate([ctx["X"].dense, col], axis=1)
         fe.N_DENSE += 1   # Net sizes its first layer from it
         log(f"extra dense feature {extra}: {int(col.sum())} rows set")
+    if T.CNN:
+        ctx["X"].chars = T.char_matrix([r[1] for r in ctx["rows"]])
+        log(f"char CNN: {T.CNN} filters of width {T.CNN_K} over {T.CEMB}-dim character embeddings")
     y, fam, variants = ctx["y"], ctx["fam"], ctx["variants"]
     tr = np.where(ctx["splits"] == "train")[0]
     w_bin, w_fam = T.row_weights(y, variants, fam, tr, dense=ctx["X"].dense)  # overridden constants apply

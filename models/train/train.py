@@ -45,6 +45,7 @@ FAMILY_OF_VARIANT = {
 LOFO_VARIANTS = ["chinad", "qakbot", "pitou", "sisron", "tempedreve", "bazarbackdoor", "matsnu", "ngioweb"]
 MAX_PER_VARIANT_TRAIN = 20000
 EPOCHS = 3
+BATCH = 2048
 # Network size and regularisation (v5: hidden 384-192, chosen on the validation split over three
 # seeds; v3: 256-128; see models/README.md).
 DIM, WDIM, TDIM, H1, H2 = 48, 32, 8, 384, 192
@@ -82,6 +83,15 @@ RANDOM_BENIGN_COVERAGE = 0.3
 PHRASE_BENIGN_WEIGHT = 1.0
 # Experiment (sweep.py --distill): weight of the teacher ensemble's soft target in the binary loss.
 DISTILL = 0.0
+# Experiment (sweep.py --set CNN=64): a character CNN beside the n-gram bag: CNN_K-wide filters
+# over CEMB-dim character embeddings of `<label>`, ReLU, max over positions; 0 turns it off.
+# One conv layer over a character alphabet is a table lookup per (tap, character), so at
+# inference it costs CNN_K vector adds of CNN floats per character.
+CNN = 0
+CNN_K = 4
+CEMB = 16
+CEMB_INIT = 1.0
+CNN_MAXLEN = 64  # characters of `<label>` kept (labels are at most 63 bytes)
 
 
 def build_words():
@@ -200,24 +210,60 @@ def load(data_dir):
 
 
 # ----------------------------------------------------------------------------------------------
+CHAR_VOCAB = 41  # 0 pad, 1 '<', 2 '>', a-z, 0-9, '-', 40 anything else
+
+
+def char_ids(label: str):
+    out = [1]
+    for c in label[:CNN_MAXLEN - 2]:
+        o = ord(c)
+        if 97 <= o <= 122:
+            out.append(3 + o - 97)
+        elif 48 <= o <= 57:
+            out.append(29 + o - 48)
+        elif c == "-":
+            out.append(39)
+        else:
+            out.append(40)
+    out.append(2)
+    return out
+
+
+def char_matrix(labels):
+    m = np.zeros((len(labels), CNN_MAXLEN), dtype=np.uint8)
+    for i, l in enumerate(labels):
+        ids = char_ids(l)
+        m[i, :len(ids)] = ids
+    return m
+
+
 class Net(nn.Module):
     def __init__(self, n_fam, n_words, dim=DIM, wdim=WDIM, tdim=TDIM, h1=H1, h2=H2, drop=DROPOUT,
-                 ngram_drop=NGRAM_DROPOUT):
+                 ngram_drop=NGRAM_DROPOUT, cnn=None, cnn_k=None, cemb=None):
         super().__init__()
+        self.cnn = CNN if cnn is None else cnn
+        self.cnn_k = CNN_K if cnn_k is None else cnn_k
+        cemb = CEMB if cemb is None else cemb
+        if self.cnn:
+            self.cemb = nn.Embedding(CHAR_VOCAB, cemb, padding_idx=0)
+            self.conv = nn.Conv1d(cemb, self.cnn, self.cnn_k)
+            nn.init.normal_(self.cemb.weight, 0, CEMB_INIT)
+            with torch.no_grad():
+                self.cemb.weight[0] = 0
         self.emb = nn.EmbeddingBag(fe.BUCKETS, dim, mode="sum")
         self.wemb = nn.EmbeddingBag(n_words + 1, wdim, mode="sum")
         self.tld = nn.Embedding(fe.TLD_BUCKETS, tdim)
         nn.init.normal_(self.emb.weight, 0, 0.05)
         nn.init.normal_(self.wemb.weight, 0, 0.05)
         nn.init.normal_(self.tld.weight, 0, 0.05)
-        self.l1 = nn.Linear(dim + wdim + tdim + fe.N_DENSE, h1)
+        self.l1 = nn.Linear(dim + wdim + tdim + fe.N_DENSE + self.cnn, h1)
         self.l2 = nn.Linear(h1, h2)
         self.bin = nn.Linear(h2, 1)
         self.fam = nn.Linear(h2, n_fam)
         self.drop = nn.Dropout(drop)
         self.ngram_drop = ngram_drop
 
-    def forward(self, flat, offsets, wflat, woffsets, winv, tld, dense):
+    def forward(self, flat, offsets, wflat, woffsets, winv, tld, dense, chars=None):
         # Mean of the n-gram embeddings (as in the ONNX graph). In training, n-gram dropout: each
         # n-gram is dropped with probability ngram_drop and the mean is taken over the kept ones
         # (at least one kept per name), so train and inference see the same scale.
@@ -237,7 +283,16 @@ class Net(nn.Module):
         m = self.emb(flat, offsets, per_sample_weights=keep / cnt[bag])
         w = self.wemb(wflat, woffsets) * winv
         t = self.tld(tld)
-        x = torch.cat([m, w, t, dense], dim=1)
+        parts = [m, w, t, dense]
+        if self.cnn:
+            # chars [B, L] with L >= longest + CNN_K - 1 (zero pads), so every character starts a
+            # full window; a window counts when it starts on a character. ReLU >= 0, so zeroing the
+            # other windows leaves the max over the counted ones.
+            c = self.cemb(chars).transpose(1, 2)
+            h = F.relu(self.conv(c))
+            mask = (chars[:, :h.shape[2]] != 0).unsqueeze(1)
+            parts.append((h * mask).amax(dim=2))
+        x = torch.cat(parts, dim=1)
         h = F.relu(self.l1(x))
         h = self.drop(F.relu(self.l2(h)))
         return self.bin(h).squeeze(1), self.fam(h)
@@ -254,6 +309,8 @@ class Featurized:
         o.wstarts = np.concatenate([[0], np.cumsum(o.wcounts)[:-1]]).astype(np.int64)
         o.tld = self.tld[idx]
         o.dense = self.dense[idx]
+        if getattr(self, "chars", None) is not None:
+            o.chars = self.chars[idx]
         return o
 
     def __init__(self, labels, suffixes):
@@ -276,10 +333,18 @@ class Featurized:
         wflat = np.concatenate([self.wflat[s:s + n] for s, n in zip(self.wstarts[idx], wc)] + [np.zeros(0, np.int64)])
         woffs = np.concatenate([[0], np.cumsum(wc)[:-1]])
         winv = (1.0 / np.maximum(wc, 1)).astype(np.float32)[:, None]
-        return (torch.from_numpy(flat), torch.from_numpy(offs.astype(np.int64)),
-                torch.from_numpy(wflat.astype(np.int64)), torch.from_numpy(woffs.astype(np.int64)),
-                torch.from_numpy(winv),
-                torch.from_numpy(self.tld[idx]), torch.from_numpy(self.dense[idx]))
+        out = (torch.from_numpy(flat), torch.from_numpy(offs.astype(np.int64)),
+               torch.from_numpy(wflat.astype(np.int64)), torch.from_numpy(woffs.astype(np.int64)),
+               torch.from_numpy(winv),
+               torch.from_numpy(self.tld[idx]), torch.from_numpy(self.dense[idx]))
+        if getattr(self, "chars", None) is not None:
+            ch = self.chars[idx]
+            width = int((ch != 0).sum(axis=1).max()) + CNN_K - 1
+            pad = np.zeros((len(idx), width), dtype=np.int64)
+            keep = min(width, ch.shape[1])
+            pad[:, :keep] = ch[:, :keep]
+            out = out + (torch.from_numpy(pad),)
+        return out
 
     def padded(self, idx):
         """ONNX-style inputs: ids [N, MAX_IDS] zero-padded, inv_cnt [N,1], word_ids [N, MAX_WORDS]
@@ -307,7 +372,7 @@ def train_model(X, y, fam, w_bin, w_fam, n_fam, n_words, epochs, seed, log, epoc
     opt_s = torch.optim.Adam(emb_params, lr=5e-3)
     opt_d = torch.optim.Adam(dense_params, lr=2e-3)
     n = len(y)
-    bs = 2048
+    bs = BATCH
     steps = epochs * ((n + bs - 1) // bs)
     step = 0
     yt = torch.from_numpy(y.astype(np.float32))
@@ -377,6 +442,9 @@ def export_onnx(net, families, meta, path):
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
+    if net.cnn:
+        raise SystemExit("CNN is an experiment (sweep.py --set CNN=...): the ONNX graph and the Rust "
+                         "features have no character CNN")
     E = net.emb.weight.detach().numpy().astype(np.float16)
     E[0] = 0  # padding row
     W = net.wemb.weight.detach().numpy().astype(np.float16)

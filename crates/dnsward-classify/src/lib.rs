@@ -99,6 +99,9 @@ pub enum SkipReason {
     CdnSuffix,
     /// Under a dynamic-DNS provider suffix.
     DynamicDns,
+    /// Under a public suffix only vetted registrants can register in (`.gov`, `.edu`, `.mil`,
+    /// `.int`, `gov.uk`, `ac.jp`, `gob.mx`, ...): a DGA cannot register names there.
+    RestrictedSuffix,
     /// The registrable domain is on the popular-domain allowlist.
     PopularDomain,
     /// The name is a public suffix itself, or has no label left of one.
@@ -117,6 +120,7 @@ impl SkipReason {
             SkipReason::DnsblZone => "dnsbl_zone",
             SkipReason::CdnSuffix => "cdn_suffix",
             SkipReason::DynamicDns => "dynamic_dns",
+            SkipReason::RestrictedSuffix => "restricted_suffix",
             SkipReason::PopularDomain => "popular_domain",
             SkipReason::NoRegistrableDomain => "no_registrable_domain",
             SkipReason::InferenceError => "inference_error",
@@ -527,6 +531,9 @@ impl DgaModel {
             return Err(SkipReason::PopularDomain);
         }
         let (label, suffix) = reg.split_once('.').ok_or(SkipReason::NoRegistrableDomain)?;
+        if skip::is_restricted_suffix(suffix) {
+            return Err(SkipReason::RestrictedSuffix);
+        }
         Ok((reg, label, suffix))
     }
 

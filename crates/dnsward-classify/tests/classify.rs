@@ -207,6 +207,23 @@ fn skip_rules() {
             m.judge(q)
         );
     }
+    // Registries that vet registrants: a DGA cannot register there. The same random label under
+    // an open suffix is judged (and flagged).
+    for q in [
+        "www.dataprotection.gov.cy",
+        "xkqjzvbwpqtrm.gov",
+        "xkqjzvbwpqtrm.ac.uk",
+        "xkqjzvbwpqtrm.gob.mx",
+    ] {
+        assert_eq!(reason(q), Some(SkipReason::RestrictedSuffix), "{q}");
+    }
+    for q in ["xkqjzvbwpqtrm.co.uk", "xkqjzvbwpqtrm.go.it"] {
+        assert!(
+            m.judge(q).is_dga(m.default_threshold()),
+            "{q}: {:?}",
+            m.judge(q)
+        );
+    }
     assert_eq!(reason("co.uk"), Some(SkipReason::NoRegistrableDomain));
     assert_eq!(reason(""), Some(SkipReason::Invalid));
     assert_eq!(reason("a..b.com"), Some(SkipReason::Invalid));
