@@ -250,6 +250,44 @@ fn classify_scores_names_as_json_lines() {
         .contains("/nonexistent/names.txt"));
 }
 
+/// `[dga] judge_idn`: off by default (IDN labels are `not_judged`), on when configured. The name
+/// is a Korean IDN (under `.닷컴`) from the Tranco benign test names that the model scores above
+/// its default threshold (models/README.md, "Never judged").
+#[test]
+fn classify_idn_labels_follow_dga_judge_idn() {
+    use std::io::Write;
+    let idn = "xn--hu1b43d9l72a44a66pca542avufjx8asjn.xn--mk1bu44c";
+    let run = |config: Option<&str>| -> serde_json::Value {
+        let dir = setup(config.unwrap_or(""));
+        let mut cmd = dnsward();
+        cmd.arg("classify");
+        if config.is_some() {
+            cmd.arg("--config").arg(dir.path().join("dnsward.toml"));
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{idn}\n").as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        serde_json::from_str(String::from_utf8(out.stdout).unwrap().trim()).unwrap()
+    };
+    let default = run(None);
+    assert_eq!(default["not_judged"], "idn_label", "{default}");
+    assert_eq!(default["blocked"], false);
+    let judged = run(Some("[dga]\njudge_idn = true\n"));
+    assert!(judged.get("not_judged").is_none(), "{judged}");
+    assert!(judged["dga_score"].as_f64().unwrap() > 0.99, "{judged}");
+    assert_eq!(judged["blocked"], true, "{judged}");
+}
+
 #[test]
 fn missing_model_file_fails_or_disables_as_configured() {
     let dir = setup("[dga]\nmodel = \"nope.onnx\"\n");

@@ -87,6 +87,10 @@ DISTILL = 0.0
 # over CEMB-dim character embeddings of `<label>`, ReLU, max over positions; 0 turns it off.
 # One conv layer over a character alphabet is a table lookup per (tap, character), so at
 # inference it costs CNN_K vector adds of CNN floats per character.
+# Experiment (sweep.py --set NGRAM_DROPOUT_BENIGN=0.5): n-gram dropout of benign rows (DGA rows
+# keep NGRAM_DROPOUT); < 0: the same as DGA rows. Benign training names are learnt about ten times
+# better than unseen ones (fitcheck.py), so this asks whether memorising them costs recall.
+NGRAM_DROPOUT_BENIGN = -1.0
 CNN = 0
 CNN_K = 4
 CEMB = 16
@@ -263,7 +267,7 @@ class Net(nn.Module):
         self.drop = nn.Dropout(drop)
         self.ngram_drop = ngram_drop
 
-    def forward(self, flat, offsets, wflat, woffsets, winv, tld, dense, chars=None):
+    def forward(self, flat, offsets, wflat, woffsets, winv, tld, dense, chars=None, row_drop=None):
         # Mean of the n-gram embeddings (as in the ONNX graph). In training, n-gram dropout: each
         # n-gram is dropped with probability ngram_drop and the mean is taken over the kept ones
         # (at least one kept per name), so train and inference see the same scale.
@@ -273,7 +277,9 @@ class Net(nn.Module):
             bag[offsets[1:]] = 1
             bag = bag.cumsum(0)
         keep = torch.ones(n)
-        if self.training and self.ngram_drop > 0:
+        if self.training and row_drop is not None:
+            keep = (torch.rand(n) >= row_drop[bag]).float()
+        elif self.training and self.ngram_drop > 0:
             keep = (torch.rand(n) >= self.ngram_drop).float()
         cnt = torch.zeros(len(offsets)).index_add_(0, bag, keep)
         zero = cnt == 0
@@ -401,8 +407,11 @@ def train_model(X, y, fam, w_bin, w_fam, n_fam, n_words, epochs, seed, log, epoc
             for o, base in ((opt_s, 5e-3), (opt_d, 3e-3)):
                 for g in o.param_groups:
                     g["lr"] = base * lr_scale
-            lb, lf = net(*X.batch(idx))
             it = torch.from_numpy(idx)
+            row_drop = None
+            if NGRAM_DROPOUT_BENIGN >= 0:
+                row_drop = torch.where(yt[it] == 0, NGRAM_DROPOUT_BENIGN, net.ngram_drop)
+            lb, lf = net(*X.batch(idx), row_drop=row_drop)
             wbi = wb[it]
             if HARD_NEG > 0:
                 wbi = wbi * torch.where(yt[it] == 0, 1 + HARD_NEG * torch.sigmoid(lb.detach()), torch.ones_like(wbi))

@@ -23,6 +23,7 @@ mod skip;
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tract_onnx::prelude::*;
@@ -102,6 +103,11 @@ pub enum SkipReason {
     /// Under a public suffix only vetted registrants can register in (`.gov`, `.edu`, `.mil`,
     /// `.int`, `gov.uk`, `ac.jp`, `gob.mx`, ...): a DGA cannot register names there.
     RestrictedSuffix,
+    /// The label left of the public suffix is an IDN (`xn--…`) and judging IDN labels is off
+    /// (the default; [`DgaModel::set_judge_idn`]): the model has seen almost no IDN names, and
+    /// their punycode scores above the default threshold about ten times as often as ASCII
+    /// benign names do (models/README.md, "Never judged").
+    IdnLabel,
     /// The registrable domain is on the popular-domain allowlist.
     PopularDomain,
     /// The name is a public suffix itself, or has no label left of one.
@@ -121,6 +127,7 @@ impl SkipReason {
             SkipReason::CdnSuffix => "cdn_suffix",
             SkipReason::DynamicDns => "dynamic_dns",
             SkipReason::RestrictedSuffix => "restricted_suffix",
+            SkipReason::IdnLabel => "idn_label",
             SkipReason::PopularDomain => "popular_domain",
             SkipReason::NoRegistrableDomain => "no_registrable_domain",
             SkipReason::InferenceError => "inference_error",
@@ -202,6 +209,8 @@ pub struct DgaModel {
     other_min_prob: f32,
     words: features::Words,
     popular: skip::FastSet<Box<str>>,
+    /// Judge registrable labels that are IDNs (`xn--…`); off unless the config turns it on.
+    judge_idn: AtomicBool,
     cache: quick_cache::sync::Cache<Box<str>, Verdict>,
 }
 
@@ -392,6 +401,7 @@ impl DgaModel {
             other_min_prob,
             words,
             popular,
+            judge_idn: AtomicBool::new(false),
             cache: quick_cache::sync::Cache::new(DEFAULT_CACHE_ENTRIES),
         };
         // Smoke-run both plans so a model with wrong shapes fails at load, not at the first query.
@@ -497,6 +507,13 @@ impl DgaModel {
         self.popular.len()
     }
 
+    /// Whether registrable labels that are IDNs (`xn--…`) are judged (default: no, they are
+    /// [`SkipReason::IdnLabel`]). Takes effect for the next judgement, cached verdicts included
+    /// (the skip rules run before the cache).
+    pub fn set_judge_idn(&self, on: bool) {
+        self.judge_idn.store(on, Ordering::Relaxed);
+    }
+
     /// Drops all cached verdicts.
     pub fn clear_cache(&self) {
         self.cache.clear();
@@ -533,6 +550,9 @@ impl DgaModel {
         let (label, suffix) = reg.split_once('.').ok_or(SkipReason::NoRegistrableDomain)?;
         if skip::is_restricted_suffix(suffix) {
             return Err(SkipReason::RestrictedSuffix);
+        }
+        if label.starts_with("xn--") && !self.judge_idn.load(Ordering::Relaxed) {
+            return Err(SkipReason::IdnLabel);
         }
         Ok((reg, label, suffix))
     }

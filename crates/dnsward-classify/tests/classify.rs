@@ -217,6 +217,15 @@ fn skip_rules() {
     ] {
         assert_eq!(reason(q), Some(SkipReason::RestrictedSuffix), "{q}");
     }
+    // IDN labels are not judged unless turned on (below, on a model of this test's own).
+    let idn = "xn--hu1b43d9l72a44a66pca542avufjx8asjn.com";
+    assert_eq!(reason(idn), Some(SkipReason::IdnLabel));
+    assert_eq!(
+        reason("xn--80ak6aa92e.xn--p1ai"),
+        Some(SkipReason::IdnLabel)
+    );
+    // an ASCII label under an IDN TLD is judged as usual
+    assert_eq!(reason("xkqjzvbwpqtrm.xn--p1ai"), None);
     for q in ["xkqjzvbwpqtrm.co.uk", "xkqjzvbwpqtrm.go.it"] {
         assert!(
             m.judge(q).is_dga(m.default_threshold()),
@@ -226,6 +235,16 @@ fn skip_rules() {
     }
     assert_eq!(reason("co.uk"), Some(SkipReason::NoRegistrableDomain));
     assert_eq!(reason(""), Some(SkipReason::Invalid));
+    let own = DgaModel::embedded().expect("embedded model loads");
+    own.set_judge_idn(true);
+    assert!(matches!(own.judge(idn), DgaJudgement::Scored { .. }));
+    own.set_judge_idn(false);
+    assert!(matches!(
+        own.judge(idn),
+        DgaJudgement::NotJudged {
+            reason: SkipReason::IdnLabel
+        }
+    ));
     assert_eq!(reason("a..b.com"), Some(SkipReason::Invalid));
 }
 

@@ -93,6 +93,8 @@ pub fn build_policy(
     if cfg.dga.enabled {
         match detectors.dga(&cfg.dga.model) {
             Ok(model) => {
+                // The model is shared across reloads; the policy built last sets it.
+                model.set_judge_idn(cfg.dga.judge_idn);
                 let source = match &cfg.dga.model {
                     Some(p) => format!("dga-model {}", p.display()),
                     None => "dga-model".to_string(),
