@@ -46,6 +46,7 @@ LOFO_VARIANTS = ["chinad", "qakbot", "pitou", "sisron", "tempedreve", "bazarback
 MAX_PER_VARIANT_TRAIN = 20000
 EPOCHS = 3
 BATCH = 2048
+FAMILY_LOSS = 0.5  # weight of the family cross-entropy beside the binary loss
 # Network size and regularisation (v5: hidden 384-192, chosen on the validation split over three
 # seeds; v3: 256-128; see models/README.md).
 DIM, WDIM, TDIM, H1, H2 = 48, 32, 8, 384, 192
@@ -419,7 +420,7 @@ def train_model(X, y, fam, w_bin, w_fam, n_fam, n_words, epochs, seed, log, epoc
                 wbi = wbi * torch.where(yt[it] == 1, 1 + HARD_POS * torch.sigmoid(-lb.detach()), torch.ones_like(wbi))
             loss_b = (F.binary_cross_entropy_with_logits(lb, target[it], reduction="none") * wbi).sum()
             loss_f = (F.cross_entropy(lf, ft[it].clamp(min=0), reduction="none") * wf[it]).sum()
-            loss = (loss_b + 0.5 * loss_f) / len(idx)
+            loss = (loss_b + FAMILY_LOSS * loss_f) / len(idx)
             opt_s.zero_grad()
             opt_d.zero_grad()
             loss.backward()
