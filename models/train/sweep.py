@@ -64,6 +64,75 @@ def _is_hex_label(label: str) -> float:
 
 EXTRA_DENSE = {"hex": _is_hex_label}
 
+# Experiment (--synthetic N): generic algorithmically generated names as extra DGA training rows
+# (binary head only), for families never seen. The generators follow the usual DGA taxonomy
+# (arithmetic: random letters, letters and digits, hex; pseudo-words from random syllables),
+# not any family's algorithm; TLDs uniform over common ones, so the TLD carries no signal.
+SYN_TLDS = ["com", "net", "org", "info", "biz", "ru", "cn", "top", "xyz", "online", "site", "club", "pw",
+            "cc", "ws", "in", "eu", "us", "de", "me"]
+_CONS = "bcdfghjklmnprstvwxz"
+_VOW = "aeiou"
+
+
+def synthetic_names(n_per_kind, seed):
+    rng = np.random.default_rng(seed + 1000)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    alnum = letters + "0123456789"
+
+    def rand_str(alpha, lo, hi):
+        return "".join(rng.choice(list(alpha), rng.integers(lo, hi + 1)))
+
+    def pseudo_word():
+        out = ""
+        target = int(rng.integers(6, 15))
+        while len(out) < target:
+            syl = rng.choice(list(_CONS)) + rng.choice(list(_VOW))
+            if rng.random() < 0.3:
+                syl += rng.choice(list(_CONS))
+            out += syl
+        return out
+
+    kinds = {
+        "syn_letters": lambda: rand_str(letters, 6, 20),
+        "syn_alnum": lambda: rand_str(alnum, 8, 20),
+        "syn_hex": lambda: rand_str("0123456789abcdef", 8, 32),
+        "syn_pseudoword": pseudo_word,
+    }
+    rows = []
+    for kind, gen in kinds.items():
+        seen = set()
+        while len(seen) < n_per_kind:
+            seen.add(gen())
+        for lab in sorted(seen):
+            rows.append((lab, str(rng.choice(SYN_TLDS)), kind))
+    return rows
+
+
+def concat_featurized(a, b):
+    o = T.Featurized.__new__(T.Featurized)
+    o.counts = np.concatenate([a.counts, b.counts])
+    o.flat = np.concatenate([a.flat, b.flat])
+    o.starts = np.concatenate([[0], np.cumsum(o.counts)[:-1]]).astype(np.int64)
+    o.wcounts = np.concatenate([a.wcounts, b.wcounts])
+    o.wflat = np.concatenate([a.wflat, b.wflat])
+    o.wstarts = np.concatenate([[0], np.cumsum(o.wcounts)[:-1]]).astype(np.int64)
+    o.tld = np.concatenate([a.tld, b.tld])
+    o.dense = np.concatenate([a.dense, b.dense])
+    return o
+
+
+def heldout_report(net, ctx):
+    """Leave-family-out: recall of each held-out variant at the test split's benign thresholds."""
+    X, splits, y, variants = ctx["X"], ctx["splits"], ctx["y"], ctx["variants"]
+    sb = logits(net, X, np.where((splits == "test") & (y == 0))[0])
+    thr = {f: T.thr_at_fpr(sb, f) for f in (1e-3, 1e-4)}
+    ho = np.where(splits == "heldout_family")[0]
+    sh = logits(net, X, ho)
+    per = {v: {f: float(np.mean(sh[variants[ho] == v] > thr[f])) for f in thr} for v in sorted(set(variants[ho]))}
+    return {"macro@1e-3": 100 * float(np.mean([p[1e-3] for p in per.values()])),
+            "macro@1e-4": 100 * float(np.mean([p[1e-4] for p in per.values()])),
+            "per_variant@1e-3": {v: 100 * p[1e-3] for v, p in per.items()}}
+
 
 def main():
     ap = argparse.ArgumentParser()
@@ -78,6 +147,13 @@ def main():
     ap.add_argument("--save-logits", metavar="PATH",
                     help="after the last epoch, write {registrable domain: [split, variant, logit]} for the "
                          "val and test rows (pickle), for offline comparisons such as seed ensembles")
+    ap.add_argument("--synthetic", type=int, default=0, metavar="N",
+                    help="experiment: N generic generated names per kind (4 kinds) as extra DGA training rows")
+    ap.add_argument("--synthetic-weight", type=float, default=4.0,
+                    help="their total loss weight, in units of one DGA variant file")
+    ap.add_argument("--lofo", action="store_true",
+                    help="the leave-family-out setting of train.py (LOFO_VARIANTS out of training, no labelled DGA "
+                         "train files); reports the held-out families' recall after every epoch")
     ap.add_argument("--distill", metavar="NET,NET,...",
                     help="experiment: PyTorch state dicts (DNSWARD_SAVE_NET) of teacher nets with this run's sizes; "
                          "their mean logit on the training rows is mixed into the binary target with weight DISTILL")
@@ -101,13 +177,15 @@ def main():
     cache_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), ".cache")
     os.makedirs(cache_dir, exist_ok=True)
     sw = f"-sw{fe.fnv1a64(T.SHORT_WORDS.encode()) % 10**6}" if T.SHORT_WORDS else ""
-    cache = os.path.join(cache_dir, f"ctx-fv{fe.FEATURE_VERSION}{sw}-seed{args.seed}.pkl")
+    lofo = "-lofo" if args.lofo else ""
+    cache = os.path.join(cache_dir, f"ctx-fv{fe.FEATURE_VERSION}{sw}{lofo}-seed{args.seed}.pkl")
     if os.path.exists(cache):
         with open(cache, "rb") as f:
             ctx = pickle.load(f)
         log(f"features from {cache}")
     else:
-        ctx = T.build_and_train(T.load(args.data), set(), True, T.EPOCHS, args.seed, log, train=False)
+        holdout = set(T.LOFO_VARIANTS) if args.lofo else set()
+        ctx = T.build_and_train(T.load(args.data), holdout, not args.lofo, T.EPOCHS, args.seed, log, train=False)
         with open(cache, "wb") as f:
             pickle.dump(ctx, f, protocol=4)
     for extra in args.extra_dense:
@@ -132,6 +210,11 @@ def main():
         log("    weakest (test @1e-3): " + ", ".join(f"{k} {100 * x:.0f}" for k, x in weak))
         results.append({"epoch": ep, "val": {k: x for k, x in v.items() if k != "per_variant@1e-3"},
                         "test": t})
+        if args.lofo:
+            h = heldout_report(net, ctx)
+            log(f"    HELD-OUT families @1e-3 {h['macro@1e-3']:.1f} / @1e-4 {h['macro@1e-4']:.1f}: "
+                + ", ".join(f"{k} {x:.0f}" for k, x in h["per_variant@1e-3"].items()))
+            results[-1]["heldout"] = h
 
     soft = None
     if args.distill:
@@ -144,7 +227,22 @@ def main():
             acc += logits(teacher, ctx["X"], tr)
         soft = acc / len(paths)
         log(f"distilling from {len(paths)} teachers, weight {T.DISTILL}")
-    net = T.train_model(ctx["X"].subset(tr), y[tr], fam[tr], w_bin[tr], w_fam[tr], len(ctx["train_fams"]),
+    Xtr, ytr, famtr, wbtr, wftr = ctx["X"].subset(tr), y[tr], fam[tr], w_bin[tr], w_fam[tr]
+    if args.synthetic:
+        syn = synthetic_names(args.synthetic, args.seed)
+        known = {r[0] for r in ctx["rows"]}
+        syn = [r for r in syn if f"{r[0]}.{r[1]}" not in known]
+        Xs = T.Featurized([r[0] for r in syn], [r[1] for r in syn])
+        # one variant file's total weight, as row_weights gives it to a file of >= 1000 names
+        unit = float(w_bin[tr][variants[tr] == "conficker"].sum())
+        ws = np.full(len(syn), args.synthetic_weight * unit / len(syn))
+        Xtr = concat_featurized(Xtr, Xs)
+        ytr = np.concatenate([ytr, np.ones(len(syn), dtype=ytr.dtype)])
+        famtr = np.concatenate([famtr, np.full(len(syn), -1, dtype=famtr.dtype)])
+        wbtr = np.concatenate([wbtr, ws])
+        wftr = np.concatenate([wftr, np.zeros(len(syn))])
+        log(f"synthetic: {len(syn)} generated names, total weight {args.synthetic_weight} variant files")
+    net = T.train_model(Xtr, ytr, famtr, wbtr, wftr, len(ctx["train_fams"]),
                         len(fe._WORD_ID), T.EPOCHS, args.seed, log, epoch_cb=on_epoch, soft_logits=soft, **net_kw)
     if args.save_logits:
         ev = np.where(np.isin(ctx["splits"], ["val", "test"]))[0]
