@@ -25,8 +25,9 @@ import sweep as S  # noqa: E402
 import train as T  # noqa: E402
 
 
-def main():
-    ap = argparse.ArgumentParser()
+def net_and_ctx(description):
+    """Command-line --net/--seed/--set/--threads -> (args, ctx from sweep.py's feature cache, net)."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--net", required=True, help="PyTorch state dict written by DNSWARD_SAVE_NET")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--set", action="append", default=[])
@@ -46,6 +47,11 @@ def main():
                 h2=T.H2)
     net.load_state_dict(torch.load(args.net, weights_only=True))
     net.eval()
+    return args, ctx, net
+
+
+def main():
+    args, ctx, net = net_and_ctx(__doc__)
     X, sp, y, v = ctx["X"], ctx["splits"], ctx["y"], ctx["variants"]
     thr = T.thr_at_fpr(S.logits(net, X, np.where((sp == "val") & (y == 0))[0]), 1e-3)
     print(f"threshold: logit {thr:.3f} (benign validation FPR 1e-3)")
