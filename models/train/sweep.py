@@ -121,6 +121,31 @@ def concat_featurized(a, b):
     return o
 
 
+def oof_benign_logits(ctx, tr, w_bin, w_fam, seed, net_kw, log, cache_dir):
+    """Out-of-fold logits of the benign training rows (in the order of tr[y[tr] == 0]): two folds,
+    each scored by a model trained on the DGA rows and the other fold (benign weight doubled so the
+    benign:DGA ratio holds). Cached per seed and net sizes."""
+    y = ctx["y"]
+    key = fe.fnv1a64(repr(sorted(net_kw.items())).encode()) % 10**6
+    path = os.path.join(cache_dir, f"oof-fv{fe.FEATURE_VERSION}-seed{seed}-{key}.npy")
+    btr = tr[y[tr] == 0]
+    if os.path.exists(path):
+        return np.load(path)
+    fold = np.random.default_rng(seed + 7).integers(0, 2, len(btr))
+    out = np.zeros(len(btr), dtype=np.float32)
+    for k in (0, 1):
+        wb = w_bin.copy()
+        wb[btr[fold == k]] = 0
+        wb[btr[fold != k]] *= 2
+        keep = tr[wb[tr] > 0]
+        log(f"out-of-fold model {k + 1}/2: {len(keep)} rows")
+        net = T.train_model(ctx["X"].subset(keep), y[keep], ctx["fam"][keep], wb[keep], w_fam[keep],
+                            len(ctx["train_fams"]), len(fe._WORD_ID), T.EPOCHS, seed, log, **net_kw)
+        out[fold == k] = logits(net, ctx["X"], btr[fold == k])
+    np.save(path, out)
+    return out
+
+
 def heldout_report(net, ctx):
     """Leave-family-out: recall of each held-out variant at the test split's benign thresholds."""
     X, splits, y, variants = ctx["X"], ctx["splits"], ctx["y"], ctx["variants"]
@@ -151,6 +176,9 @@ def main():
                     help="experiment: N generic generated names per kind (4 kinds) as extra DGA training rows")
     ap.add_argument("--synthetic-weight", type=float, default=4.0,
                     help="their total loss weight, in units of one DGA variant file")
+    ap.add_argument("--oof-clean", metavar="Q,W",
+                    help="experiment: benign training rows whose out-of-fold logit (2 folds, each scored by a model "
+                         "trained without it) is in the top Q share get loss weight x W, the benign total unchanged")
     ap.add_argument("--lofo", action="store_true",
                     help="the leave-family-out setting of train.py (LOFO_VARIANTS out of training, no labelled DGA "
                          "train files); reports the held-out families' recall after every epoch")
@@ -227,6 +255,16 @@ def main():
             acc += logits(teacher, ctx["X"], tr)
         soft = acc / len(paths)
         log(f"distilling from {len(paths)} teachers, weight {T.DISTILL}")
+    if args.oof_clean:
+        q, wfac = (float(x) for x in args.oof_clean.split(","))
+        oof = oof_benign_logits(ctx, tr, w_bin, w_fam, args.seed, net_kw, log, cache_dir)
+        btr = tr[y[tr] == 0]
+        sel = btr[oof >= np.quantile(oof, 1 - q)]
+        total = w_bin[btr].sum()
+        w_bin[sel] *= wfac
+        w_bin[btr] *= total / w_bin[btr].sum()
+        log(f"oof-clean: {len(sel)} of {len(btr)} benign training rows (out-of-fold logit >= "
+            f"{np.quantile(oof, 1 - q):.2f}) weighted x{wfac}; e.g. " + ", ".join(ctx["rows"][i][0] for i in sel[:8]))
     Xtr, ytr, famtr, wbtr, wftr = ctx["X"].subset(tr), y[tr], fam[tr], w_bin[tr], w_fam[tr]
     if args.synthetic:
         syn = synthetic_names(args.synthetic, args.seed)
