@@ -90,11 +90,13 @@ pub fn build_policy(
         .deny(deny)
         .actions(cfg.actions.clone())
         .generation(GENERATION.fetch_add(1, Ordering::Relaxed));
+    let mut idn_switch = None;
     if cfg.dga.enabled {
         match detectors.dga(&cfg.dga.model) {
             Ok(model) => {
-                // The model is shared across reloads; the policy built last sets it.
-                model.set_judge_idn(cfg.dga.judge_idn);
+                // The model is shared across reloads: set its IDN switch only once the whole
+                // policy has built, so a reload that fails leaves the running one as it was.
+                idn_switch = Some((model.clone(), cfg.dga.judge_idn));
                 let source = match &cfg.dga.model {
                     Some(p) => format!("dga-model {}", p.display()),
                     None => "dga-model".to_string(),
@@ -119,6 +121,9 @@ pub fn build_policy(
         }
         tracing::info!(stats = ?analyzer.stats(), "answer checks on");
         builder = builder.answer_check(Arc::new(IntelStage::new(Arc::new(analyzer))));
+    }
+    if let Some((model, judge_idn)) = idn_switch {
+        model.set_judge_idn(judge_idn);
     }
     Ok(builder.build())
 }
@@ -357,5 +362,39 @@ impl App {
             store.shutdown();
         }
         self.server.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A Korean IDN from the Tranco benign test names that the model scores above its default.
+    const IDN: &str = "xn--hu1b43d9l72a44a66pca542avufjx8asjn.xn--mk1bu44c";
+
+    fn config(judge_idn: bool, ioc_file: Option<&str>) -> Config {
+        let mut text = format!("[dga]\njudge_idn = {judge_idn}\n");
+        if let Some(f) = ioc_file {
+            text += &format!("[intel]\nioc_files = [{f:?}]\n");
+        }
+        Config::parse(&text).unwrap()
+    }
+
+    #[test]
+    fn judge_idn_follows_the_config_and_a_failed_reload_changes_nothing() {
+        let mut detectors = Detectors::default();
+        let on = build_policy(&config(true, None), &mut detectors, &[]).unwrap();
+        assert!(on.judge_name(IDN).is_enforced());
+        // A reload that fails (unreadable IOC file) must leave the running policy as it was,
+        // including the IDN switch of the shared model.
+        let failed = build_policy(
+            &config(false, Some("/nonexistent/iocs.txt")),
+            &mut detectors,
+            &[],
+        );
+        assert!(failed.is_err());
+        assert!(on.judge_name(IDN).is_enforced());
+        let off = build_policy(&config(false, None), &mut detectors, &[]).unwrap();
+        assert!(!off.judge_name(IDN).is_enforced());
     }
 }
