@@ -208,11 +208,16 @@ async fn serve_answers_and_reloads_on_sighup() {
     );
 }
 
-#[test]
-fn classify_scores_names_as_json_lines() {
+/// `dnsward classify [--config FILE]` with `input` on stdin: it must succeed; one JSON object
+/// per output line.
+fn classify_stdin(config: Option<&std::path::Path>, input: &str) -> Vec<serde_json::Value> {
     use std::io::Write;
-    let mut child = dnsward()
-        .arg("classify")
+    let mut cmd = dnsward();
+    cmd.arg("classify");
+    if let Some(c) = config {
+        cmd.arg("--config").arg(c);
+    }
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -221,15 +226,23 @@ fn classify_scores_names_as_json_lines() {
         .stdin
         .take()
         .unwrap()
-        .write_all(b"kqvwxjzrtplmnbvcxqwe.net\nwww.wikipedia.org\n\n1.2.0.192.zen.spamhaus.org\nlocalhost\n")
+        .write_all(input.as_bytes())
         .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
-    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+    String::from_utf8(out.stdout)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+        .collect()
+}
+
+#[test]
+fn classify_scores_names_as_json_lines() {
+    let lines = classify_stdin(
+        None,
+        "kqvwxjzrtplmnbvcxqwe.net\nwww.wikipedia.org\n\n1.2.0.192.zen.spamhaus.org\nlocalhost\n",
+    );
     assert_eq!(lines.len(), 4, "one object per non-empty line");
     assert_eq!(lines[0]["name"], "kqvwxjzrtplmnbvcxqwe.net");
     assert!(lines[0]["dga_score"].as_f64().unwrap() > 0.9);
@@ -255,34 +268,19 @@ fn classify_scores_names_as_json_lines() {
 /// its default threshold (models/README.md, "Never judged").
 #[test]
 fn classify_idn_labels_follow_dga_judge_idn() {
-    use std::io::Write;
     let idn = "xn--hu1b43d9l72a44a66pca542avufjx8asjn.xn--mk1bu44c";
-    let run = |config: Option<&str>| -> serde_json::Value {
-        let dir = setup(config.unwrap_or(""));
-        let mut cmd = dnsward();
-        cmd.arg("classify");
-        if config.is_some() {
-            cmd.arg("--config").arg(dir.path().join("dnsward.toml"));
-        }
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{idn}\n").as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success());
-        serde_json::from_str(String::from_utf8(out.stdout).unwrap().trim()).unwrap()
+    let one = |lines: Vec<serde_json::Value>| {
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        lines.into_iter().next().unwrap()
     };
-    let default = run(None);
+    let default = one(classify_stdin(None, &format!("{idn}\n")));
     assert_eq!(default["not_judged"], "idn_label", "{default}");
     assert_eq!(default["blocked"], false);
-    let judged = run(Some("[dga]\njudge_idn = true\n"));
+    let dir = setup("[dga]\njudge_idn = true\n");
+    let judged = one(classify_stdin(
+        Some(&dir.path().join("dnsward.toml")),
+        &format!("{idn}\n"),
+    ));
     assert!(judged.get("not_judged").is_none(), "{judged}");
     assert!(judged["dga_score"].as_f64().unwrap() > 0.99, "{judged}");
     assert_eq!(judged["blocked"], true, "{judged}");
