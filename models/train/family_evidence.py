@@ -10,9 +10,8 @@ import os
 import sys
 
 import numpy as np
-import torch
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import sweep as S  # noqa: E402
 import train as T  # noqa: E402
 from fitcheck import net_and_ctx  # noqa: E402
 
@@ -23,13 +22,7 @@ def main():
     res = {}
     for split in ("val", "test"):
         idx = np.where(sp == split)[0]
-        zs, fs = [], []
-        with torch.no_grad():
-            for b in range(0, len(idx), 8192):
-                z, f = net(*X.batch(idx[b:b + 8192]))
-                zs.append(z.numpy())
-                fs.append(torch.log_softmax(f, 1).numpy())
-        res[split] = (idx, np.concatenate(zs), np.concatenate(fs))
+        res[split] = (idx,) + S.net_outputs(net, X, idx)
 
     def macro(split, score, fpr):
         idx = res[split][0]

@@ -13,7 +13,6 @@ the net was trained with (--set as for sweep.py).
 """
 import argparse
 import os
-import pickle
 import sys
 
 import numpy as np
@@ -26,23 +25,21 @@ import train as T  # noqa: E402
 
 
 def net_and_ctx(description):
-    """Command-line --net/--seed/--set/--threads -> (args, ctx from sweep.py's feature cache, net)."""
+    """Command-line --net/--seed/--set/--threads/--lofo -> (args, ctx from sweep.py's feature cache, net)."""
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--net", required=True, help="PyTorch state dict written by DNSWARD_SAVE_NET")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--set", action="append", default=[])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--worst", type=int, default=16)
+    ap.add_argument("--lofo", action="store_true", help="the leave-family-out feature cache (sweep.py --lofo)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     for kv in args.set:
         k, v = kv.split("=", 1)
         setattr(T, k, type(getattr(T, k))(v))
     fe.set_words(T.build_words())
-    cache = os.path.join(os.path.dirname(os.path.abspath(__file__)), ".cache",
-                         f"ctx-fv{fe.FEATURE_VERSION}-seed{args.seed}.pkl")
-    with open(cache, "rb") as f:
-        ctx = pickle.load(f)
+    ctx = S.load_ctx(args.seed, args.lofo)
     net = T.Net(len(ctx["train_fams"]), len(fe._WORD_ID), dim=T.DIM, wdim=T.WDIM, tdim=T.TDIM, h1=T.H1,
                 h2=T.H2)
     net.load_state_dict(torch.load(args.net, weights_only=True))

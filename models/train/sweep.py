@@ -28,13 +28,36 @@ import train as T  # noqa: E402
 FPRS = (1e-3, 5e-4, 2e-4, 1e-4)
 
 
-def logits(net, X, idx, bs=8192):
-    out = []
+CACHE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), ".cache")
+
+
+def cache_path(seed, lofo=False):
+    """The feature cache of one seed (and the leave-family-out setting), keyed by the feature
+    version and the SHORT_WORDS experiment."""
+    sw = f"-sw{fe.fnv1a64(T.SHORT_WORDS.encode()) % 10**6}" if T.SHORT_WORDS else ""
+    return os.path.join(CACHE_DIR, f"ctx-fv{fe.FEATURE_VERSION}{sw}{'-lofo' if lofo else ''}-seed{seed}.pkl")
+
+
+def load_ctx(seed, lofo=False):
+    with open(cache_path(seed, lofo), "rb") as f:
+        return pickle.load(f)
+
+
+def net_outputs(net, X, idx, bs=8192):
+    """-> (binary logits, family log-probabilities) of the rows idx."""
+    zs, fs = [], []
     with torch.no_grad():
         for b in range(0, len(idx), bs):
-            lb, _ = net(*X.batch(idx[b:b + bs]))
-            out.append(lb.numpy())
-    return np.concatenate(out) if out else np.zeros(0)
+            z, f = net(*X.batch(idx[b:b + bs]))
+            zs.append(z.numpy())
+            fs.append(torch.log_softmax(f, 1).numpy())
+    if not zs:
+        return np.zeros(0), np.zeros((0, net.fam.out_features))
+    return np.concatenate(zs), np.concatenate(fs)
+
+
+def logits(net, X, idx, bs=8192):
+    return net_outputs(net, X, idx, bs)[0]
 
 
 def split_report(net, ctx, split):
@@ -202,14 +225,11 @@ def main():
 
     words = T.build_words()
     fe.set_words(words)
-    cache_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), ".cache")
+    cache_dir = CACHE_DIR
     os.makedirs(cache_dir, exist_ok=True)
-    sw = f"-sw{fe.fnv1a64(T.SHORT_WORDS.encode()) % 10**6}" if T.SHORT_WORDS else ""
-    lofo = "-lofo" if args.lofo else ""
-    cache = os.path.join(cache_dir, f"ctx-fv{fe.FEATURE_VERSION}{sw}{lofo}-seed{args.seed}.pkl")
+    cache = cache_path(args.seed, args.lofo)
     if os.path.exists(cache):
-        with open(cache, "rb") as f:
-            ctx = pickle.load(f)
+        ctx = load_ctx(args.seed, args.lofo)
         log(f"features from {cache}")
     else:
         holdout = set(T.LOFO_VARIANTS) if args.lofo else set()

@@ -9,13 +9,13 @@ each family's own held-out names do (models/README.md, "Known gaps").
 import argparse
 import collections
 import os
-import pickle
 import sys
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import features as fe  # noqa: E402
+import sweep as S  # noqa: E402
 import train as T  # noqa: E402
 
 
@@ -23,10 +23,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
-    cache = os.path.join(os.path.dirname(os.path.abspath(__file__)), ".cache",
-                         f"ctx-fv{fe.FEATURE_VERSION}-seed{args.seed}.pkl")
-    with open(cache, "rb") as f:
-        ctx = pickle.load(f)
+    ctx = S.load_ctx(args.seed)
     X, sp, y, v = ctx["X"], ctx["splits"], ctx["y"], ctx["variants"]
     cov = X.dense[:, fe.N_DENSE_BASE]
     def words(i):
