@@ -144,13 +144,13 @@ def concat_featurized(a, b):
     return o
 
 
-def oof_benign_logits(ctx, tr, w_bin, w_fam, seed, net_kw, log, cache_dir):
+def oof_benign_logits(ctx, tr, w_bin, w_fam, seed, net_kw, log):
     """Out-of-fold logits of the benign training rows (in the order of tr[y[tr] == 0]): two folds,
     each scored by a model trained on the DGA rows and the other fold (benign weight doubled so the
     benign:DGA ratio holds). Cached per seed and net sizes."""
     y = ctx["y"]
     key = fe.fnv1a64(repr(sorted(net_kw.items())).encode()) % 10**6
-    path = os.path.join(cache_dir, f"oof-fv{fe.FEATURE_VERSION}-seed{seed}-{key}.npy")
+    path = os.path.join(CACHE_DIR, f"oof-fv{fe.FEATURE_VERSION}-seed{seed}-{key}.npy")
     btr = tr[y[tr] == 0]
     if os.path.exists(path):
         return np.load(path)
@@ -225,8 +225,7 @@ def main():
 
     words = T.build_words()
     fe.set_words(words)
-    cache_dir = CACHE_DIR
-    os.makedirs(cache_dir, exist_ok=True)
+    os.makedirs(CACHE_DIR, exist_ok=True)
     cache = cache_path(args.seed, args.lofo)
     if os.path.exists(cache):
         ctx = load_ctx(args.seed, args.lofo)
@@ -277,7 +276,7 @@ def main():
         log(f"distilling from {len(paths)} teachers, weight {T.DISTILL}")
     if args.oof_clean:
         q, wfac = (float(x) for x in args.oof_clean.split(","))
-        oof = oof_benign_logits(ctx, tr, w_bin, w_fam, args.seed, net_kw, log, cache_dir)
+        oof = oof_benign_logits(ctx, tr, w_bin, w_fam, args.seed, net_kw, log)
         btr = tr[y[tr] == 0]
         sel = btr[oof >= np.quantile(oof, 1 - q)]
         total = w_bin[btr].sum()
@@ -307,7 +306,7 @@ def main():
         lg = logits(net, ctx["X"], ev)
         with open(args.save_logits, "wb") as f:
             pickle.dump({ctx["rows"][i][0]: (ctx["splits"][i], variants[i], float(x)) for i, x in zip(ev, lg)}, f)
-    with open(os.path.join(cache_dir, "sweep.jsonl"), "a") as f:
+    with open(os.path.join(CACHE_DIR, "sweep.jsonl"), "a") as f:
         f.write(json.dumps({"tag": args.tag, "set": args.set, "seed": args.seed, "epochs": results,
                             "seconds": time.time() - t0}) + "\n")
 
