@@ -51,6 +51,28 @@ fn check_reports_verdicts_and_exit_codes() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("good.evil.example\tallow"), "{text}");
     assert!(text.contains("example.org\tpass"), "{text}");
+    assert!(!text.contains("if the client is escalated"), "{text}");
+
+    // A name between the escalated and the default DGA threshold passes, and says what an
+    // escalated client would get.
+    let out = dnsward()
+        .args(["check", "--config"])
+        .arg(&cfg)
+        .args(["xjw3kqpz0a.net"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "passes at the default threshold"
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("xjw3kqpz0a.net\tpass"), "{text}");
+    assert!(
+        text.contains("if the client is escalated: block category=dga")
+            && text.contains("client_escalation"),
+        "{text}"
+    );
 
     let out = dnsward()
         .args(["check", "--json", "--monitor", "--config"])
@@ -241,9 +263,14 @@ fn classify_stdin(config: Option<&std::path::Path>, input: &str) -> Vec<serde_js
 fn classify_scores_names_as_json_lines() {
     let lines = classify_stdin(
         None,
-        "kqvwxjzrtplmnbvcxqwe.net\nwww.wikipedia.org\n\n1.2.0.192.zen.spamhaus.org\nlocalhost\n",
+        "kqvwxjzrtplmnbvcxqwe.net\nwww.wikipedia.org\n\n1.2.0.192.zen.spamhaus.org\nlocalhost\nxjw3kqpz0a.net\n",
     );
-    assert_eq!(lines.len(), 4, "one object per non-empty line");
+    assert_eq!(lines.len(), 5, "one object per non-empty line");
+    // Between the escalated and the default threshold: blocked only for escalated clients.
+    assert_eq!(lines[4]["blocked"], false, "{}", lines[4]);
+    assert_eq!(lines[4]["blocked_if_escalated"], true, "{}", lines[4]);
+    assert_eq!(lines[0]["blocked_if_escalated"], true);
+    assert_eq!(lines[1]["blocked_if_escalated"], false);
     assert_eq!(lines[0]["name"], "kqvwxjzrtplmnbvcxqwe.net");
     assert!(lines[0]["dga_score"].as_f64().unwrap() > 0.9);
     assert_eq!(lines[0]["blocked"], true);

@@ -3,7 +3,7 @@
 
 mod support;
 
-use dnsward_policy::{Action, Category, VerdictKind};
+use dnsward_policy::{Action, Category, Stage, VerdictKind};
 use hickory_proto::op::{MessageType, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
 use std::time::{Duration, Instant};
@@ -572,6 +572,108 @@ async fn dga_names_are_blocked_with_score_and_family() {
     )
     .await;
     assert_eq!(got.answers[0].data.to_string(), "192.0.2.99");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_with_repeated_dga_blocks_are_judged_at_the_escalated_threshold() {
+    const BAND: &str = "xjw3kqpz0a.net."; // between the escalated and the default threshold
+    let up = start_upstream().await;
+    let mut cfg = test_config(&[up.addr]);
+    cfg.dga.escalation.after = 3;
+    let dw = start_dnsward(cfg).await;
+    let infected: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    let clean: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+    let real = |m: &hickory_proto::op::Message| {
+        m.metadata.response_code == ResponseCode::NoError
+            && m.answers.first().map(|r| r.data.to_string()) == Some("192.0.2.98".into())
+    };
+    // Before any block, the band name resolves for everyone (and lands in the cache).
+    assert!(real(
+        &udp_from(infected, dw.addr, &query(BAND, RecordType::A, None)).await
+    ));
+    // Two names of one registrable domain are one strike, not two.
+    for name in [
+        "kqvwxjzrtplmnbvcxqwe.net.",
+        "www.kqvwxjzrtplmnbvcxqwe.net.",
+        "zxkqwvbnmtr.org.",
+    ] {
+        let got = udp_from(infected, dw.addr, &query(name, RecordType::A, None)).await;
+        assert_eq!(got.metadata.response_code, ResponseCode::NXDomain, "{name}");
+    }
+    assert_eq!(dw.app.engine().stats.snapshot().clients_escalated, 0);
+    assert!(real(
+        &udp_from(infected, dw.addr, &query(BAND, RecordType::A, None)).await
+    ));
+    let got = udp_from(
+        infected,
+        dw.addr,
+        &query("alreadyafraid.net.", RecordType::A, None),
+    )
+    .await;
+    assert_eq!(got.metadata.response_code, ResponseCode::NXDomain);
+    assert_eq!(dw.app.engine().stats.snapshot().clients_escalated, 1);
+    // Now escalated: the cached band name is blocked for this client only, over UDP and TCP
+    // (the same source address), and a fresh query type (a cache miss) too.
+    let got = udp_from(infected, dw.addr, &query(BAND, RecordType::A, None)).await;
+    assert_eq!(got.metadata.response_code, ResponseCode::NXDomain);
+    let got = udp_from(infected, dw.addr, &query(BAND, RecordType::AAAA, None)).await;
+    assert_eq!(got.metadata.response_code, ResponseCode::NXDomain);
+    assert!(real(
+        &udp_from(clean, dw.addr, &query(BAND, RecordType::A, None)).await
+    ));
+    // Ordinary names still resolve for the escalated client.
+    let got = udp_from(infected, dw.addr, &query("www.test.", RecordType::A, None)).await;
+    assert_eq!(got.metadata.response_code, ResponseCode::NoError);
+    // The reason says why: the escalated stage and threshold, the registrable domain judged.
+    let events = dw.events.events.lock().unwrap().clone();
+    let (_, verdict, from_cache) = events
+        .iter()
+        .find(|(n, v, _)| {
+            n == "xjw3kqpz0a.net"
+                && v.reason
+                    .as_ref()
+                    .is_some_and(|r| r.stage == Stage::ClientEscalation)
+        })
+        .expect("an escalated block event");
+    assert!(*from_cache, "the first escalated block was a cache hit");
+    let reason = verdict.reason.as_ref().unwrap();
+    assert_eq!(verdict.category(), Some(Category::Dga));
+    assert!(reason.detail.contains("escalated threshold"), "{reason}");
+    assert_eq!(reason.judged.as_deref(), Some("xjw3kqpz0a.net"));
+    let score = reason.score.unwrap();
+    let model = dnsward_classify::DgaModel::embedded().unwrap();
+    assert!(score < model.default_threshold(), "{score}");
+    assert!(score >= model.escalated_threshold().unwrap(), "{score}");
+
+    // Switched off: the same sequence never blocks the band name.
+    let mut cfg = test_config(&[up.addr]);
+    cfg.dga.escalation.enabled = false;
+    let dw = start_dnsward(cfg).await;
+    for name in [
+        "kqvwxjzrtplmnbvcxqwe.net.",
+        "zxkqwvbnmtr.org.",
+        "alreadyafraid.net.",
+    ] {
+        udp_from(infected, dw.addr, &query(name, RecordType::A, None)).await;
+    }
+    assert!(real(
+        &udp_from(infected, dw.addr, &query(BAND, RecordType::A, None)).await
+    ));
+    // Exempt clients are never escalated.
+    let mut cfg = test_config(&[up.addr]);
+    cfg.dga.escalation.exempt = vec!["127.0.0.2/32".parse().unwrap()];
+    let dw = start_dnsward(cfg).await;
+    for name in [
+        "kqvwxjzrtplmnbvcxqwe.net.",
+        "zxkqwvbnmtr.org.",
+        "alreadyafraid.net.",
+    ] {
+        udp_from(infected, dw.addr, &query(name, RecordType::A, None)).await;
+    }
+    assert!(real(
+        &udp_from(infected, dw.addr, &query(BAND, RecordType::A, None)).await
+    ));
+    assert_eq!(dw.app.engine().stats.snapshot().clients_escalated, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -131,6 +131,44 @@ def synthetic_names(n_per_kind, seed):
     return rows
 
 
+# Experiment (--synthetic-benign N): natural word sequences as extra benign training rows. The
+# benign names that set the FPR-1e-3 threshold are largely natural phrases
+# (`wherecoolthingshappen`), which a bag of word embeddings scores like word-list DGA names;
+# phrases sampled from web bigram counts (wordsegment 1.3.1's bigrams.txt, Apache-2.0) teach
+# the character n-grams that span natural word boundaries (`ethe`, `ngsha`). TLDs follow the
+# benign training rows' suffixes, so the TLD carries no signal.
+def synthetic_phrases(n, seed, suffixes, exclude):
+    import wordsegment
+    path = os.path.join(os.path.dirname(wordsegment.__file__), "bigrams.txt")
+    succ = {}
+    with open(path) as f:
+        for line in f:
+            pair, cnt = line.rstrip("\n").split("\t")
+            a, _, b = pair.partition(" ")
+            if a.isascii() and b.isascii() and a.isalpha() and b.isalpha():
+                succ.setdefault(a, ([], []))
+                succ[a][0].append(b)
+                succ[a][1].append(float(cnt))
+    starts = sorted(succ)
+    start_p = np.array([sum(succ[a][1]) for a in starts]) ** 0.5
+    start_p /= start_p.sum()
+    succ_p = {a: (ws, (np.array(cs) ** 0.5) / (np.array(cs) ** 0.5).sum()) for a, (ws, cs) in succ.items()}
+    rng = np.random.default_rng(seed + 2000)
+    out, seen = [], set()
+    while len(out) < n:
+        words = [starts[rng.choice(len(starts), p=start_p)]]
+        n_words = int(rng.integers(2, 5))
+        while len(words) < n_words and words[-1] in succ_p:
+            ws, p = succ_p[words[-1]]
+            words.append(ws[rng.choice(len(ws), p=p)])
+        label = "".join(words)
+        if len(words) < 2 or not 6 <= len(label) <= 30 or label in seen or label in exclude:
+            continue
+        seen.add(label)
+        out.append((label, suffixes[rng.integers(len(suffixes))], "syn_phrase"))
+    return out
+
+
 def concat_featurized(a, b):
     o = T.Featurized.__new__(T.Featurized)
     o.counts = np.concatenate([a.counts, b.counts])
@@ -199,6 +237,10 @@ def main():
                     help="experiment: N generic generated names per kind (4 kinds) as extra DGA training rows")
     ap.add_argument("--synthetic-weight", type=float, default=4.0,
                     help="their total loss weight, in units of one DGA variant file")
+    ap.add_argument("--synthetic-benign", type=int, default=0, metavar="N",
+                    help="experiment: N phrases sampled from web bigram counts as extra benign training rows")
+    ap.add_argument("--synthetic-benign-share", type=float, default=0.1,
+                    help="their share of the benign training weight (the benign total unchanged)")
     ap.add_argument("--oof-clean", metavar="Q,W",
                     help="experiment: benign training rows whose out-of-fold logit (2 folds, each scored by a model "
                          "trained without it) is in the top Q share get loss weight x W, the benign total unchanged")
@@ -299,6 +341,25 @@ def main():
         wbtr = np.concatenate([wbtr, ws])
         wftr = np.concatenate([wftr, np.zeros(len(syn))])
         log(f"synthetic: {len(syn)} generated names, total weight {args.synthetic_weight} variant files")
+    if args.synthetic_benign:
+        btr = tr[y[tr] == 0]
+        suffixes = [ctx["rows"][i][2] for i in btr]
+        labels = {r[1] for r in ctx["rows"]}  # never a label of any split
+        syn = synthetic_phrases(args.synthetic_benign, args.seed, suffixes, labels)
+        Xs = T.Featurized([r[0] for r in syn], [r[1] for r in syn])
+        share = args.synthetic_benign_share
+        bmask = ytr == 0
+        btotal = float(wbtr[bmask].sum())
+        wbtr = wbtr.copy()
+        wbtr[bmask] *= 1 - share
+        ws = np.full(len(syn), share * btotal / len(syn))
+        Xtr = concat_featurized(Xtr, Xs)
+        ytr = np.concatenate([ytr, np.zeros(len(syn), dtype=ytr.dtype)])
+        famtr = np.concatenate([famtr, np.full(len(syn), -1, dtype=famtr.dtype)])
+        wbtr = np.concatenate([wbtr, ws])
+        wftr = np.concatenate([wftr, np.zeros(len(syn))])
+        log(f"synthetic benign: {len(syn)} phrases, {100 * share:.0f} % of the benign weight; e.g. "
+            + ", ".join(f"{a}.{b}" for a, b, _ in syn[:8]))
     net = T.train_model(Xtr, ytr, famtr, wbtr, wftr, len(ctx["train_fams"]),
                         len(fe._WORD_ID), T.EPOCHS, args.seed, log, epoch_cb=on_epoch, soft_logits=soft, **net_kw)
     if args.save_logits:

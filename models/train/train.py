@@ -695,6 +695,20 @@ def default_score_threshold(thr_logit, temperature):
     return float(np.nextafter(s, np.float32(2.0)))
 
 
+ESCALATED_FPR = 1e-3
+
+
+def escalated_meta(scorer, ctx, temperature):
+    """The looser threshold the resolver uses for clients that have just looked up several names
+    blocked at the default (`[dga.escalation]`): FPR 1e-3 on the benign validation split, the
+    issue's operating point, read from the same exponential tail as the default. Logits do not
+    depend on T, so the pass-1 scorer gives the same value as the final model."""
+    b_val = np.where((ctx["splits"] == "val") & (ctx["y"] == 0))[0]
+    thr = thr_tail_at_fpr(scorer.score(ctx["X"], b_val)[0], ESCALATED_FPR)
+    return {"dnsward.escalated_threshold_logit": repr(thr),
+            "dnsward.escalated_threshold": repr(default_score_threshold(thr, temperature))}
+
+
 def evaluate(ctx, scorer, fams_out, other_min_prob, test_sets, log, temperature=None):
     X, splits, y, variants = ctx["X"], ctx["splits"], ctx["y"], ctx["variants"]
     rows = ctx["rows"]
@@ -910,6 +924,7 @@ def final_run(args, data, out, repo, metrics, other_min_prob, log):
     meta["dnsward.score_temperature"] = repr(temperature)
     meta["dnsward.default_threshold_logit"] = repr(thr_logit)
     meta["dnsward.default_threshold"] = repr(default_score_threshold(thr_logit, temperature))
+    meta.update(escalated_meta(scorer, ctx, temperature))
     export_onnx(ctx["net"], fams_out, meta, onnx_path)
     scorer = OnnxScorer(onnx_path)
     r = evaluate(ctx, scorer, fams_out, other_min_prob, data[4], log, temperature)

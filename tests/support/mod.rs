@@ -15,10 +15,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
-/// Fixture zones: `test.` (ordinary names) and a registered DGA-looking domain under a real TLD.
-pub const ZONES: [&str; 2] = [
+/// Fixture zones: `test.` (ordinary names), a registered DGA-looking domain under a real TLD
+/// that the model blocks at its default threshold, and one it scores between the escalated and
+/// the default threshold (the brief's own example name).
+pub const ZONES: [&str; 3] = [
     include_str!("../fixtures/test.zone"),
     include_str!("../fixtures/kqvwxjzrtplmnbvcxqwe.net.zone"),
+    include_str!("../fixtures/xjw3kqpz0a.net.zone"),
 ];
 
 /// An authoritative server for the fixture zone on 127.0.0.1 (UDP + TCP, same port).
@@ -147,7 +150,29 @@ fn rand_id() -> u16 {
 
 /// Sends raw bytes over UDP and waits up to `wait` for one answer.
 pub async fn udp_raw(server: SocketAddr, pkt: &[u8], wait: Duration) -> Option<Vec<u8>> {
-    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    udp_raw_from("127.0.0.1".parse().unwrap(), server, pkt, wait).await
+}
+
+/// `udp` from a given loopback source address (a second client: `127.0.0.2`).
+pub async fn udp_from(client: std::net::IpAddr, server: SocketAddr, msg: &Message) -> Message {
+    let bytes = udp_raw_from(
+        client,
+        server,
+        &msg.to_vec().unwrap(),
+        Duration::from_secs(3),
+    )
+    .await
+    .expect("an answer over UDP");
+    Message::from_vec(&bytes).expect("answer parses")
+}
+
+pub async fn udp_raw_from(
+    client: std::net::IpAddr,
+    server: SocketAddr,
+    pkt: &[u8],
+    wait: Duration,
+) -> Option<Vec<u8>> {
+    let sock = UdpSocket::bind(SocketAddr::new(client, 0)).await.unwrap();
     sock.send_to(pkt, server).await.unwrap();
     let mut buf = vec![0u8; 65535];
     match tokio::time::timeout(wait, sock.recv_from(&mut buf)).await {

@@ -85,6 +85,13 @@ pub fn render(store: &EventStore, backend: &dyn AdminBackend) -> String {
             "Upstream queries that failed.",
         );
         let _ = writeln!(o, "dnsward_upstream_failures_total {}", e.upstream_failures);
+        head(
+            &mut o,
+            "dnsward_clients_escalated_total",
+            "counter",
+            "Clients escalated after repeated DGA blocks (their names judged at the escalated threshold).",
+        );
+        let _ = writeln!(o, "dnsward_clients_escalated_total {}", e.clients_escalated);
     }
 
     head(

@@ -469,6 +469,7 @@ async fn metrics_text_format() {
         "dnsward_blocks_by_category_action_total{category=\"ioc\",action=\"sinkhole\"} 1",
         "dnsward_cache_hit_ratio 0.75",
         "dnsward_clients_suspected 1",
+        "dnsward_clients_escalated_total 2",
         "dnsward_store_degraded 0",
     ] {
         assert!(body.contains(needle), "missing {needle}\n{body}");

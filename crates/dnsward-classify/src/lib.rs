@@ -206,6 +206,9 @@ pub struct DgaModel {
     /// families + "other", indexed by `Verdict::family` (OTHER = families.len()).
     family_names: Vec<String>,
     default_threshold: f32,
+    /// Threshold for escalated clients (FPR 1e-3 on benign validation names), when the model
+    /// carries one (`dnsward.escalated_threshold`, since model v6 as patched in session 9).
+    escalated_threshold: Option<f32>,
     other_min_prob: f32,
     words: features::Words,
     popular: skip::FastSet<Box<str>>,
@@ -341,6 +344,17 @@ impl DgaModel {
         let default_threshold: f32 = need("dnsward.default_threshold")?
             .parse()
             .map_err(|e| err(format!("default_threshold: {e}")))?;
+        let escalated_threshold: Option<f32> = meta("dnsward.escalated_threshold")
+            .map(|v| v.parse())
+            .transpose()
+            .map_err(|e| err(format!("escalated_threshold: {e}")))?;
+        if let Some(t) = escalated_threshold {
+            if !(t > 0.0 && t <= default_threshold) {
+                return Err(err(format!(
+                    "escalated_threshold {t} must be in (0, default_threshold {default_threshold}]"
+                )));
+            }
+        }
         let other_min_prob: f32 = need("dnsward.other_min_prob")?
             .parse()
             .map_err(|e| err(format!("other_min_prob: {e}")))?;
@@ -398,6 +412,7 @@ impl DgaModel {
             families,
             family_names,
             default_threshold,
+            escalated_threshold,
             other_min_prob,
             words,
             popular,
@@ -489,6 +504,12 @@ impl DgaModel {
     /// on held-out benign names (the benign validation split; see models/README.md).
     pub fn default_threshold(&self) -> f32 {
         self.default_threshold
+    }
+
+    /// The looser threshold for clients that have just looked up several names blocked at the
+    /// default (FPR 1e-3 on held-out benign validation names); `None` when the model carries none.
+    pub fn escalated_threshold(&self) -> Option<f32> {
+        self.escalated_threshold
     }
 
     /// Minimum top-family probability below which the family is reported as "other".

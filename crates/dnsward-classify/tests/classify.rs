@@ -105,6 +105,29 @@ fn score_parity_with_python() {
 }
 
 #[test]
+fn the_embedded_model_carries_an_escalated_threshold_below_the_default() {
+    let m = model();
+    let e = m
+        .escalated_threshold()
+        .expect("dnsward.escalated_threshold");
+    // FPR 1e-3 on benign validation names (logit 2.15) against the default's 1e-4 (logit 5.09).
+    assert!(e > 0.5 && e < m.default_threshold(), "{e}");
+    let rows = fixture();
+    let band = rows
+        .iter()
+        .filter(|r| !r.source.starts_with("benign"))
+        .filter(|r| {
+            let s = m.score_parts(&r.label, &r.suffix).unwrap().0;
+            s >= e && s < m.default_threshold()
+        })
+        .count();
+    assert!(
+        band > 0,
+        "some held-out DGA names fall between the two thresholds"
+    );
+}
+
+#[test]
 fn dga_names_score_high_and_benign_low() {
     let m = model();
     let t = m.default_threshold();

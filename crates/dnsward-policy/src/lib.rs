@@ -6,11 +6,13 @@
 
 mod actions;
 mod domainset;
+mod escalation;
 mod pipeline;
 mod verdict;
 
 pub use actions::{Action, ActionConfig, SinkholeConfig};
 pub use domainset::{DomainSet, ListError, ListFormatError, RuleMatch};
+pub use escalation::{ClientEscalation, EscalationParams, Strike};
 pub use pipeline::{AnswerCheck, AnswerHit, AnswerView, NameCheck, Policy, PolicyBuilder};
 pub use verdict::{Category, Reason, Stage, Verdict, VerdictKind};
 

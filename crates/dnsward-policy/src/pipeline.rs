@@ -4,15 +4,26 @@
 //! stage ([`Policy::judge_answer`]) runs when the upstream answer arrives. Each stage either decides
 //! (with a [`Reason`]) or passes the query on to the next one. Allowlists always win.
 
-use crate::{ActionConfig, Category, DomainSet, Reason, Stage, Verdict, VerdictKind};
+use crate::{
+    ActionConfig, Category, ClientEscalation, DomainSet, Reason, Stage, Strike, Verdict,
+    VerdictKind,
+};
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// A check on the query name alone (e.g. the DGA model). Must be cheap: it runs for every
 /// uncached query, concurrently with the upstream lookup.
 pub trait NameCheck: Send + Sync {
     /// Returns the block category and the reason when the name should be blocked.
     fn check_name(&self, name: &str) -> Option<(Category, Reason)>;
+
+    /// The same check at its looser escalated threshold, for a client that has just had several
+    /// names blocked by [`NameCheck::check_name`] ([`ClientEscalation`]). The reason's stage should
+    /// be [`Stage::ClientEscalation`]. Checks without an escalated threshold return `None`.
+    fn check_name_escalated(&self, _name: &str) -> Option<(Category, Reason)> {
+        None
+    }
 }
 
 /// What an answer check found.
@@ -53,6 +64,7 @@ pub struct Policy {
     name_checks: Vec<Arc<dyn NameCheck>>,
     answer_checks: Vec<Arc<dyn AnswerCheck>>,
     actions: ActionConfig,
+    escalation: Option<Arc<ClientEscalation>>,
     generation: u64,
 }
 
@@ -64,6 +76,7 @@ impl std::fmt::Debug for Policy {
             .field("name_checks", &self.name_checks.len())
             .field("answer_checks", &self.answer_checks.len())
             .field("actions", &self.actions)
+            .field("escalation", &self.escalation.as_ref().map(|e| e.params()))
             .field("generation", &self.generation)
             .finish()
     }
@@ -92,6 +105,12 @@ impl PolicyBuilder {
     }
     pub fn actions(mut self, actions: ActionConfig) -> Self {
         self.0.actions = actions;
+        self
+    }
+    /// Per-client escalation state; shared by the policies of successive reloads so that
+    /// escalated clients stay escalated.
+    pub fn escalation(mut self, escalation: Arc<ClientEscalation>) -> Self {
+        self.0.escalation = Some(escalation);
         self
     }
     /// A number that changes on every reload; cached verdicts from another generation are stale.
@@ -146,6 +165,79 @@ impl Policy {
         Verdict::PASS
     }
 
+    pub fn client_escalation(&self) -> Option<&Arc<ClientEscalation>> {
+        self.escalation.as_ref()
+    }
+
+    /// The client-specific name stage: when `client` is escalated and `name_verdict` (the
+    /// client-independent [`Policy::judge_name`] verdict, which is what gets cached) let the
+    /// name pass, the name classifiers at their escalated thresholds. `None`: nothing to add.
+    /// Allowlisted names and names already blocked are never re-judged.
+    pub fn judge_escalated(
+        &self,
+        name: &str,
+        name_verdict: &Verdict,
+        client: IpAddr,
+        now: Instant,
+    ) -> Option<Verdict> {
+        let escalation = self.escalation.as_ref()?;
+        if name_verdict.kind != VerdictKind::Pass || !escalation.is_escalated(client, now) {
+            return None;
+        }
+        self.escalated_check(name, name_verdict)
+    }
+
+    /// What [`Policy::judge_escalated`] gives an escalated client (for `dnsward classify` and
+    /// `check`): `None` without escalation, for allowlisted or already blocked names, or when the
+    /// looser checks pass the name too.
+    pub fn escalated_check(&self, name: &str, name_verdict: &Verdict) -> Option<Verdict> {
+        if self.escalation.is_none() || name_verdict.kind != VerdictKind::Pass {
+            return None;
+        }
+        self.name_checks.iter().find_map(|check| {
+            let (category, reason) = check.check_name_escalated(name)?;
+            Some(self.block(category, reason))
+        })
+    }
+
+    /// Counts a block served to `client` towards its escalation: name-classifier blocks at the
+    /// default threshold only (list, answer-check and escalated blocks never escalate anyone).
+    /// One strike per judged name ([`Reason::judged`], else the query name).
+    pub fn record_block(
+        &self,
+        name: &str,
+        verdict: &Verdict,
+        client: IpAddr,
+        now: Instant,
+    ) -> Strike {
+        let Some(escalation) = &self.escalation else {
+            return Strike::Ignored;
+        };
+        let by_classifier = verdict
+            .reason
+            .as_ref()
+            .is_some_and(|r| r.stage == Stage::NameClassifier);
+        if !verdict.is_block() || !by_classifier {
+            return Strike::Ignored;
+        }
+        let judged = verdict.reason.as_ref().and_then(|r| r.judged.as_deref());
+        let strike = escalation.record_strike(client, judged.unwrap_or(name), now);
+        if strike == Strike::Escalated {
+            let p = escalation.params();
+            tracing::warn!(
+                %client,
+                after = p.after,
+                window_secs = p.window.as_secs(),
+                hold_secs = p.hold.as_secs(),
+                last = name,
+                "client escalated: {} distinct names blocked by a name classifier; its names are judged at the escalated threshold for {} s",
+                p.after,
+                p.hold.as_secs()
+            );
+        }
+        strike
+    }
+
     /// Whether the answer stage could still change `name_verdict` (so the answer must be parsed).
     pub fn wants_answer(&self, name_verdict: &Verdict) -> bool {
         !self.answer_checks.is_empty()
@@ -198,6 +290,21 @@ mod tests {
             (first.len() > 20).then(|| {
                 let mut r = Reason::new(Stage::NameClassifier, "long-label", "label over 20");
                 r.score = Some(0.99);
+                (Category::Dga, r)
+            })
+        }
+    }
+
+    /// Blocks labels over 20 characters; escalated, over 10.
+    struct LongLabelsEscalating;
+    impl NameCheck for LongLabelsEscalating {
+        fn check_name(&self, name: &str) -> Option<(Category, Reason)> {
+            LongLabels.check_name(name)
+        }
+        fn check_name_escalated(&self, name: &str) -> Option<(Category, Reason)> {
+            let first = name.split('.').next()?;
+            (first.len() > 10).then(|| {
+                let r = Reason::new(Stage::ClientEscalation, "long-label", "label over 10");
                 (Category::Dga, r)
             })
         }
@@ -275,6 +382,72 @@ mod tests {
         let allowed = p.judge_name("good.example");
         assert_eq!(p.judge_answer(&allowed, &answer, true), allowed);
         assert!(!p.wants_answer(&allowed));
+    }
+
+    #[test]
+    fn escalated_clients_get_the_looser_check_and_only_classifier_blocks_count() {
+        use crate::EscalationParams;
+        use std::time::Duration;
+        let mut allow = DomainSet::new();
+        allow.load_str("allow.txt", "mediumlength.example\n");
+        let mut deny = DomainSet::new();
+        deny.load_str("deny.txt", "listed.example\n");
+        let p = Policy::builder()
+            .allow(allow)
+            .deny(deny)
+            .name_check(Arc::new(LongLabelsEscalating))
+            .escalation(Arc::new(ClientEscalation::new(EscalationParams {
+                after: 2,
+                window: Duration::from_secs(60),
+                hold: Duration::from_secs(60),
+                exempt: vec![],
+                max_clients: 10,
+            })))
+            .build();
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let now = Instant::now();
+        let medium = "mediumlengthname.example";
+        let pass = p.judge_name(medium);
+        assert_eq!(pass, Verdict::PASS);
+        assert_eq!(p.judge_escalated(medium, &pass, a, now), None);
+        // A list block and an escalated-stage block are not strikes.
+        let listed = p.judge_name("listed.example");
+        assert_eq!(
+            p.record_block("listed.example", &listed, a, now),
+            Strike::Ignored
+        );
+        let fake = Verdict::block(
+            Category::Dga,
+            Action::Nxdomain,
+            Reason::new(Stage::ClientEscalation, "long-label", ""),
+        );
+        assert_eq!(p.record_block("x.example", &fake, a, now), Strike::Ignored);
+        // Two classifier blocks escalate a.
+        for name in [
+            "abcdefghijklmnopqrstuvwxyz.net",
+            "zyxwvutsrqponmlkjihgfedcba.net",
+        ] {
+            let v = p.judge_name(name);
+            assert!(v.is_enforced());
+            p.record_block(name, &v, a, now);
+        }
+        let v = p
+            .judge_escalated(medium, &pass, a, now)
+            .expect("escalated block");
+        assert!(v.is_enforced());
+        assert_eq!(v.reason.unwrap().stage, Stage::ClientEscalation);
+        assert_eq!(
+            p.judge_escalated(medium, &pass, b, now),
+            None,
+            "b is not escalated"
+        );
+        // The allowlist still wins, and names the looser check passes stay passed.
+        let allowed = p.judge_name("mediumlength.example");
+        assert_eq!(
+            p.judge_escalated("mediumlength.example", &allowed, a, now),
+            None
+        );
+        assert_eq!(p.judge_escalated("short.example", &pass, a, now), None);
     }
 
     #[test]

@@ -57,6 +57,9 @@ pub enum Stage {
     Denylist,
     /// A name classifier (the DGA model, or any other [`crate::NameCheck`]).
     NameClassifier,
+    /// A name classifier at its looser escalated threshold, for a client that has just had
+    /// several names blocked by it ([`crate::ClientEscalation`]).
+    ClientEscalation,
     /// A check on the upstream answer (flux, IOC IPs, parking).
     AnswerCheck,
 }
@@ -67,6 +70,7 @@ impl Stage {
             Stage::Allowlist => "allowlist",
             Stage::Denylist => "denylist",
             Stage::NameClassifier => "name_classifier",
+            Stage::ClientEscalation => "client_escalation",
             Stage::AnswerCheck => "answer_check",
         }
     }
@@ -87,6 +91,11 @@ pub struct Reason {
     /// Likely malware family, when the DGA model decided.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub family: Option<Arc<str>>,
+    /// The name the stage judged when it is not the query name: the registrable domain, for the
+    /// DGA model (it judges and caches per registrable domain, so `a.x.com` and `b.x.com` are one
+    /// finding, also for per-client escalation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub judged: Option<Arc<str>>,
     /// Human-readable detail.
     pub detail: String,
     /// The numbers that drove an answer check (flux features, ASNs, TTLs...), for operators.
@@ -102,6 +111,7 @@ impl Reason {
             rule: None,
             score: None,
             family: None,
+            judged: None,
             detail: detail.into(),
             features: None,
         }

@@ -19,7 +19,7 @@ use crate::stats::Stats;
 use crate::upstream::{UpstreamRequest, Upstreams};
 use crate::wire::{self, BlockAnswer, Query};
 use arc_swap::ArcSwap;
-use dnsward_policy::{Action, Policy, SinkholeConfig, Verdict};
+use dnsward_policy::{Action, Category, Policy, SinkholeConfig, Strike, Verdict, VerdictKind};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::pin;
@@ -184,7 +184,17 @@ impl Engine {
                 entry = self.rejudge(&policy, &q, &entry);
                 self.cache.insert(key, entry.clone());
             }
+            let escalated = self.escalated_verdict(&policy, &q, &entry.verdict, client);
+            if let Some(v) = &escalated {
+                if v.is_enforced() {
+                    self.respond_blocked(&q, &q.name_text(), v, client, true, out);
+                    return Fast::Respond;
+                }
+            }
             self.respond_with(&q, &entry, client, transport, now, true, out);
+            if let Some(v) = escalated {
+                self.report_monitor_escalation(&q, &entry, &v, client, true);
+            }
             return Fast::Respond;
         }
         Fast::Upstream(Box::new(q))
@@ -233,9 +243,15 @@ impl Engine {
         let early = std::future::poll_fn(|cx| Poll::Ready(upstream.as_mut().poll(cx))).await;
         let judging = Instant::now();
         let name_verdict = policy.judge_name(&name);
+        // Client-specific (never cached): the classifiers' escalated check for escalated clients.
+        let escalated = self.escalated_verdict(&policy, q, &name_verdict, client);
         self.name_stage_latency.observe(judging.elapsed());
         if name_verdict.is_enforced() {
             self.respond_blocked(q, &name, &name_verdict, client, false, out);
+            return true;
+        }
+        if let Some(v) = escalated.as_ref().filter(|v| v.is_enforced()) {
+            self.respond_blocked(q, &name, v, client, false, out);
             return true;
         }
         let result = match early {
@@ -286,7 +302,42 @@ impl Engine {
             self.cache.insert(key, entry.clone());
         }
         self.respond_with(q, &entry, client, transport, now, false, out);
+        if let Some(v) = escalated {
+            self.report_monitor_escalation(q, &entry, &v, client, false);
+        }
         true
+    }
+
+    /// The escalated name check for `client` ([`Policy::judge_escalated`]), skipped without a
+    /// lock or an allocation while no client is escalated.
+    fn escalated_verdict(
+        &self,
+        policy: &Policy,
+        q: &Query,
+        name_verdict: &Verdict,
+        client: SocketAddr,
+    ) -> Option<Verdict> {
+        let escalation = policy.client_escalation()?;
+        let now = Instant::now();
+        if name_verdict.kind != VerdictKind::Pass || !escalation.is_escalated(client.ip(), now) {
+            return None;
+        }
+        policy.judge_escalated(&q.name_text(), name_verdict, client.ip(), now)
+    }
+
+    /// Monitor mode: an escalated block that was answered normally is still recorded, unless the
+    /// answer's own verdict was already reported as a block.
+    fn report_monitor_escalation(
+        &self,
+        q: &Query,
+        entry: &CachedAnswer,
+        verdict: &Verdict,
+        client: SocketAddr,
+        from_cache: bool,
+    ) {
+        if !entry.verdict.is_block() {
+            self.report(q, &q.name_text(), verdict, client, entry.rcode, from_cache);
+        }
     }
 
     /// Serve-stale (RFC 8767): answer from an expired cache entry after the upstreams failed.
@@ -415,6 +466,14 @@ impl Engine {
     ) {
         let outcome = if let (Some(c), Some(a)) = (verdict.category(), verdict.action()) {
             self.stats.record_block(c, a);
+            if c == Category::Dga {
+                let policy = self.policy.load();
+                if policy.record_block(name, verdict, client.ip(), Instant::now())
+                    == Strike::Escalated
+                {
+                    Stats::bump(&self.stats.clients_escalated);
+                }
+            }
             Outcome::Blocked
         } else {
             Outcome::Answered

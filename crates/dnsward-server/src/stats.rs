@@ -17,6 +17,8 @@ pub struct Stats {
     pub truncated: AtomicU64,
     /// Stale cached answers served because the upstreams failed (serve-stale).
     pub served_stale: AtomicU64,
+    /// Clients that became escalated (`[dga.escalation]`).
+    pub clients_escalated: AtomicU64,
     blocks: [AtomicU64; Category::ALL.len()],
     actions: [AtomicU64; 4],
 }
@@ -57,6 +59,7 @@ impl Stats {
             servfail: get(&self.servfail),
             truncated: get(&self.truncated),
             served_stale: get(&self.served_stale),
+            clients_escalated: get(&self.clients_escalated),
             blocks_by_category: Category::ALL
                 .iter()
                 .zip(self.blocks.iter())
@@ -87,6 +90,7 @@ pub struct StatsSnapshot {
     pub servfail: u64,
     pub truncated: u64,
     pub served_stale: u64,
+    pub clients_escalated: u64,
     pub blocks_by_category: Vec<(&'static str, u64)>,
     pub blocks_by_action: Vec<(&'static str, u64)>,
 }

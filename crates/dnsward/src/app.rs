@@ -9,7 +9,7 @@ use dnsward_admin::{
 };
 use dnsward_classify::DgaModel;
 use dnsward_policy::Action;
-use dnsward_policy::{DomainSet, Policy};
+use dnsward_policy::{ClientEscalation, DomainSet, EscalationParams, Policy};
 use dnsward_server::engine::EngineParts;
 use dnsward_server::upstream::Upstreams;
 use dnsward_server::{Engine, EventSink, QueryEvent, RunningServer, TracingSink};
@@ -40,9 +40,24 @@ fn load_lists(paths: &[PathBuf], what: &str) -> Result<DomainSet> {
 #[derive(Default)]
 pub struct Detectors {
     dga: Option<(Option<PathBuf>, Arc<DgaModel>)>,
+    /// Per-client escalation state, kept across reloads while its rule does not change (so a
+    /// reload does not release escalated clients).
+    escalation: Option<Arc<ClientEscalation>>,
 }
 
 impl Detectors {
+    /// The escalation state for this rule: the running one when the rule is unchanged.
+    pub fn escalation(&mut self, params: EscalationParams) -> Arc<ClientEscalation> {
+        match &self.escalation {
+            Some(e) if *e.params() == params => e.clone(),
+            _ => {
+                let e = Arc::new(ClientEscalation::new(params));
+                self.escalation = Some(e.clone());
+                e
+            }
+        }
+    }
+
     /// The DGA model for this config: loaded once, shared by every worker and every reload.
     pub fn dga(&mut self, path: &Option<PathBuf>) -> Result<Arc<DgaModel>> {
         if let Some((loaded_from, model)) = &self.dga {
@@ -101,7 +116,28 @@ pub fn build_policy(
                     Some(p) => format!("dga-model {}", p.display()),
                     None => "dga-model".to_string(),
                 };
-                let stage = DgaStage::new(model, cfg.dga.threshold, &source);
+                let mut stage = DgaStage::new(model, cfg.dga.threshold, &source);
+                let esc = &cfg.dga.escalation;
+                if esc.enabled {
+                    let (with, threshold) = stage.with_escalation(esc.threshold);
+                    stage = with;
+                    match threshold {
+                        Some(t) => {
+                            tracing::info!(
+                                escalated_threshold = t,
+                                after = esc.after,
+                                window_secs = esc.window_secs,
+                                hold_secs = esc.hold_secs,
+                                "per-client escalation on"
+                            );
+                            builder = builder.escalation(detectors.escalation(esc.params()));
+                        }
+                        None => tracing::warn!(
+                            "per-client escalation off: the DGA model carries no escalated threshold \
+                             and dga.escalation.threshold is unset"
+                        ),
+                    }
+                }
                 tracing::info!(threshold = stage.threshold, "DGA classifier on");
                 builder = builder.name_check(Arc::new(stage));
             }

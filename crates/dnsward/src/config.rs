@@ -147,6 +147,24 @@ mod tests {
     }
 
     #[test]
+    fn escalation_settings_are_validated_by_key() {
+        let err = |text: &str| Config::parse(text).unwrap().validate().unwrap_err();
+        assert!(err("[dga.escalation]\nafter = 0\n").starts_with("dga.escalation.after"));
+        assert!(err("[dga.escalation]\nthreshold = 1.5\n").starts_with("dga.escalation.threshold"));
+        let e = err("[dga]\nthreshold = 0.9\n[dga.escalation]\nthreshold = 0.95\n");
+        assert!(e.contains("above dga.threshold"), "{e}");
+        assert!(err("[dga.escalation]\nhold_secs = 0\n").contains("hold_secs"));
+        // Off: its other settings are not checked.
+        Config::parse("[dga.escalation]\nenabled = false\nafter = 0\n")
+            .unwrap()
+            .validate()
+            .unwrap();
+        let cfg = Config::parse("[dga.escalation]\nexempt = [\"10.0.0.0/8\", \"192.0.2.1/32\"]\n")
+            .unwrap();
+        assert_eq!(cfg.dga.escalation.exempt.len(), 2);
+    }
+
+    #[test]
     fn relative_list_paths_follow_the_config_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("dnsward.toml");

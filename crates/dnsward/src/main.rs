@@ -281,16 +281,24 @@ fn check(args: CheckArgs) -> Result<ExitCode> {
             }
         }
         any_blocked |= verdict.is_enforced();
+        // What an escalated client ([dga.escalation]) would get instead, when that differs.
+        let escalated = policy.escalated_check(&name, &policy.judge_name(&name));
         if args.json {
             let mut obj = serde_json::to_value(&verdict)?;
             obj["name"] = serde_json::Value::String(name.clone());
             obj["blocked"] = serde_json::Value::Bool(verdict.is_enforced());
+            if let Some(e) = &escalated {
+                obj["if_escalated"] = serde_json::to_value(e)?;
+            }
             if let Some(note) = &upstream_note {
                 obj["upstream_error"] = serde_json::Value::String(note.clone());
             }
             println!("{obj}");
         } else {
             println!("{name}\t{verdict}");
+            if let Some(e) = &escalated {
+                println!("  if the client is escalated: {e}");
+            }
             if let Some(features) = verdict.reason.as_ref().and_then(|r| r.features.as_ref()) {
                 println!("  features: {features}");
             }
@@ -357,6 +365,13 @@ fn classify(args: ClassifyArgs) -> Result<()> {
             });
             if let Some(reason) = skipped {
                 obj["not_judged"] = serde_json::Value::from(reason);
+            }
+            if policy.client_escalation().is_some() {
+                // What serve does for a client escalated after repeated DGA blocks.
+                let escalated = policy.escalated_check(name, &verdict);
+                obj["blocked_if_escalated"] = serde_json::Value::from(
+                    verdict.is_enforced() || escalated.is_some_and(|v| v.is_enforced()),
+                );
             }
             if let Some(category) = verdict.category() {
                 obj["category"] = serde_json::Value::from(category.as_str());

@@ -120,6 +120,7 @@ impl AdminBackend for FakeBackend {
                 servfail: 5,
                 truncated: 6,
                 served_stale: 0,
+                clients_escalated: 2,
                 blocks_by_category: vec![
                     ("list", 7),
                     ("dga", 30),
