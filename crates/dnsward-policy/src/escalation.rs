@@ -12,12 +12,17 @@
 //! Only blocks at the default threshold count as strikes (escalated blocks never extend the
 //! escalation), each distinct name once, within a sliding window. The table of clients is
 //! bounded; when it is full, new clients are not tracked until old entries expire.
+//!
+//! Every query asks [`ClientEscalation::is_escalated`], so that read is lock-free: the escalated
+//! clients are published as an immutable map (swapped on the rare writes: a client escalated or
+//! its hold extended); strikes are counted under a mutex, only when a name is blocked.
 
+use arc_swap::ArcSwap;
 use ipnet::IpNet;
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The escalation rule.
@@ -59,8 +64,11 @@ pub enum Strike {
 pub struct ClientEscalation {
     params: EscalationParams,
     clients: Mutex<HashMap<IpAddr, ClientState>>,
-    /// Clients escalated now (or until their expiry is noticed): 0 lets the hot path skip the lock.
-    escalated: AtomicUsize,
+    /// Escalated clients and until when, published for the lock-free read path. May still hold
+    /// expired entries until the next write; readers compare the time.
+    escalated: ArcSwap<HashMap<IpAddr, Instant>>,
+    /// Entries in `escalated`: while 0 (the normal case) a query costs one relaxed load.
+    published: AtomicUsize,
 }
 
 fn name_hash(name: &str) -> u64 {
@@ -75,7 +83,8 @@ impl ClientEscalation {
         ClientEscalation {
             params,
             clients: Mutex::new(HashMap::new()),
-            escalated: AtomicUsize::new(0),
+            escalated: ArcSwap::from_pointee(HashMap::new()),
+            published: AtomicUsize::new(0),
         }
     }
 
@@ -117,39 +126,38 @@ impl ClientEscalation {
             state.strikes.pop_front();
         }
         state.strikes.push_back((hash, now));
-        let active = state.escalated_until.is_some_and(|t| t > now);
-        if active {
-            state.escalated_until = Some(now + self.params.hold);
-            return Strike::Extended;
-        }
-        if state.strikes.len() >= self.params.after {
-            if state.escalated_until.is_none() {
-                self.escalated.fetch_add(1, Ordering::Relaxed);
-            }
-            state.escalated_until = Some(now + self.params.hold);
-            return Strike::Escalated;
-        }
-        Strike::Counted
+        let strike = if state.escalated_until.is_some_and(|t| t > now) {
+            Strike::Extended
+        } else if state.strikes.len() >= self.params.after {
+            Strike::Escalated
+        } else {
+            return Strike::Counted;
+        };
+        state.escalated_until = Some(now + self.params.hold);
+        self.publish(&clients, now);
+        strike
     }
 
-    /// Whether `client`'s names are judged at the escalated thresholds now.
+    /// Whether any client may be escalated (one relaxed load): lets callers skip reading the clock.
+    pub fn any_escalated(&self) -> bool {
+        self.published.load(Ordering::Relaxed) != 0
+    }
+
+    /// Whether `client`'s names are judged at the escalated thresholds now. Lock-free.
     pub fn is_escalated(&self, client: IpAddr, now: Instant) -> bool {
-        if self.escalated.load(Ordering::Relaxed) == 0 {
+        if self.published.load(Ordering::Relaxed) == 0 {
             return false;
         }
-        let mut clients = self.lock();
-        let Some(state) = clients.get_mut(&client) else {
-            return false;
-        };
-        match state.escalated_until {
-            Some(t) if t > now => true,
-            Some(_) => {
-                state.escalated_until = None;
-                self.escalated.fetch_sub(1, Ordering::Relaxed);
-                false
-            }
-            None => false,
-        }
+        self.escalated.load().get(&client).is_some_and(|&t| t > now)
+    }
+
+    fn publish(&self, clients: &HashMap<IpAddr, ClientState>, now: Instant) {
+        let map: HashMap<IpAddr, Instant> = clients
+            .iter()
+            .filter_map(|(ip, s)| s.escalated_until.filter(|&t| t > now).map(|t| (*ip, t)))
+            .collect();
+        self.published.store(map.len(), Ordering::Relaxed);
+        self.escalated.store(Arc::new(map));
     }
 
     /// Clients escalated now, with the time left.
@@ -171,15 +179,12 @@ impl ClientEscalation {
     fn sweep(&self, clients: &mut HashMap<IpAddr, ClientState>, now: Instant) {
         let window = self.params.window;
         clients.retain(|_, s| {
-            if s.escalated_until.is_some_and(|t| t <= now) {
-                s.escalated_until = None;
-                self.escalated.fetch_sub(1, Ordering::Relaxed);
-            }
-            s.escalated_until.is_some()
+            s.escalated_until.is_some_and(|t| t > now)
                 || s.strikes
                     .back()
                     .is_some_and(|&(_, t)| now.saturating_duration_since(t) <= window)
         });
+        self.publish(clients, now);
     }
 }
 
@@ -243,7 +248,6 @@ mod tests {
         assert_eq!(e.record_strike(A, "c.example", later), Strike::Extended);
         assert!(e.is_escalated(A, t + Duration::from_secs(1000)));
         assert!(!e.is_escalated(A, later + Duration::from_secs(601)));
-        assert_eq!(e.escalated.load(Ordering::Relaxed), 0);
         assert!(e
             .escalated_clients(later + Duration::from_secs(601))
             .is_empty());

@@ -4,7 +4,7 @@
 //!   cargo bench -p dnsward-server --bench hot_path
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use dnsward_policy::{DomainSet, Policy, SinkholeConfig};
+use dnsward_policy::{ClientEscalation, DomainSet, EscalationParams, Policy, SinkholeConfig};
 use dnsward_server::cache::CacheConfig;
 use dnsward_server::engine::{EngineParts, Fast};
 use dnsward_server::upstream::{UpstreamConfig, UpstreamSpec, Upstreams};
@@ -12,6 +12,7 @@ use dnsward_server::{wire, Engine, ServerConfig, TracingSink, Transport};
 use std::hint::black_box;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 fn query(name: &str) -> Vec<u8> {
     let mut pkt = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 1];
@@ -85,6 +86,48 @@ fn bench(c: &mut Criterion) {
     let policy = engine.policy();
     c.bench_function("judge_name_lists", |b| {
         b.iter(|| black_box(policy.judge_name(black_box("a.b.www.example.com"))))
+    });
+
+    // Per-client escalation on: with no client escalated, with another client escalated (a
+    // lock-free map lookup that misses), then with this client escalated (the name checks' escalated pass runs;
+    // this policy has none, so it is the lookup and the name text).
+    let escalation = Arc::new(ClientEscalation::new(EscalationParams {
+        after: 1,
+        window: Duration::from_secs(3600),
+        hold: Duration::from_secs(3600),
+        exempt: vec![],
+        max_clients: 65536,
+    }));
+    let mut deny = DomainSet::new();
+    deny.load_str("deny", "ads.example\n*.tracker.example\n");
+    engine.set_policy(
+        Policy::builder()
+            .deny(deny)
+            .escalation(escalation.clone())
+            .build(),
+    );
+    rt.block_on(engine.answer(&pkt, client, Transport::Udp, &mut out));
+    c.bench_function("cache_hit_answer_fast_escalation_on_none_escalated", |b| {
+        b.iter(|| {
+            let r = engine.answer_fast(black_box(&pkt), client, Transport::Udp, &mut out);
+            black_box(matches!(r, Fast::Respond));
+        })
+    });
+    let now = Instant::now();
+    escalation.record_strike("10.9.9.9".parse().unwrap(), "dga.example", now);
+    c.bench_function("cache_hit_answer_fast_escalation_other_client", |b| {
+        b.iter(|| {
+            let r = engine.answer_fast(black_box(&pkt), client, Transport::Udp, &mut out);
+            black_box(matches!(r, Fast::Respond));
+        })
+    });
+    escalation.record_strike(client.ip(), "dga.example", now);
+    assert!(escalation.is_escalated(client.ip(), Instant::now()));
+    c.bench_function("cache_hit_answer_fast_escalated_client", |b| {
+        b.iter(|| {
+            let r = engine.answer_fast(black_box(&pkt), client, Transport::Udp, &mut out);
+            black_box(matches!(r, Fast::Respond));
+        })
     });
 }
 

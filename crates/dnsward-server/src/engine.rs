@@ -308,8 +308,8 @@ impl Engine {
         true
     }
 
-    /// The escalated name check for `client` ([`Policy::judge_escalated`]), skipped without a
-    /// lock or an allocation while no client is escalated.
+    /// The escalated name check for `client` ([`Policy::judge_escalated`]). While no client is
+    /// escalated it costs one relaxed load: no clock read, no lock, no allocation.
     fn escalated_verdict(
         &self,
         policy: &Policy,
@@ -318,8 +318,11 @@ impl Engine {
         client: SocketAddr,
     ) -> Option<Verdict> {
         let escalation = policy.client_escalation()?;
+        if name_verdict.kind != VerdictKind::Pass || !escalation.any_escalated() {
+            return None;
+        }
         let now = Instant::now();
-        if name_verdict.kind != VerdictKind::Pass || !escalation.is_escalated(client.ip(), now) {
+        if !escalation.is_escalated(client.ip(), now) {
             return None;
         }
         policy.judge_escalated(&q.name_text(), name_verdict, client.ip(), now)
