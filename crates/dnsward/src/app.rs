@@ -433,4 +433,23 @@ mod tests {
         let off = build_policy(&config(false, None), &mut detectors, &[]).unwrap();
         assert!(!off.judge_name(IDN).is_enforced());
     }
+
+    #[test]
+    fn escalation_state_survives_reloads_until_its_rule_changes() {
+        let mut detectors = Detectors::default();
+        let cfg = Config::default();
+        let first = build_policy(&cfg, &mut detectors, &[]).unwrap();
+        let e1 = first.client_escalation().expect("on by default").clone();
+        let again = build_policy(&cfg, &mut detectors, &[]).unwrap();
+        assert!(Arc::ptr_eq(&e1, again.client_escalation().unwrap()));
+        let changed = Config::parse("[dga.escalation]\nafter = 5\n").unwrap();
+        let third = build_policy(&changed, &mut detectors, &[]).unwrap();
+        assert!(!Arc::ptr_eq(&e1, third.client_escalation().unwrap()));
+        assert_eq!(third.client_escalation().unwrap().params().after, 5);
+        let off = Config::parse("[dga.escalation]\nenabled = false\n").unwrap();
+        assert!(build_policy(&off, &mut detectors, &[])
+            .unwrap()
+            .client_escalation()
+            .is_none());
+    }
 }
