@@ -803,9 +803,45 @@ async fn admin_api_reports_blocks_explains_and_persists_rules() {
     assert_eq!(status, 200);
     assert_eq!(json_body(&body)["verdict"]["category"], "list");
 
-    // Stats and metrics come from the engine.
+    // A name between the escalated and the default DGA threshold: passes, and says what an
+    // escalated client would get.
+    let (_, body) = http(
+        admin,
+        "GET",
+        "/api/v1/verdict?name=xjw3kqpz0a.net",
+        token,
+        "",
+    )
+    .await;
+    let v = json_body(&body);
+    assert_eq!(v["verdict"]["kind"], "pass", "{v}");
+    assert_eq!(
+        v["verdict"]["if_escalated"]["reason"]["stage"], "client_escalation",
+        "{v}"
+    );
+
+    // Stats and metrics come from the engine; escalated clients are listed.
+    let infected: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    for name in [
+        "zxkqwvbnmtr.org.",
+        "alreadyafraid.net.",
+        "kqvwxjzrtplmnbvcxqwe.net.",
+    ] {
+        udp_from(infected, dw.addr, &query(name, RecordType::A, None)).await;
+    }
     let (_, body) = http(admin, "GET", "/api/v1/stats", token, "").await;
     assert!(body.contains("queries_udp"), "{body}");
+    let stats = json_body(&body);
+    assert_eq!(
+        stats["clients"]["escalated"][0]["client"], "127.0.0.2",
+        "{stats}"
+    );
+    assert!(
+        stats["clients"]["escalated"][0]["remaining_secs"]
+            .as_u64()
+            .unwrap()
+            > 21000
+    );
     let (status, body) = http(admin, "GET", "/metrics", token, "").await;
     assert_eq!(status, 200);
     assert!(body.contains("dnsward_"), "{body}");

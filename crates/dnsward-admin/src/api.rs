@@ -83,6 +83,8 @@ pub struct AdminStats {
     pub cache_bytes: u64,
     pub cache_hits: u64,
     pub cache_misses: u64,
+    /// Clients escalated now (`[dga.escalation]`) and the seconds their escalation has left.
+    pub escalated_clients: Vec<(std::net::IpAddr, u64)>,
 }
 
 struct AppState {
@@ -456,7 +458,13 @@ async fn stats(State(st): St) -> ApiResult {
             "written_queries": c.written_queries.load(Relaxed),
             "write_errors": c.write_errors.load(Relaxed),
         },
-        "clients": { "tracked": tracked, "suspected": clients },
+        "clients": {
+            "tracked": tracked,
+            "suspected": clients,
+            "escalated": s.escalated_clients.iter()
+                .map(|(ip, secs)| json!({ "client": ip.to_string(), "remaining_secs": secs }))
+                .collect::<Vec<_>>(),
+        },
         "engine": s.engine,
     }))
 }

@@ -318,6 +318,8 @@ async fn verdict_clients_stats_top() {
     assert_eq!(v["upstream_latency"]["count"], 4);
     assert_eq!(v["store"]["written_blocks"], 23);
     assert_eq!(v["clients"]["suspected"], 1);
+    assert_eq!(v["clients"]["escalated"][0]["client"], "10.0.0.7");
+    assert_eq!(v["clients"]["escalated"][0]["remaining_secs"], 21000);
 
     let v = http(a, "GET", "/api/v1/top?limit=2", None, None)
         .await

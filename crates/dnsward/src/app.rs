@@ -200,9 +200,14 @@ struct Backend {
 
 impl AdminBackend for Backend {
     fn explain(&self, name: &str) -> serde_json::Value {
-        let verdict = self.reloader.engine.policy().judge_name(name);
+        let policy = self.reloader.engine.policy();
+        let verdict = policy.judge_name(name);
         let mut v = serde_json::to_value(&verdict).unwrap_or_default();
         v["blocked"] = serde_json::Value::from(verdict.is_enforced());
+        // What a client escalated after repeated DGA blocks would get, when that differs.
+        if let Some(e) = policy.escalated_check(name, &verdict) {
+            v["if_escalated"] = serde_json::to_value(&e).unwrap_or_default();
+        }
         v
     }
 
@@ -218,6 +223,16 @@ impl AdminBackend for Backend {
             cache_bytes: engine.cache().weight_bytes(),
             cache_hits: engine.cache().hits(),
             cache_misses: engine.cache().misses(),
+            escalated_clients: engine
+                .policy()
+                .client_escalation()
+                .map(|e| {
+                    e.escalated_clients(std::time::Instant::now())
+                        .into_iter()
+                        .map(|(ip, left)| (ip, left.as_secs()))
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 

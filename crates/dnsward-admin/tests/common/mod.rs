@@ -139,6 +139,7 @@ impl AdminBackend for FakeBackend {
             cache_bytes: 65536,
             cache_hits: 750,
             cache_misses: 250,
+            escalated_clients: vec![("10.0.0.7".parse().unwrap(), 21000)],
         }
     }
     fn upstream_latency(&self) -> Option<&Histogram> {
