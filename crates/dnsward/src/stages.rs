@@ -198,9 +198,33 @@ impl DgaStage {
     }
 }
 
+// The score of the name this thread judged last (the stage's address, FNV-1a of the name, its
+// length, score; `-1` when not judged). The miss path judges a name and, for an escalated client, checks it
+// at the escalated threshold right after, on the same thread: the second check then needs no
+// second judgement unless it blocks (callgrind: the second cached judgement was 3.5k of the
+// 4.9k instructions per query the escalated check cost).
+thread_local! {
+    static LAST_JUDGED: std::cell::Cell<(usize, u64, usize, f32)> =
+        const { std::cell::Cell::new((0, 0, 0, -1.0)) };
+}
+
+fn name_key(name: &str) -> (u64, usize) {
+    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    });
+    (h, name.len())
+}
+
 impl NameCheck for DgaStage {
     fn check_name(&self, name: &str) -> Option<(Category, Reason)> {
-        match self.model.judge(name) {
+        let judgement = self.model.judge(name);
+        if self.escalated_threshold.is_some() {
+            let (h, len) = name_key(name);
+            let score = judgement.score().unwrap_or(-1.0);
+            let stage = self as *const Self as usize;
+            LAST_JUDGED.with(|c| c.set((stage, h, len, score)));
+        }
+        match judgement {
             DgaJudgement::Scored {
                 registrable,
                 score,
@@ -223,6 +247,11 @@ impl NameCheck for DgaStage {
 
     fn check_name_escalated(&self, name: &str) -> Option<(Category, Reason)> {
         let threshold = self.escalated_threshold?;
+        let (h, len) = name_key(name);
+        let (stage, lh, llen, score) = LAST_JUDGED.with(|c| c.get());
+        if stage == self as *const Self as usize && lh == h && llen == len && score < threshold {
+            return None;
+        }
         match self.model.judge(name) {
             DgaJudgement::Scored {
                 registrable,
@@ -311,5 +340,34 @@ impl AnswerCheck for IntelStage {
             reason,
             log_only,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_escalated_check_reuses_the_last_judgement_only_for_the_same_name() {
+        let model = Arc::new(DgaModel::embedded().unwrap());
+        let (stage, t) = DgaStage::new(model.clone(), None, "dga-model").with_escalation(None);
+        let t = t.expect("the embedded model has an escalated threshold");
+        // Between the escalated and the default threshold.
+        let band = "xjw3kqpz0a.net";
+        // Judged just before (the miss path): the band name blocks at the escalated threshold,
+        // an ordinary one passes.
+        assert!(stage.check_name(band).is_none());
+        let (_, reason) = stage.check_name_escalated(band).expect("escalated block");
+        assert!(reason.score.unwrap() >= t);
+        assert_eq!(reason.stage, Stage::ClientEscalation);
+        assert!(stage.check_name("www.wikipedia.org").is_none());
+        assert!(stage.check_name_escalated("www.wikipedia.org").is_none());
+        // Not judged just before (the cache-hit path, or another name): judged afresh.
+        assert!(stage.check_name("www.wikipedia.org").is_none());
+        assert!(stage.check_name_escalated(band).is_some());
+        // A threshold from the config is used, and never above the blocking threshold.
+        let (other, t2) = DgaStage::new(model, None, "dga-model").with_escalation(Some(0.999));
+        assert_eq!(t2, Some(other.threshold));
+        assert!(other.check_name("zxkqwvbnmtr.org").is_some());
     }
 }
