@@ -574,6 +574,18 @@ async fn dga_names_are_blocked_with_score_and_family() {
     assert_eq!(got.answers[0].data.to_string(), "192.0.2.99");
 }
 
+/// Three distinct registrable domains the model blocks at its default threshold, looked up by
+/// `client`: the strikes that escalate it under the default `[dga.escalation]`.
+async fn three_dga_strikes(client: std::net::IpAddr, server: std::net::SocketAddr) {
+    for name in [
+        "kqvwxjzrtplmnbvcxqwe.net.",
+        "zxkqwvbnmtr.org.",
+        "alreadyafraid.net.",
+    ] {
+        udp_from(client, server, &query(name, RecordType::A, None)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_with_repeated_dga_blocks_are_judged_at_the_escalated_threshold() {
     const BAND: &str = "xjw3kqpz0a.net."; // between the escalated and the default threshold
@@ -649,13 +661,7 @@ async fn clients_with_repeated_dga_blocks_are_judged_at_the_escalated_threshold(
     let mut cfg = test_config(&[up.addr]);
     cfg.dga.escalation.enabled = false;
     let dw = start_dnsward(cfg).await;
-    for name in [
-        "kqvwxjzrtplmnbvcxqwe.net.",
-        "zxkqwvbnmtr.org.",
-        "alreadyafraid.net.",
-    ] {
-        udp_from(infected, dw.addr, &query(name, RecordType::A, None)).await;
-    }
+    three_dga_strikes(infected, dw.addr).await;
     assert!(real(
         &udp_from(infected, dw.addr, &query(BAND, RecordType::A, None)).await
     ));
@@ -663,13 +669,7 @@ async fn clients_with_repeated_dga_blocks_are_judged_at_the_escalated_threshold(
     let mut cfg = test_config(&[up.addr]);
     cfg.dga.escalation.exempt = vec!["127.0.0.2/32".parse().unwrap()];
     let dw = start_dnsward(cfg).await;
-    for name in [
-        "kqvwxjzrtplmnbvcxqwe.net.",
-        "zxkqwvbnmtr.org.",
-        "alreadyafraid.net.",
-    ] {
-        udp_from(infected, dw.addr, &query(name, RecordType::A, None)).await;
-    }
+    three_dga_strikes(infected, dw.addr).await;
     assert!(real(
         &udp_from(infected, dw.addr, &query(BAND, RecordType::A, None)).await
     ));
@@ -822,13 +822,7 @@ async fn admin_api_reports_blocks_explains_and_persists_rules() {
 
     // Stats and metrics come from the engine; escalated clients are listed.
     let infected: std::net::IpAddr = "127.0.0.2".parse().unwrap();
-    for name in [
-        "zxkqwvbnmtr.org.",
-        "alreadyafraid.net.",
-        "kqvwxjzrtplmnbvcxqwe.net.",
-    ] {
-        udp_from(infected, dw.addr, &query(name, RecordType::A, None)).await;
-    }
+    three_dga_strikes(infected, dw.addr).await;
     let (_, body) = http(admin, "GET", "/api/v1/stats", token, "").await;
     assert!(body.contains("queries_udp"), "{body}");
     let stats = json_body(&body);

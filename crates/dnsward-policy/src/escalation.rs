@@ -42,8 +42,8 @@ pub struct EscalationParams {
 
 #[derive(Default)]
 struct ClientState {
-    /// (hash of a blocked name, when it was blocked), oldest first; at most `after` entries.
-    strikes: VecDeque<(u64, Instant)>,
+    /// (blocked name, when it was blocked), oldest first; at most `after` entries.
+    strikes: VecDeque<(Box<str>, Instant)>,
     escalated_until: Option<Instant>,
 }
 
@@ -71,13 +71,6 @@ pub struct ClientEscalation {
     published: AtomicUsize,
 }
 
-fn name_hash(name: &str) -> u64 {
-    // FNV-1a: stable, no allocation; collisions only merge two strikes.
-    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
 impl ClientEscalation {
     pub fn new(params: EscalationParams) -> Self {
         ClientEscalation {
@@ -102,7 +95,6 @@ impl ClientEscalation {
         if self.params.exempt.iter().any(|n| n.contains(&client)) {
             return Strike::Ignored;
         }
-        let hash = name_hash(name);
         let mut clients = self.lock();
         if !clients.contains_key(&client) && clients.len() >= self.params.max_clients {
             self.sweep(&mut clients, now);
@@ -115,17 +107,17 @@ impl ClientEscalation {
         while state
             .strikes
             .front()
-            .is_some_and(|&(_, t)| now.saturating_duration_since(t) > window)
+            .is_some_and(|(_, t)| now.saturating_duration_since(*t) > window)
         {
             state.strikes.pop_front();
         }
-        if state.strikes.iter().any(|&(h, _)| h == hash) {
+        if state.strikes.iter().any(|(n, _)| &**n == name) {
             return Strike::Counted;
         }
         if state.strikes.len() >= self.params.after.max(1) {
             state.strikes.pop_front();
         }
-        state.strikes.push_back((hash, now));
+        state.strikes.push_back((name.into(), now));
         let strike = if state.escalated_until.is_some_and(|t| t > now) {
             Strike::Extended
         } else if state.strikes.len() >= self.params.after {
@@ -182,7 +174,7 @@ impl ClientEscalation {
             s.escalated_until.is_some_and(|t| t > now)
                 || s.strikes
                     .back()
-                    .is_some_and(|&(_, t)| now.saturating_duration_since(t) <= window)
+                    .is_some_and(|(_, t)| now.saturating_duration_since(*t) <= window)
         });
         self.publish(clients, now);
     }

@@ -169,27 +169,12 @@ impl Policy {
         self.escalation.as_ref()
     }
 
-    /// The client-specific name stage: when `client` is escalated and `name_verdict` (the
-    /// client-independent [`Policy::judge_name`] verdict, which is what gets cached) let the
-    /// name pass, the name classifiers at their escalated thresholds. `None`: nothing to add.
-    /// Allowlisted names and names already blocked are never re-judged.
-    pub fn judge_escalated(
-        &self,
-        name: &str,
-        name_verdict: &Verdict,
-        client: IpAddr,
-        now: Instant,
-    ) -> Option<Verdict> {
-        let escalation = self.escalation.as_ref()?;
-        if name_verdict.kind != VerdictKind::Pass || !escalation.is_escalated(client, now) {
-            return None;
-        }
-        self.escalated_check(name, name_verdict)
-    }
-
-    /// What [`Policy::judge_escalated`] gives an escalated client (for `dnsward classify` and
-    /// `check`): `None` without escalation, for allowlisted or already blocked names, or when the
-    /// looser checks pass the name too.
+    /// The client-specific name stage, for a client that [`ClientEscalation::is_escalated`]
+    /// (the server asks that first: it is the cheap part) and for `dnsward check` / `classify`:
+    /// when `name_verdict` (the client-independent [`Policy::judge_name`] verdict, which is what
+    /// gets cached) let the name pass, the name classifiers at their escalated thresholds.
+    /// `None` without escalation, for allowlisted or already blocked names, or when the looser
+    /// checks pass the name too.
     pub fn escalated_check(&self, name: &str, name_verdict: &Verdict) -> Option<Verdict> {
         if self.escalation.is_none() || name_verdict.kind != VerdictKind::Pass {
             return None;
@@ -406,10 +391,17 @@ mod tests {
             .build();
         let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
         let now = Instant::now();
+        // What the server does for one client's query: the escalated check, if it is escalated.
+        let judge_escalated = |name: &str, verdict: &Verdict, client: IpAddr| {
+            let escalated = p.client_escalation().unwrap().is_escalated(client, now);
+            escalated
+                .then(|| p.escalated_check(name, verdict))
+                .flatten()
+        };
         let medium = "mediumlengthname.example";
         let pass = p.judge_name(medium);
         assert_eq!(pass, Verdict::PASS);
-        assert_eq!(p.judge_escalated(medium, &pass, a, now), None);
+        assert_eq!(judge_escalated(medium, &pass, a), None);
         // A list block and an escalated-stage block are not strikes.
         let listed = p.judge_name("listed.example");
         assert_eq!(
@@ -431,23 +423,18 @@ mod tests {
             assert!(v.is_enforced());
             p.record_block(name, &v, a, now);
         }
-        let v = p
-            .judge_escalated(medium, &pass, a, now)
-            .expect("escalated block");
+        let v = judge_escalated(medium, &pass, a).expect("escalated block");
         assert!(v.is_enforced());
         assert_eq!(v.reason.unwrap().stage, Stage::ClientEscalation);
         assert_eq!(
-            p.judge_escalated(medium, &pass, b, now),
+            judge_escalated(medium, &pass, b),
             None,
             "b is not escalated"
         );
         // The allowlist still wins, and names the looser check passes stay passed.
         let allowed = p.judge_name("mediumlength.example");
-        assert_eq!(
-            p.judge_escalated("mediumlength.example", &allowed, a, now),
-            None
-        );
-        assert_eq!(p.judge_escalated("short.example", &pass, a, now), None);
+        assert_eq!(judge_escalated("mediumlength.example", &allowed, a), None);
+        assert_eq!(judge_escalated("short.example", &pass, a), None);
     }
 
     #[test]

@@ -184,16 +184,23 @@ impl Engine {
                 entry = self.rejudge(&policy, &q, &entry);
                 self.cache.insert(key, entry.clone());
             }
-            let escalated = self.escalated_verdict(&policy, &q, &entry.verdict, client);
-            if let Some(v) = &escalated {
+            let escalated = self
+                .client_escalated(&policy, &entry.verdict, client)
+                .then(|| {
+                    let name = q.name_text();
+                    let v = policy.escalated_check(&name, &entry.verdict)?;
+                    Some((name, v))
+                })
+                .flatten();
+            if let Some((name, v)) = &escalated {
                 if v.is_enforced() {
-                    self.respond_blocked(&q, &q.name_text(), v, client, true, out);
+                    self.respond_blocked(&q, name, v, client, true, out);
                     return Fast::Respond;
                 }
             }
             self.respond_with(&q, &entry, client, transport, now, true, out);
-            if let Some(v) = escalated {
-                self.report_monitor_escalation(&q, &entry, &v, client, true);
+            if let Some((name, v)) = escalated {
+                self.report_monitor_escalation(&q, &name, &entry, &v, client, true);
             }
             return Fast::Respond;
         }
@@ -244,7 +251,10 @@ impl Engine {
         let judging = Instant::now();
         let name_verdict = policy.judge_name(&name);
         // Client-specific (never cached): the classifiers' escalated check for escalated clients.
-        let escalated = self.escalated_verdict(&policy, q, &name_verdict, client);
+        let escalated = self
+            .client_escalated(&policy, &name_verdict, client)
+            .then(|| policy.escalated_check(&name, &name_verdict))
+            .flatten();
         self.name_stage_latency.observe(judging.elapsed());
         if name_verdict.is_enforced() {
             self.respond_blocked(q, &name, &name_verdict, client, false, out);
@@ -303,29 +313,25 @@ impl Engine {
         }
         self.respond_with(q, &entry, client, transport, now, false, out);
         if let Some(v) = escalated {
-            self.report_monitor_escalation(q, &entry, &v, client, false);
+            self.report_monitor_escalation(q, &name, &entry, &v, client, false);
         }
         true
     }
 
-    /// The escalated name check for `client` ([`Policy::judge_escalated`]). While no client is
-    /// escalated it costs one relaxed load: no clock read, no lock, no allocation.
-    fn escalated_verdict(
+    /// Whether `client`'s query with this (client-independent) verdict goes through
+    /// [`Policy::escalated_check`]: the client is escalated and the name passed. While no client
+    /// is escalated it costs one relaxed load: no clock read, no lock, no allocation.
+    fn client_escalated(
         &self,
         policy: &Policy,
-        q: &Query,
         name_verdict: &Verdict,
         client: SocketAddr,
-    ) -> Option<Verdict> {
-        let escalation = policy.client_escalation()?;
-        if name_verdict.kind != VerdictKind::Pass || !escalation.any_escalated() {
-            return None;
-        }
-        let now = Instant::now();
-        if !escalation.is_escalated(client.ip(), now) {
-            return None;
-        }
-        policy.judge_escalated(&q.name_text(), name_verdict, client.ip(), now)
+    ) -> bool {
+        policy.client_escalation().is_some_and(|e| {
+            name_verdict.kind == VerdictKind::Pass
+                && e.any_escalated()
+                && e.is_escalated(client.ip(), Instant::now())
+        })
     }
 
     /// Monitor mode: an escalated block that was answered normally is still recorded, unless the
@@ -333,13 +339,14 @@ impl Engine {
     fn report_monitor_escalation(
         &self,
         q: &Query,
+        name: &str,
         entry: &CachedAnswer,
         verdict: &Verdict,
         client: SocketAddr,
         from_cache: bool,
     ) {
         if !entry.verdict.is_block() {
-            self.report(q, &q.name_text(), verdict, client, entry.rcode, from_cache);
+            self.report(q, name, verdict, client, entry.rcode, from_cache);
         }
     }
 

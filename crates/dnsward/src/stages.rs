@@ -63,7 +63,8 @@ pub struct EscalationConfig {
     pub threshold: Option<f32>,
     /// Clients (addresses or CIDRs) never escalated.
     pub exempt: Vec<ipnet::IpNet>,
-    /// Most clients tracked at once (memory bound: ~100 bytes each).
+    /// Most clients tracked at once (memory bound: a few hundred bytes each: the map entry and up
+    /// to `after` blocked names).
     pub max_clients: usize,
 }
 
@@ -209,10 +210,10 @@ thread_local! {
 }
 
 fn name_key(name: &str) -> (u64, usize) {
-    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-    });
-    (h, name.len())
+    (
+        dnsward_classify::features::fnv1a64(name.as_bytes()),
+        name.len(),
+    )
 }
 
 impl NameCheck for DgaStage {
