@@ -76,10 +76,11 @@ def main():
     args = ap.parse_args()
 
     T.fe.set_words(T.build_words())
+    data = T.load(args.data)
     if os.path.exists(sweep.cache_path(args.seed)):
         ctx = sweep.load_ctx(args.seed)
     else:
-        ctx = T.build_and_train(T.load(args.data), set(), True, T.EPOCHS, args.seed, print, train=False)
+        ctx = T.build_and_train(data, set(), True, T.EPOCHS, args.seed, print, train=False)
     meta = model_meta(args.model)
     temperature = float(meta["dnsward.score_temperature"])
     scorer = T.OnnxScorer(args.model)
@@ -102,7 +103,7 @@ def main():
            "benign_test": {"n": int(len(sb)), "fpr_default": float(np.mean(sb > thr_d)),
                            "fpr_escalated": float(np.mean(sb > thr_e))}}
     # Tranco names never trained on (test-only file), as the resolver would see them.
-    tranco = [p for p, fam in T.load(args.data)[4]["chrmor_test_known"] if fam is None]
+    tranco = [p for p, fam in data[4]["chrmor_test_known"] if fam is None]
     if tranco:
         Xt = T.Featurized([p[1] for p in tranco], [p[2] for p in tranco])
         st = scorer.score(Xt)[0]
