@@ -13,7 +13,9 @@ mod verdict;
 pub use actions::{Action, ActionConfig, SinkholeConfig};
 pub use domainset::{DomainSet, ListError, ListFormatError, RuleMatch};
 pub use escalation::{ClientEscalation, EscalationParams, Strike};
-pub use pipeline::{AnswerCheck, AnswerHit, AnswerView, NameCheck, Policy, PolicyBuilder};
+pub use pipeline::{
+    AnswerCheck, AnswerHit, AnswerView, NameCheck, NameFinding, Policy, PolicyBuilder,
+};
 pub use verdict::{Category, Reason, Stage, Verdict, VerdictKind};
 
 /// Normalises a query name for matching: ASCII-lowercase, no trailing dot.

@@ -24,6 +24,29 @@ pub trait NameCheck: Send + Sync {
     fn check_name_escalated(&self, _name: &str) -> Option<(Category, Reason)> {
         None
     }
+
+    /// Both checks from one judgement, for an escalated client's uncached query: what
+    /// [`NameCheck::check_name`] finds, else what [`NameCheck::check_name_escalated`] finds.
+    /// Checks that judge a name at some cost (the DGA model) override it to judge once.
+    fn check_name_both(&self, name: &str) -> NameFinding {
+        if let Some((category, reason)) = self.check_name(name) {
+            return NameFinding::Block(category, reason);
+        }
+        match self.check_name_escalated(name) {
+            Some((category, reason)) => NameFinding::EscalatedBlock(category, reason),
+            None => NameFinding::Pass,
+        }
+    }
+}
+
+/// What [`NameCheck::check_name_both`] found.
+#[derive(Clone, Debug, PartialEq)]
+pub enum NameFinding {
+    /// Blocked by the ordinary check, for every client.
+    Block(Category, Reason),
+    /// Passed by the ordinary check, blocked by the escalated one (escalated clients only).
+    EscalatedBlock(Category, Reason),
+    Pass,
 }
 
 /// What an answer check found.
@@ -147,34 +170,59 @@ impl Policy {
     /// The name stages: allowlist, denylist, then every name classifier in order.
     /// `name` is lowercase without a trailing dot.
     pub fn judge_name(&self, name: &str) -> Verdict {
+        self.judge_name_at(name, false).0
+    }
+
+    /// [`Policy::judge_name`] for a client that [`ClientEscalation::is_escalated`] (the server
+    /// asks that first: it is the cheap part), on the miss path: the client-independent verdict
+    /// (the one that is cached) and, when it passes the name, the escalated checks' verdict
+    /// (client-specific, never cached). Each classifier judges the name once for both.
+    pub fn judge_name_escalated(&self, name: &str) -> (Verdict, Option<Verdict>) {
+        self.judge_name_at(name, self.escalation.is_some())
+    }
+
+    fn judge_name_at(&self, name: &str, escalated: bool) -> (Verdict, Option<Verdict>) {
         if let Some(m) = self.allow.lookup(name) {
             let mut reason = Reason::new(Stage::Allowlist, m.source, "");
             reason.rule = Some(m.rule);
-            return Verdict::allow(reason);
+            return (Verdict::allow(reason), None);
         }
         if let Some(m) = self.deny.lookup(name) {
             let mut reason = Reason::new(Stage::Denylist, m.source, "");
             reason.rule = Some(m.rule);
-            return self.block(Category::List, reason);
+            return (self.block(Category::List, reason), None);
         }
+        let mut looser = None;
         for check in &self.name_checks {
-            if let Some((category, reason)) = check.check_name(name) {
-                return self.block(category, reason);
+            if !escalated {
+                if let Some((category, reason)) = check.check_name(name) {
+                    return (self.block(category, reason), None);
+                }
+                continue;
+            }
+            match check.check_name_both(name) {
+                NameFinding::Block(category, reason) => {
+                    return (self.block(category, reason), None)
+                }
+                NameFinding::EscalatedBlock(category, reason) if looser.is_none() => {
+                    looser = Some(self.block(category, reason));
+                }
+                NameFinding::EscalatedBlock(..) | NameFinding::Pass => {}
             }
         }
-        Verdict::PASS
+        (Verdict::PASS, looser)
     }
 
     pub fn client_escalation(&self) -> Option<&Arc<ClientEscalation>> {
         self.escalation.as_ref()
     }
 
-    /// The client-specific name stage, for a client that [`ClientEscalation::is_escalated`]
-    /// (the server asks that first: it is the cheap part) and for `dnsward check` / `classify`:
-    /// when `name_verdict` (the client-independent [`Policy::judge_name`] verdict, which is what
-    /// gets cached) let the name pass, the name classifiers at their escalated thresholds.
-    /// `None` without escalation, for allowlisted or already blocked names, or when the looser
-    /// checks pass the name too.
+    /// The client-specific name stage when the client-independent verdict is already known (a
+    /// cache hit, `dnsward check` / `classify`, the admin API): when `name_verdict` (what
+    /// [`Policy::judge_name`] gave) let the name pass, the name classifiers at their escalated
+    /// thresholds. `None` without escalation, for allowlisted or already blocked names, or when
+    /// the looser checks pass the name too. The miss path uses
+    /// [`Policy::judge_name_escalated`] instead.
     pub fn escalated_check(&self, name: &str, name_verdict: &Verdict) -> Option<Verdict> {
         if self.escalation.is_none() || name_verdict.kind != VerdictKind::Pass {
             return None;
@@ -435,6 +483,27 @@ mod tests {
         let allowed = p.judge_name("mediumlength.example");
         assert_eq!(judge_escalated("mediumlength.example", &allowed, a), None);
         assert_eq!(judge_escalated("short.example", &pass, a), None);
+        // The miss path's one-pass judgement gives the same two verdicts as the cache-hit path's
+        // two steps, for every kind of name.
+        for name in [
+            medium,
+            "mediumlength.example",
+            "listed.example",
+            "short.example",
+            "abcdefghijklmnopqrstuvwxyz.net",
+        ] {
+            let cached = p.judge_name(name);
+            let looser = p.escalated_check(name, &cached);
+            assert_eq!(p.judge_name_escalated(name), (cached, looser), "{name}");
+        }
+        let (v, looser) = p.judge_name_escalated(medium);
+        assert_eq!(v, Verdict::PASS);
+        assert_eq!(
+            looser.unwrap().reason.unwrap().stage,
+            Stage::ClientEscalation
+        );
+        // Without escalation there is no looser verdict.
+        assert_eq!(policy(false).judge_name_escalated(medium).1, None);
     }
 
     #[test]

@@ -184,14 +184,14 @@ impl Engine {
                 entry = self.rejudge(&policy, &q, &entry);
                 self.cache.insert(key, entry.clone());
             }
-            let escalated = self
-                .client_escalated(&policy, &entry.verdict, client)
-                .then(|| {
-                    let name = q.name_text();
-                    let v = policy.escalated_check(&name, &entry.verdict)?;
-                    Some((name, v))
-                })
-                .flatten();
+            let escalated = (entry.verdict.kind == VerdictKind::Pass
+                && self.client_escalated(&policy, client))
+            .then(|| {
+                let name = q.name_text();
+                let v = policy.escalated_check(&name, &entry.verdict)?;
+                Some((name, v))
+            })
+            .flatten();
             if let Some((name, v)) = &escalated {
                 if v.is_enforced() {
                     self.respond_blocked(&q, name, v, client, true, out);
@@ -249,12 +249,13 @@ impl Engine {
         // Poll once: this sends the upstream query. Then judge the name while it is in flight.
         let early = std::future::poll_fn(|cx| Poll::Ready(upstream.as_mut().poll(cx))).await;
         let judging = Instant::now();
-        let name_verdict = policy.judge_name(&name);
-        // Client-specific (never cached): the classifiers' escalated check for escalated clients.
-        let escalated = self
-            .client_escalated(&policy, &name_verdict, client)
-            .then(|| policy.escalated_check(&name, &name_verdict))
-            .flatten();
+        // For an escalated client also the classifiers' escalated verdict: client-specific,
+        // never cached.
+        let (name_verdict, escalated) = if self.client_escalated(&policy, client) {
+            policy.judge_name_escalated(&name)
+        } else {
+            (policy.judge_name(&name), None)
+        };
         self.name_stage_latency.observe(judging.elapsed());
         if name_verdict.is_enforced() {
             self.respond_blocked(q, &name, &name_verdict, client, false, out);
@@ -318,20 +319,13 @@ impl Engine {
         true
     }
 
-    /// Whether `client`'s query with this (client-independent) verdict goes through
-    /// [`Policy::escalated_check`]: the client is escalated and the name passed. While no client
-    /// is escalated it costs one relaxed load: no clock read, no lock, no allocation.
-    fn client_escalated(
-        &self,
-        policy: &Policy,
-        name_verdict: &Verdict,
-        client: SocketAddr,
-    ) -> bool {
-        policy.client_escalation().is_some_and(|e| {
-            name_verdict.kind == VerdictKind::Pass
-                && e.any_escalated()
-                && e.is_escalated(client.ip(), Instant::now())
-        })
+    /// Whether `client` is escalated, so its names also get the escalated checks
+    /// ([`Policy::escalated_check`] on a hit, [`Policy::judge_name_escalated`] on a miss). While
+    /// no client is escalated it costs one relaxed load: no clock read, no lock, no allocation.
+    fn client_escalated(&self, policy: &Policy, client: SocketAddr) -> bool {
+        policy
+            .client_escalation()
+            .is_some_and(|e| e.any_escalated() && e.is_escalated(client.ip(), Instant::now()))
     }
 
     /// Monitor mode: an escalated block that was answered normally is still recorded, unless the

@@ -5,7 +5,9 @@ use dnsward_classify::{DgaJudgement, DgaModel};
 use dnsward_intel::{
     Action as IntelAction, AnswerAnalyzer, FindingKind, IntelActions, Observation,
 };
-use dnsward_policy::{AnswerCheck, AnswerHit, AnswerView, Category, NameCheck, Reason, Stage};
+use dnsward_policy::{
+    AnswerCheck, AnswerHit, AnswerView, Category, NameCheck, NameFinding, Reason, Stage,
+};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -199,78 +201,58 @@ impl DgaStage {
     }
 }
 
-// The score of the name this thread judged last (the stage's address, FNV-1a of the name, its
-// length, score; `-1` when not judged). The miss path judges a name and, for an escalated client, checks it
-// at the escalated threshold right after, on the same thread: the second check then needs no
-// second judgement unless it blocks (callgrind: the second cached judgement was 3.5k of the
-// 4.9k instructions per query the escalated check cost).
-thread_local! {
-    static LAST_JUDGED: std::cell::Cell<(usize, u64, usize, f32)> =
-        const { std::cell::Cell::new((0, 0, 0, -1.0)) };
-}
-
-fn name_key(name: &str) -> (u64, usize) {
-    (
-        dnsward_classify::features::fnv1a64(name.as_bytes()),
-        name.len(),
-    )
-}
-
-impl NameCheck for DgaStage {
-    fn check_name(&self, name: &str) -> Option<(Category, Reason)> {
-        let judgement = self.model.judge(name);
-        if self.escalated_threshold.is_some() {
-            let (h, len) = name_key(name);
-            let score = judgement.score().unwrap_or(-1.0);
-            let stage = self as *const Self as usize;
-            LAST_JUDGED.with(|c| c.set((stage, h, len, score)));
-        }
+impl DgaStage {
+    /// The judgement as a block at `threshold`, reported as `stage`.
+    fn block_at(
+        &self,
+        judgement: &DgaJudgement,
+        stage: Stage,
+        threshold: f32,
+    ) -> Option<(Category, Reason)> {
         match judgement {
             DgaJudgement::Scored {
                 registrable,
                 score,
                 family,
                 family_prob,
-            } if score >= self.threshold => Some((
+            } if *score >= threshold => Some((
                 Category::Dga,
-                self.reason(
-                    Stage::NameClassifier,
-                    &registrable,
-                    score,
-                    self.threshold,
-                    &family,
-                    family_prob,
-                ),
+                self.reason(stage, registrable, *score, threshold, family, *family_prob),
             )),
             _ => None,
         }
     }
+}
+
+impl NameCheck for DgaStage {
+    fn check_name(&self, name: &str) -> Option<(Category, Reason)> {
+        self.block_at(
+            &self.model.judge(name),
+            Stage::NameClassifier,
+            self.threshold,
+        )
+    }
 
     fn check_name_escalated(&self, name: &str) -> Option<(Category, Reason)> {
         let threshold = self.escalated_threshold?;
-        let (h, len) = name_key(name);
-        let (stage, lh, llen, score) = LAST_JUDGED.with(|c| c.get());
-        if stage == self as *const Self as usize && lh == h && llen == len && score < threshold {
-            return None;
+        self.block_at(&self.model.judge(name), Stage::ClientEscalation, threshold)
+    }
+
+    // One judgement for both thresholds (callgrind: a second, cached judgement was 3.5k of the
+    // 4.9k instructions per query the escalated check first cost on the miss path).
+    fn check_name_both(&self, name: &str) -> NameFinding {
+        let judgement = self.model.judge(name);
+        if let Some((category, reason)) =
+            self.block_at(&judgement, Stage::NameClassifier, self.threshold)
+        {
+            return NameFinding::Block(category, reason);
         }
-        match self.model.judge(name) {
-            DgaJudgement::Scored {
-                registrable,
-                score,
-                family,
-                family_prob,
-            } if score >= threshold => Some((
-                Category::Dga,
-                self.reason(
-                    Stage::ClientEscalation,
-                    &registrable,
-                    score,
-                    threshold,
-                    &family,
-                    family_prob,
-                ),
-            )),
-            _ => None,
+        let looser = self
+            .escalated_threshold
+            .and_then(|t| self.block_at(&judgement, Stage::ClientEscalation, t));
+        match looser {
+            Some((category, reason)) => NameFinding::EscalatedBlock(category, reason),
+            None => NameFinding::Pass,
         }
     }
 }
@@ -349,23 +331,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_escalated_check_reuses_the_last_judgement_only_for_the_same_name() {
+    fn one_judgement_gives_both_thresholds_verdicts() {
         let model = Arc::new(DgaModel::embedded().unwrap());
         let (stage, t) = DgaStage::new(model.clone(), None, "dga-model").with_escalation(None);
         let t = t.expect("the embedded model has an escalated threshold");
         // Between the escalated and the default threshold.
         let band = "xjw3kqpz0a.net";
-        // Judged just before (the miss path): the band name blocks at the escalated threshold,
-        // an ordinary one passes.
         assert!(stage.check_name(band).is_none());
         let (_, reason) = stage.check_name_escalated(band).expect("escalated block");
         assert!(reason.score.unwrap() >= t);
         assert_eq!(reason.stage, Stage::ClientEscalation);
-        assert!(stage.check_name("www.wikipedia.org").is_none());
-        assert!(stage.check_name_escalated("www.wikipedia.org").is_none());
-        // Not judged just before (the cache-hit path, or another name): judged afresh.
-        assert!(stage.check_name("www.wikipedia.org").is_none());
-        assert!(stage.check_name_escalated(band).is_some());
+        assert_eq!(reason.judged.as_deref(), Some("xjw3kqpz0a.net"));
+        // The one-pass check agrees with the two separate ones: band, blocked, passed, not judged.
+        for name in [
+            band,
+            "zxkqwvbnmtr.org",
+            "www.wikipedia.org",
+            "printer.local",
+        ] {
+            let expected = match (stage.check_name(name), stage.check_name_escalated(name)) {
+                (Some((c, r)), _) => NameFinding::Block(c, r),
+                (None, Some((c, r))) => NameFinding::EscalatedBlock(c, r),
+                (None, None) => NameFinding::Pass,
+            };
+            assert_eq!(stage.check_name_both(name), expected, "{name}");
+        }
+        assert!(matches!(
+            stage.check_name_both(band),
+            NameFinding::EscalatedBlock(Category::Dga, _)
+        ));
+        assert!(matches!(
+            stage.check_name_both("zxkqwvbnmtr.org"),
+            NameFinding::Block(Category::Dga, _)
+        ));
+        // Without escalation the band name passes.
+        let plain = DgaStage::new(model.clone(), None, "dga-model");
+        assert_eq!(plain.check_name_both(band), NameFinding::Pass);
         // A threshold from the config is used, and never above the blocking threshold.
         let (other, t2) = DgaStage::new(model, None, "dga-model").with_escalation(Some(0.999));
         assert_eq!(t2, Some(other.threshold));
