@@ -70,6 +70,10 @@ async fn web_page_renders_blocks_and_clients() {
         "suspected",
         "dga_burst",
         "name_classifier · dga-model",
+        // The escalated client and the time its escalation has left (stats API).
+        "Escalated (names judged at the escalated DGA threshold)",
+        "10.0.0.7</span> (5 h 50 min left)",
+        "1 escalated",
     ] {
         assert!(dom.contains(needle), "DOM lacks {needle}:\n{dom}");
     }
@@ -113,6 +117,24 @@ async fn web_page_renders_blocks_and_clients() {
         "www.evil.example",
         "||evil.example^",
         "lists/deny.txt:12",
+    ] {
+        assert!(why.contains(needle), "why box lacks {needle}:\n{why}");
+    }
+
+    // A name that only an escalated client gets blocked: the box says so and why.
+    let url = format!("{base}#why=xjw3kqpz0a.net");
+    let out = tokio::task::spawn_blocking({
+        let profile = dir.path().join("profile");
+        move || chromium(&profile, &["--dump-dom"], &url)
+    })
+    .await
+    .unwrap();
+    let dom = String::from_utf8_lossy(&out.stdout).to_string();
+    let why = dom.split("id=\"why-result\"").nth(1).unwrap_or("");
+    for needle in [
+        "not blocked",
+        "if the client is escalated",
+        "blocked (dga, action nxdomain) · client_escalation · dga-model · score 0.944",
     ] {
         assert!(why.contains(needle), "why box lacks {needle}:\n{why}");
     }

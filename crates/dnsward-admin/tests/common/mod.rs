@@ -34,6 +34,17 @@ pub fn list_verdict(rule: &str) -> Verdict {
     Verdict::block(Category::List, Action::Nxdomain, r)
 }
 
+pub fn escalated_verdict(name: &str) -> Verdict {
+    let mut r = Reason::new(
+        Stage::ClientEscalation,
+        "dga-model",
+        format!("{name}: DGA probability 0.9440 >= escalated threshold 0.8958"),
+    );
+    r.score = Some(0.944);
+    r.family = Some("conficker".into());
+    Verdict::block(Category::Dga, Action::Nxdomain, r)
+}
+
 pub fn ioc_verdict() -> Verdict {
     let r = Reason::new(
         Stage::AnswerCheck,
@@ -95,6 +106,11 @@ impl AdminBackend for FakeBackend {
     fn explain(&self, name: &str) -> Value {
         if name.contains("evil") {
             serde_json::to_value(list_verdict("||evil.example^")).unwrap()
+        } else if name.contains("xjw3kqpz0a") {
+            // Passes for most clients; blocked for an escalated one (as the server reports it).
+            let mut v = serde_json::to_value(Verdict::PASS).unwrap();
+            v["if_escalated"] = serde_json::to_value(escalated_verdict(name)).unwrap();
+            v
         } else {
             serde_json::to_value(Verdict::PASS).unwrap()
         }
