@@ -21,52 +21,51 @@ fn setup(config: &str) -> tempfile::TempDir {
     dir
 }
 
+/// `dnsward check [flags] --config CONFIG NAMES...`: exit code, stdout, stderr.
+fn check(
+    flags: &[&str],
+    config: &std::path::Path,
+    names: &[&str],
+) -> (Option<i32>, String, String) {
+    let out = dnsward()
+        .arg("check")
+        .args(flags)
+        .arg("--config")
+        .arg(config)
+        .args(names)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
 const LISTS: &str = "[lists]\ndeny = [\"deny.txt\"]\nallow = [\"allow.txt\"]\n";
 
 #[test]
 fn check_reports_verdicts_and_exit_codes() {
     let dir = setup(LISTS);
     let cfg = dir.path().join("dnsward.toml");
-    let out = dnsward()
-        .args(["check", "--config"])
-        .arg(&cfg)
-        .args(["www.evil.example."])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1), "blocked -> exit 1");
-    let text = String::from_utf8(out.stdout).unwrap();
+    let (code, text, _) = check(&[], &cfg, &["www.evil.example."]);
+    assert_eq!(code, Some(1), "blocked -> exit 1");
     assert!(
         text.contains("block category=list action=nxdomain"),
         "{text}"
     );
     assert!(text.contains("deny.txt:2"), "{text}");
 
-    let out = dnsward()
-        .args(["check", "--config"])
-        .arg(&cfg)
-        .args(["good.evil.example", "example.org"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "nothing blocked -> exit 0");
-    let text = String::from_utf8(out.stdout).unwrap();
+    let (code, text, _) = check(&[], &cfg, &["good.evil.example", "example.org"]);
+    assert_eq!(code, Some(0), "nothing blocked -> exit 0");
     assert!(text.contains("good.evil.example\tallow"), "{text}");
     assert!(text.contains("example.org\tpass"), "{text}");
     assert!(!text.contains("if the client is escalated"), "{text}");
 
     // A name between the escalated and the default DGA threshold passes, and says what an
     // escalated client would get.
-    let out = dnsward()
-        .args(["check", "--config"])
-        .arg(&cfg)
-        .args(["xjw3kqpz0a.net"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "passes at the default threshold"
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let (code, text, _) = check(&[], &cfg, &["xjw3kqpz0a.net"]);
+    assert_eq!(code, Some(0), "passes at the default threshold");
     assert!(text.contains("xjw3kqpz0a.net\tpass"), "{text}");
     assert!(
         text.contains("if the client is escalated: block category=dga")
@@ -74,14 +73,9 @@ fn check_reports_verdicts_and_exit_codes() {
         "{text}"
     );
 
-    let out = dnsward()
-        .args(["check", "--json", "--monitor", "--config"])
-        .arg(&cfg)
-        .arg("evil.example")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "monitor mode blocks nothing");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (code, text, _) = check(&["--json", "--monitor"], &cfg, &["evil.example"]);
+    assert_eq!(code, Some(0), "monitor mode blocks nothing");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["name"], "evil.example");
     assert_eq!(v["action"], "log");
     assert_eq!(v["category"], "list");
@@ -105,39 +99,22 @@ fn broken_config_and_missing_list_are_clear_errors() {
     );
 
     let dir = setup("[cache]\nmin_ttl = 600\nmax_ttl = 60\n");
-    let out = dnsward()
-        .args(["check", "--config"])
-        .arg(dir.path().join("dnsward.toml"))
-        .arg("a.b")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8(out.stderr)
-        .unwrap()
-        .contains("cache.min_ttl"));
+    let (code, _, err) = check(&[], &dir.path().join("dnsward.toml"), &["a.b"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("cache.min_ttl"), "{err}");
 
     let dir = setup("[lists]\ndeny = [\"nope.txt\"]\n");
-    let out = dnsward()
-        .args(["check", "--config"])
-        .arg(dir.path().join("dnsward.toml"))
-        .arg("a.b")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8(out.stderr).unwrap();
+    let (code, _, err) = check(&[], &dir.path().join("dnsward.toml"), &["a.b"]);
+    assert_eq!(code, Some(2));
     assert!(
         err.contains("lists.deny") && err.contains("nope.txt"),
         "{err}"
     );
 
-    let out = dnsward()
-        .args(["check", "--config", "/nonexistent/dnsward.toml", "a.b"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8(out.stderr)
-        .unwrap()
-        .contains("/nonexistent/dnsward.toml"));
+    let missing = std::path::Path::new("/nonexistent/dnsward.toml");
+    let (code, _, err) = check(&[], missing, &["a.b"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("/nonexistent/dnsward.toml"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -316,26 +293,19 @@ fn classify_idn_labels_follow_dga_judge_idn() {
 #[test]
 fn missing_model_file_fails_or_disables_as_configured() {
     let dir = setup("[dga]\nmodel = \"nope.onnx\"\n");
-    let out = dnsward()
-        .args(["check", "--config"])
-        .arg(dir.path().join("dnsward.toml"))
-        .arg("a.b")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8(out.stderr).unwrap();
+    let (code, _, err) = check(&[], &dir.path().join("dnsward.toml"), &["a.b"]);
+    assert_eq!(code, Some(2));
     assert!(
         err.contains("dga.model") && err.contains("nope.onnx"),
         "{err}"
     );
     let dir = setup("[dga]\nmodel = \"nope.onnx\"\non_model_error = \"disable\"\n");
-    let out = dnsward()
-        .args(["check", "--config"])
-        .arg(dir.path().join("dnsward.toml"))
-        .arg("kqvwxjzrtplmnbvcxqwe.net")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "runs without the DGA stage");
+    let (code, _, _) = check(
+        &[],
+        &dir.path().join("dnsward.toml"),
+        &["kqvwxjzrtplmnbvcxqwe.net"],
+    );
+    assert_eq!(code, Some(0), "runs without the DGA stage");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -345,31 +315,14 @@ async fn check_resolve_runs_the_answer_checks() {
     std::fs::write(dir.path().join("iocs.txt"), "ip 192.0.2.66 test C2\n").unwrap();
     let cfg = dir.path().join("dnsward.toml");
     let upstream = up.addr.to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        dnsward()
-            .args([
-                "check",
-                "--resolve",
-                "--json",
-                "--upstream",
-                &upstream,
-                "--config",
-            ])
-            .arg(&cfg)
-            .args(["bad.test", "www.test"])
-            .output()
-            .unwrap()
+    let (code, text, err) = tokio::task::spawn_blocking(move || {
+        let flags = ["--resolve", "--json", "--upstream", &upstream];
+        check(&flags, &cfg, &["bad.test", "www.test"])
     })
     .await
     .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
-        .unwrap()
+    assert_eq!(code, Some(1), "{err}");
+    let lines: Vec<serde_json::Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
