@@ -92,6 +92,20 @@ DISTILL = 0.0
 # keep NGRAM_DROPOUT); < 0: the same as DGA rows. Benign training names are learnt about ten times
 # better than unseen ones (fitcheck.py), so this asks whether memorising them costs recall.
 NGRAM_DROPOUT_BENIGN = -1.0
+# Experiment (sweep.py --set EMB_WD=0.5): decoupled weight decay (AdamW) on the embedding tables
+# and on the dense layers; 0 keeps plain Adam. Rows of rare n-grams and words that the gradient
+# seldom touches shrink towards zero, so a name cannot be recognised by its rare n-grams alone.
+EMB_WD = 0.0
+DENSE_WD = 0.0
+# Experiment (sweep.py --set PAUC=0.5): a "top push" term for the low-FPR end: each DGA row's
+# softplus(margin + t - logit), t the mean logit of the PAUC_K highest-scoring benign rows of the
+# batch (not detached: the top benign names are pushed down too), weighted as the DGA row's BCE
+# and scaled by PAUC. The metric is recall at the threshold the top benign names set; BCE spends
+# most of its gradient far from it.
+PAUC = 0.0
+PAUC_K = 5
+PAUC_MARGIN = 1.0
+PAUC_DETACH = 0  # 1: t detached (only the DGA rows are pushed)
 CNN = 0
 CNN_K = 4
 CEMB = 16
@@ -376,8 +390,10 @@ def train_model(X, y, fam, w_bin, w_fam, n_fam, n_words, epochs, seed, log, epoc
     net = Net(n_fam, n_words, **net_kw)
     emb_params = [net.emb.weight, net.wemb.weight]
     dense_params = [p for n, p in net.named_parameters() if not n.startswith(("emb.", "wemb."))]
-    opt_s = torch.optim.Adam(emb_params, lr=5e-3)
-    opt_d = torch.optim.Adam(dense_params, lr=2e-3)
+    opt_s = (torch.optim.AdamW(emb_params, lr=5e-3, weight_decay=EMB_WD) if EMB_WD > 0
+             else torch.optim.Adam(emb_params, lr=5e-3))
+    opt_d = (torch.optim.AdamW(dense_params, lr=2e-3, weight_decay=DENSE_WD) if DENSE_WD > 0
+             else torch.optim.Adam(dense_params, lr=2e-3))
     n = len(y)
     bs = BATCH
     steps = epochs * ((n + bs - 1) // bs)
@@ -419,6 +435,14 @@ def train_model(X, y, fam, w_bin, w_fam, n_fam, n_words, epochs, seed, log, epoc
             if HARD_POS > 0:
                 wbi = wbi * torch.where(yt[it] == 1, 1 + HARD_POS * torch.sigmoid(-lb.detach()), torch.ones_like(wbi))
             loss_b = (F.binary_cross_entropy_with_logits(lb, target[it], reduction="none") * wbi).sum()
+            if PAUC > 0:
+                neg = yt[it] == 0
+                if int(neg.sum()) >= PAUC_K and bool((~neg).any()):
+                    t = torch.topk(lb[neg], PAUC_K).values.mean()
+                    if PAUC_DETACH:
+                        t = t.detach()
+                    push = F.softplus(PAUC_MARGIN + t - lb[~neg]) * wb[it][~neg]
+                    loss_b = loss_b + PAUC * push.sum()
             loss_f = (F.cross_entropy(lf, ft[it].clamp(min=0), reduction="none") * wf[it]).sum()
             loss = (loss_b + FAMILY_LOSS * loss_f) / len(idx)
             opt_s.zero_grad()
