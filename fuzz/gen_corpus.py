@@ -13,7 +13,7 @@ import random
 import shutil
 import struct
 
-TCP, OUTSIDE_ACL, UPSTREAM_FAILS, RAW, TWICE, RELOAD, IPV6 = 1, 2, 4, 8, 16, 32, 64
+TCP, OUTSIDE_ACL, UPSTREAM_FAILS, RAW, TWICE, RELOAD, IPV6, ESCALATED = 1, 2, 4, 8, 16, 32, 64, 128
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus", "request_path")
 T = {"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "PTR": 12, "HINFO": 13, "MX": 15, "TXT": 16,
      "AAAA": 28, "SRV": 33, "OPT": 41, "DS": 43, "DNSKEY": 48, "HTTPS": 65, "SVCB": 64,
@@ -187,6 +187,17 @@ def main():
     add("dga-name", enc(TWICE, query("kqvwxjzrtplmnbvcxqwe.net"), ok_a))
     add("dga-name-sub", enc(0, query("www.xjwqkzptrvbnmlqwe.com"), ok_a))
     add("benign-name", enc(0, query("www.wikipedia.org"), ok_a))
+    # The escalated client (the harness keeps 127.0.0.9 escalated): a name between the escalated
+    # and the default DGA threshold is blocked for it only; asked twice (the second ask is a
+    # cache hit of the client-independent answer), over TCP, after a reload, as a benign name,
+    # as a default-threshold block and when the upstream fails.
+    add("escalated-band-name", enc(ESCALATED | TWICE, query("xjw3kqpz0a.net"), ok_a))
+    add("escalated-band-name-tcp-edns", enc(ESCALATED | TCP, query("www.xjw3kqpz0a.net", "AAAA", edns=opt(1232)), up([aaaa()])))
+    add("escalated-band-name-reload", enc(ESCALATED | TWICE | RELOAD, query("xjw3kqpz0a.net"), ok_a))
+    add("escalated-benign-name", enc(ESCALATED | TWICE, query("www.wikipedia.org"), ok_a))
+    add("escalated-dga-name", enc(ESCALATED | TWICE, query("kqvwxjzrtplmnbvcxqwe.net"), ok_a))
+    add("escalated-upstream-fails", enc(ESCALATED | UPSTREAM_FAILS, query("xjw3kqpz0a.net"), ok_a))
+    add("escalated-allow-exception", enc(ESCALATED, query("ok.bad.test"), ok_a))
     add("reverse-name", enc(0, query("10.2.0.192.in-addr.arpa", "PTR"), up([rr(PTR_Q, "PTR", name("host.test"))])))
     add("ioc-ip", enc(TWICE, query("c2.example"), up([a("192.0.2.66")])))
     add("ioc-cidr", enc(0, query("c3.example"), up([a("198.51.100.7")])))

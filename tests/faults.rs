@@ -951,6 +951,31 @@ async fn event_store_disk_full_keeps_dns_answering_and_reports_degraded() {
 // Hostile input: the fuzz corpus (and committed crash reproducers) through the request path.
 // ---------------------------------------------------------------------------------------------
 
+/// The harness really exercises per-client escalation: the band name (between the escalated and
+/// the default DGA threshold) is NXDOMAIN for the escalated client on the miss and on the cache
+/// hit, and answered for the same query from an ordinary client.
+#[test]
+fn fuzz_harness_escalated_client_gets_the_looser_verdict() {
+    use dnsward_server::fuzzing::flags;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+    let seed = std::fs::read(root.join("corpus/request_path/escalated-band-name")).unwrap();
+    assert_eq!(seed[0], flags::ESCALATED | flags::ASK_TWICE);
+    let path = fuzz_harness::request_path();
+    let rcode = |r: &dnsward_server::fuzzing::Reply| r.response.as_ref().unwrap()[3] & 0x0f;
+    let out = fuzz_harness::run_and_check(&path, &seed).unwrap();
+    assert_eq!(rcode(&out.first), 3, "escalated client, miss: NXDOMAIN");
+    assert_eq!(
+        rcode(out.second.as_ref().unwrap()),
+        3,
+        "escalated client, cache hit: NXDOMAIN"
+    );
+    let mut ordinary = seed.clone();
+    ordinary[0] = flags::ASK_TWICE;
+    let out = fuzz_harness::run_and_check(&path, &ordinary).unwrap();
+    assert_eq!(rcode(&out.first), 0, "ordinary client: answered");
+    assert_eq!(rcode(out.second.as_ref().unwrap()), 0);
+}
+
 #[test]
 fn fuzz_corpus_replays_without_panics_or_malformed_responses() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");

@@ -1,16 +1,20 @@
 //! The fuzz target's setup, shared with the corpus replay in `tests/faults.rs` (which includes
 //! this file as a module): a request path with a denylist, an allowlist, the embedded DGA model
-//! and the answer checks (with an IOC list), and the checks every response must pass.
+//! (with its escalated threshold), per-client escalation with one client kept escalated, the
+//! answer checks (with an IOC list), and the checks every response must pass.
 
 use dnsward::stages::{DgaStage, IntelStage};
 use dnsward_classify::DgaModel;
 use dnsward_intel::{AnswerAnalyzer, IntelConfig};
-use dnsward_policy::{Action, ActionConfig, DomainSet, Policy, SinkholeConfig};
+use dnsward_policy::{
+    Action, ActionConfig, ClientEscalation, DomainSet, EscalationParams, Policy, SinkholeConfig,
+};
 use dnsward_server::cache::CacheConfig;
-use dnsward_server::fuzzing::{check_response, Input, Outcome, RequestPath};
+use dnsward_server::fuzzing::{check_response, Input, Outcome, RequestPath, ESCALATED_CLIENT};
 use dnsward_server::ServerConfig;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Denylist rules (plain, `*.`, adblock) and an allowlist exception, as the corpus uses them.
 const DENY: &[&str] = &[
@@ -28,8 +32,38 @@ const IOC: &str =
 /// (loopback ACL, rate limiter with loopback exempt), a small cache, sinkhole addresses set.
 pub fn request_path() -> RequestPath {
     let model = Arc::new(DgaModel::embedded().expect("the embedded DGA model loads"));
-    let dga = Arc::new(DgaStage::new(model, None, "dga-model"));
-    let ioc = std::env::temp_dir().join(format!("dnsward-fuzz-ioc-{}.txt", std::process::id()));
+    let (dga, escalated_threshold) = DgaStage::new(model, None, "dga-model").with_escalation(None);
+    assert!(
+        escalated_threshold.is_some(),
+        "the embedded model has an escalated threshold"
+    );
+    let dga = Arc::new(dga);
+    // One client escalated for good (flags::ESCALATED asks from it); every other client the
+    // harness uses is exempt, so no input changes who is escalated and results stay
+    // reproducible per input.
+    let escalation = Arc::new(ClientEscalation::new(EscalationParams {
+        after: 1,
+        window: Duration::from_secs(3600),
+        hold: Duration::from_secs(10 * 365 * 86_400),
+        exempt: ["127.0.0.1/32", "::1/128", "10.9.8.7/32"]
+            .iter()
+            .map(|n| n.parse().expect("CIDR literal"))
+            .collect(),
+        max_clients: 16,
+    }));
+    escalation.record_strike(
+        ESCALATED_CLIENT,
+        "escalated-by-the-harness.test",
+        Instant::now(),
+    );
+    assert!(escalation.is_escalated(ESCALATED_CLIENT, Instant::now()));
+    // One file per call: tests in one process build harnesses concurrently.
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let ioc = std::env::temp_dir().join(format!(
+        "dnsward-fuzz-ioc-{}-{}.txt",
+        std::process::id(),
+        CALLS.fetch_add(1, Ordering::Relaxed)
+    ));
     std::fs::write(&ioc, IOC).expect("IOC file written to the temp dir");
     let intel_cfg = IntelConfig {
         ioc_files: vec![ioc.clone()],
@@ -53,6 +87,7 @@ pub fn request_path() -> RequestPath {
             .deny(deny)
             .name_check(dga.clone())
             .answer_check(intel.clone())
+            .escalation(escalation.clone())
             .actions(ActionConfig {
                 list: Action::Sinkhole,
                 dga: Action::Nxdomain,

@@ -45,7 +45,15 @@ pub mod flags {
     pub const RELOAD: u8 = 0x20;
     /// The client is on IPv6 loopback.
     pub const IPV6: u8 = 0x40;
+    /// The client is [`super::ESCALATED_CLIENT`], which a harness policy with per-client
+    /// escalation keeps escalated: its names also get the looser escalated checks (cache hit and
+    /// miss), and its blocks are client-specific, never cached. Ignored with `OUTSIDE_ACL`.
+    pub const ESCALATED: u8 = 0x80;
 }
+
+/// The client address [`flags::ESCALATED`] asks from (inside the default loopback ACL).
+pub const ESCALATED_CLIENT: std::net::IpAddr =
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 9));
 
 /// One fuzz input: `flags (1) | query length (2, big endian) | query | upstream bytes`.
 /// Short inputs are padded with zeros; a length past the end takes what is there.
@@ -174,6 +182,8 @@ impl RequestPath {
         let input = Input::parse(data);
         let client: SocketAddr = if input.flags & flags::OUTSIDE_ACL != 0 {
             "10.9.8.7:40000".parse().expect("literal")
+        } else if input.flags & flags::ESCALATED != 0 {
+            SocketAddr::new(ESCALATED_CLIENT, 40000)
         } else if input.flags & flags::IPV6 != 0 {
             "[::1]:40000".parse().expect("literal")
         } else {
