@@ -370,7 +370,7 @@ impl Upstreams {
             let resp =
                 Box::pin(enc.exchange(&req.question, req.dnssec_ok, req.checking_disabled, budget))
                     .await?;
-            if resp.len() < wire::HEADER_LEN || !question_matches(&resp, &req.question) {
+            if !answers_question(&resp, &req.question) {
                 return Err(UpstreamError::Failed(
                     server.addr,
                     "answer does not match the query".into(),
@@ -475,7 +475,7 @@ async fn receive_loop(channel: std::sync::Weak<UdpChannel>, socket: Arc<UdpSocke
         let Some(waiter) = pending.get(&id) else {
             continue;
         };
-        if !question_matches(pkt, &waiter.question) {
+        if !answers_question(pkt, &waiter.question) {
             continue;
         }
         if let Some(waiter) = pending.remove(&id) {
@@ -485,7 +485,15 @@ async fn receive_loop(channel: std::sync::Weak<UdpChannel>, socket: Arc<UdpSocke
     }
 }
 
-fn question_matches(pkt: &[u8], question: &[u8]) -> bool {
+/// Whether `pkt` is an answer to `question`: a header with QR set and opcode QUERY, exactly one
+/// question, and that question equal to ours (name case-insensitive). dnsward only asks with
+/// opcode QUERY; a reply with another opcode is not an answer, and its records may follow that
+/// opcode's rules (UPDATE allows empty RDATA, which a client's QUERY answer must not carry).
+/// The fuzzing harness applies the same filter.
+pub(crate) fn answers_question(pkt: &[u8], question: &[u8]) -> bool {
+    if pkt.len() < wire::HEADER_LEN || pkt[2] & 0x80 == 0 || (pkt[2] >> 3) & 0x0f != 0 {
+        return false;
+    }
     if u16::from_be_bytes([pkt[4], pkt[5]]) != 1 {
         return false;
     }
@@ -524,7 +532,7 @@ async fn tcp_exchange(
         stream.read_exact(&mut resp).await.map_err(io)?;
         if len < wire::HEADER_LEN
             || u16::from_be_bytes([resp[0], resp[1]]) != id
-            || !question_matches(&resp, &req.question)
+            || !answers_question(&resp, &req.question)
         {
             return Err(UpstreamError::Failed(
                 addr,
@@ -542,6 +550,46 @@ async fn tcp_exchange(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_query_answers_to_our_question_are_accepted() {
+        let question = b"\x07example\x00\x00\x01\x00\x01";
+        let answer = |flags: u16, qdcount: u16, q: &[u8]| {
+            let mut p = vec![0x12, 0x34];
+            p.extend_from_slice(&flags.to_be_bytes());
+            p.extend_from_slice(&qdcount.to_be_bytes());
+            p.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+            p.extend_from_slice(q);
+            p
+        };
+        assert!(answers_question(&answer(0x8180, 1, question), question));
+        assert!(answers_question(
+            &answer(0x8180, 1, b"\x07ExAmPlE\x00\x00\x01\x00\x01"),
+            question
+        ));
+        // Not a response (QR clear), a reply with opcode UPDATE (5) or NOTIFY (4) (found by the
+        // fuzzer: an UPDATE reply's empty NS RDATA went to the client), no or two questions,
+        // another name, a short packet.
+        assert!(!answers_question(&answer(0x0180, 1, question), question));
+        assert!(!answers_question(
+            &answer(0x8180 | (5 << 11), 1, question),
+            question
+        ));
+        assert!(!answers_question(
+            &answer(0x8180 | (4 << 11), 1, question),
+            question
+        ));
+        assert!(!answers_question(&answer(0x8180, 0, question), question));
+        assert!(!answers_question(&answer(0x8180, 2, question), question));
+        assert!(!answers_question(
+            &answer(0x8180, 1, b"\x07exampld\x00\x00\x01\x00\x01"),
+            question
+        ));
+        assert!(!answers_question(
+            &answer(0x8180, 1, question)[..11],
+            question
+        ));
+    }
 
     /// Every miss moves this future (inside its task) by value; the TLS / HTTPS and TCP
     /// exchanges are boxed so that the common UDP path stays small (it was ~7 KB inline).
