@@ -307,9 +307,11 @@ pub fn skip_name(pkt: &[u8], mut pos: usize) -> Option<usize> {
             }
             0xc0 => {
                 let target = (((len & 0x3f) as usize) << 8) | *pkt.get(pos + 1)? as usize;
-                if target < HEADER_LEN {
+                if target < HEADER_LEN || target >= pos {
                     // A pointer into the header is malformed, and dangerous to pass on: the
                     // header is rewritten (ID, flags, counts), which would change the name.
+                    // Pointers point back at an earlier name (RFC 1035 §4.1.4); a forward
+                    // or self pointer is what `read_name_text` refuses too.
                     return None;
                 }
                 return Some(pos + 2);
@@ -659,6 +661,50 @@ pub struct ResponseLayout {
     pub question_end: usize,
 }
 
+/// Where the domain names sit in the RDATA of the types whose names a receiver decompresses
+/// (RFC 1035 and RFC 3597 §4, and the later types hickory also reads with compression): bytes
+/// before the first name, how many names follow one another, and whether the RDATA must end
+/// right after them (`Some(n)`: n more bytes) or may go on (`None`).
+fn rdata_names(rtype: u16) -> Option<(usize, usize, Option<usize>)> {
+    Some(match rtype {
+        // NS, MD, MF, CNAME, MB, MG, MR, PTR, DNAME
+        2 | 3 | 4 | 5 | 7 | 8 | 9 | 12 | 39 => (0, 1, Some(0)),
+        TYPE_SOA => (0, 2, Some(20)),
+        // MINFO, RP
+        14 | 17 => (0, 2, Some(0)),
+        // MX, AFSDB, RT, KX
+        15 | 18 | 21 | 36 => (2, 1, Some(0)),
+        // PX
+        26 => (2, 2, Some(0)),
+        // SRV
+        33 => (6, 1, Some(0)),
+        // SVCB, HTTPS: priority, target name, then the parameters
+        64 | 65 => (2, 1, None),
+        _ => return None,
+    })
+}
+
+/// Checks the names in a record's RDATA (`rdata..end`) as the owner names are checked: well
+/// formed, inside the RDATA, no pointer into the header. dnsward rewrites the header (ID, flags,
+/// counts) before an answer goes to a client, so a pointer into it would change the name the
+/// client reads, or make the answer unparseable (found by the fuzzer: a CNAME target `c0 00`).
+fn rdata_names_ok(pkt: &[u8], rtype: u16, rdata: usize, end: usize) -> bool {
+    let Some((before, names, after)) = rdata_names(rtype) else {
+        return true;
+    };
+    let mut pos = rdata + before;
+    for _ in 0..names {
+        match skip_name(&pkt[..end], pos) {
+            Some(next) => pos = next,
+            None => return false,
+        }
+    }
+    match after {
+        Some(n) => pos + n == end,
+        None => pos <= end,
+    }
+}
+
 /// Walks an upstream response. Returns None if it is malformed in any way.
 pub fn walk_response(pkt: &[u8]) -> Option<ResponseLayout> {
     let flags = be16(pkt, 2)?;
@@ -701,6 +747,9 @@ pub fn walk_response(pkt: &[u8]) -> Option<ResponseLayout> {
         let rdata = after_name + 10;
         let end = rdata + rdlen;
         if end > pkt.len() || end > u16::MAX as usize {
+            return None;
+        }
+        if !rdata_names_ok(pkt, rtype, rdata, end) {
             return None;
         }
         if rtype == TYPE_OPT {
@@ -892,6 +941,74 @@ mod tests {
         let pkt = [0u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xc0, 12];
         assert_eq!(read_name_text(&pkt, 12), None);
         assert_eq!(walk_response(&[0x12]), None);
+    }
+
+    /// An upstream answer to `www.test A` (ID 0, QR) with one answer record: `www.test`
+    /// (a pointer to the question), then `rtype`, class IN, TTL 300, `rdata`.
+    fn answer_with(rtype: u16, rdata: &[u8]) -> Vec<u8> {
+        let mut p = Vec::new();
+        push_header(&mut p, 0, FLAG_QR | FLAG_RD | FLAG_RA, 1, 1, 0, 0);
+        p.extend(text_to_wire("www.test").unwrap());
+        put16(&mut p, TYPE_A);
+        put16(&mut p, CLASS_IN);
+        p.extend_from_slice(&[0xc0, 12]);
+        put16(&mut p, rtype);
+        put16(&mut p, CLASS_IN);
+        put32(&mut p, 300);
+        put16(&mut p, rdata.len() as u16);
+        p.extend_from_slice(rdata);
+        p
+    }
+
+    #[test]
+    fn names_in_rdata_are_checked_like_owner_names() {
+        let target = text_to_wire("target.test").unwrap();
+        let mut mx = vec![0, 10];
+        mx.extend(&target);
+        let mut srv = vec![0, 0, 0, 5, 1, 187];
+        srv.extend(&target);
+        let mut soa = target.clone();
+        soa.extend([0xc0, 12]);
+        soa.extend([0u8; 20]);
+        let mut https = vec![0, 1];
+        https.extend([0xc0, 12]);
+        https.extend([0, 1, 0, 3, 2, b'h', b'2']);
+        // Well-formed: plain names, a pointer back to the question, trailing SVCB parameters.
+        for (rtype, rdata) in [
+            (TYPE_CNAME, target.clone()),
+            (TYPE_CNAME, vec![0xc0, 12]),
+            (TYPE_NS, target.clone()),
+            (15, mx.clone()),
+            (33, srv.clone()),
+            (TYPE_SOA, soa.clone()),
+            (65, https.clone()),
+            (TYPE_A, vec![192, 0, 2, 1]),
+            (TYPE_HINFO, vec![1, b'x', 1, b'y']),
+        ] {
+            assert!(
+                walk_response(&answer_with(rtype, &rdata)).is_some(),
+                "{rtype}"
+            );
+        }
+        // The fuzzer's finding: a CNAME target pointing into the header (at the ID, which
+        // dnsward replaces with the client's).
+        assert!(walk_response(&answer_with(TYPE_CNAME, &[0xc0, 0])).is_none());
+        // A forward pointer, and one to itself.
+        let len = answer_with(TYPE_CNAME, &[0, 0]).len();
+        let fwd = (len - 2 + 8) as u8;
+        assert!(walk_response(&answer_with(TYPE_CNAME, &[0xc0, fwd])).is_none());
+        assert!(walk_response(&answer_with(TYPE_CNAME, &[0xc0, (len - 2) as u8])).is_none());
+        // Empty NS RDATA (legal only in UPDATE), a name that runs past its RDATA, trailing bytes
+        // after a single-name RDATA, a short SOA, a pointer into the header in an MX and in an
+        // SRV target.
+        assert!(walk_response(&answer_with(TYPE_NS, &[])).is_none());
+        assert!(walk_response(&answer_with(TYPE_CNAME, &target[..5])).is_none());
+        let mut long = target.clone();
+        long.push(0);
+        assert!(walk_response(&answer_with(TYPE_CNAME, &long)).is_none());
+        assert!(walk_response(&answer_with(TYPE_SOA, &soa[..soa.len() - 1])).is_none());
+        assert!(walk_response(&answer_with(15, &[0, 10, 0xc0, 2])).is_none());
+        assert!(walk_response(&answer_with(33, &[0, 0, 0, 5, 1, 187, 0xc0, 4])).is_none());
     }
 
     #[test]
