@@ -752,6 +752,14 @@ pub fn walk_response(pkt: &[u8]) -> Option<ResponseLayout> {
         if !rdata_names_ok(pkt, rtype, rdata, end) {
             return None;
         }
+        // An IN address of the wrong length is no address: the answer checks would skip it
+        // (so an IOC address could not be matched) and the client could not use it.
+        let class = be16(pkt, after_name + 2)?;
+        if class == CLASS_IN
+            && ((rtype == TYPE_A && rdlen != 4) || (rtype == TYPE_AAAA && rdlen != 16))
+        {
+            return None;
+        }
         if rtype == TYPE_OPT {
             // RFC 6891 §6.1.1: one OPT, in the additional section, owned by the root. The cache
             // strips it and lowers ARCOUNT, so an OPT elsewhere would leave a count pointing at
@@ -1009,6 +1017,20 @@ mod tests {
         assert!(walk_response(&answer_with(TYPE_SOA, &soa[..soa.len() - 1])).is_none());
         assert!(walk_response(&answer_with(15, &[0, 10, 0xc0, 2])).is_none());
         assert!(walk_response(&answer_with(33, &[0, 0, 0, 5, 1, 187, 0xc0, 4])).is_none());
+    }
+
+    #[test]
+    fn addresses_of_the_wrong_length_are_malformed() {
+        assert!(walk_response(&answer_with(TYPE_A, &[192, 0, 2, 1])).is_some());
+        assert!(walk_response(&answer_with(TYPE_AAAA, &[0x20; 16])).is_some());
+        assert!(walk_response(&answer_with(TYPE_A, &[192, 0, 2])).is_none());
+        assert!(walk_response(&answer_with(TYPE_A, &[192, 0, 2, 1, 0])).is_none());
+        assert!(walk_response(&answer_with(TYPE_AAAA, &[0x20; 4])).is_none());
+        // Another class (CHAOS A holds a name and an address) is left alone.
+        let mut ch = answer_with(TYPE_A, &[192, 0, 2]);
+        let class_at = ch.len() - 3 - 8;
+        ch[class_at..class_at + 2].copy_from_slice(&3u16.to_be_bytes());
+        assert!(walk_response(&ch).is_some());
     }
 
     #[test]
