@@ -31,6 +31,21 @@ fn chromium(profile: &Path, extra: &[&str], url: &str) -> std::process::Output {
     cmd.output().expect("run chromium")
 }
 
+/// The page opened at `#why=NAME` with `profile` (which holds the token): the DOM from the
+/// why-blocked box's result on.
+async fn why_box(profile: &Path, base: &str, name: &str) -> String {
+    let url = format!("{base}#why={name}");
+    let profile = profile.to_path_buf();
+    let out = tokio::task::spawn_blocking(move || chromium(&profile, &["--dump-dom"], &url))
+        .await
+        .unwrap();
+    let dom = String::from_utf8_lossy(&out.stdout).to_string();
+    dom.split("id=\"why-result\"")
+        .nth(1)
+        .unwrap_or("")
+        .to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn web_page_renders_blocks_and_clients() {
     if !Path::new(CHROMIUM).exists() {
@@ -103,15 +118,8 @@ async fn web_page_renders_blocks_and_clients() {
         .unwrap_or(false));
 
     // The why-blocked box (prefilled through the fragment, same profile so the token is known).
-    let url = format!("{base}#why=WWW.Evil.Example");
-    let out = tokio::task::spawn_blocking({
-        let profile = dir.path().join("profile");
-        move || chromium(&profile, &["--dump-dom"], &url)
-    })
-    .await
-    .unwrap();
-    let dom = String::from_utf8_lossy(&out.stdout).to_string();
-    let why = dom.split("id=\"why-result\"").nth(1).unwrap_or("");
+    let profile = dir.path().join("profile");
+    let why = why_box(&profile, &base, "WWW.Evil.Example").await;
     for needle in [
         "blocked (list, action nxdomain)",
         "www.evil.example",
@@ -122,15 +130,7 @@ async fn web_page_renders_blocks_and_clients() {
     }
 
     // A name that only an escalated client gets blocked: the box says so and why.
-    let url = format!("{base}#why=xjw3kqpz0a.net");
-    let out = tokio::task::spawn_blocking({
-        let profile = dir.path().join("profile");
-        move || chromium(&profile, &["--dump-dom"], &url)
-    })
-    .await
-    .unwrap();
-    let dom = String::from_utf8_lossy(&out.stdout).to_string();
-    let why = dom.split("id=\"why-result\"").nth(1).unwrap_or("");
+    let why = why_box(&profile, &base, "xjw3kqpz0a.net").await;
     for needle in [
         "not blocked",
         "if the client is escalated",
