@@ -775,12 +775,9 @@ pub fn walk_response(pkt: &[u8]) -> Option<ResponseLayout> {
             layout.ttls.push(((after_name + 4) as u16, ttl));
             let in_authority = i >= an as usize && i < an as usize + ns as usize;
             if rtype == TYPE_SOA && in_authority && layout.soa.is_none() {
-                let after_mname = skip_name(pkt, rdata)?;
-                let after_rname = skip_name(pkt, after_mname)?;
-                let minimum = be32(pkt, after_rname + 16)?;
-                if after_rname + 20 > end {
-                    return None;
-                }
+                // rdata_names_ok has walked MNAME and RNAME: the five counters fill the last
+                // 20 bytes of the RDATA exactly, MINIMUM last.
+                let minimum = be32(pkt, end - 4)?;
                 layout.soa = Some((ttl, minimum));
             }
         }
