@@ -199,9 +199,7 @@ impl DgaStage {
         reason.judged = Some(Arc::from(registrable));
         reason
     }
-}
 
-impl DgaStage {
     /// The judgement as a block at `threshold`, reported as `stage`.
     fn block_at(
         &self,
