@@ -5,11 +5,11 @@ use crate::geo::{cc_str, Cc, GeoDb};
 use crate::ioc::IocSet;
 use crate::lists::{Lists, C_CDN, C_HOSTING, C_PARKING};
 use crate::net::{ip_key, key_to_ip, net16, net24, norm_name};
-use lru::LruCache;
-use parking_lot::Mutex;
+use crate::history::{AnswerHistory, DomainHistory, Seen, MAX_LOOKUPS_KEPT};
 use serde::Serialize;
 use std::net::IpAddr;
-use std::num::NonZeroUsize;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 /// One upstream answer, already parsed by the server.
 #[derive(Clone, Copy, Debug)]
@@ -178,42 +178,13 @@ struct IpInfo {
     flags: u8,
 }
 
-#[derive(Clone, Copy, Debug)]
-struct Seen {
-    key: u128,
-    last: u32,
-    asn: u32,
-    cc: Cc,
-    flags: u8,
-}
-
-#[derive(Clone, Debug, Default)]
-struct DomainHistory {
-    /// (time, min TTL, brought new IPs) of the lookups in the window, oldest first.
-    lookups: Vec<(u32, u32, bool)>,
-    ips: Vec<Seen>,
-    ns_names: Vec<(u64, u32)>,
-    ns_ips: Vec<Seen>,
-    ns_min_ttl: u32,
-    parked_last: u32,
-    left_parking_at: u32,
-}
-
-const MAX_LOOKUPS_KEPT: usize = 32;
 const TTL_CAP: u32 = 7 * 86400;
 const MAX_CNAMES: usize = 32;
 const MAX_NS: usize = 32;
 
-impl DomainHistory {
-    fn approx_bytes(&self) -> usize {
-        std::mem::size_of::<Self>()
-            + self.lookups.capacity() * 8
-            + (self.ips.capacity() + self.ns_ips.capacity()) * std::mem::size_of::<Seen>()
-            + self.ns_names.capacity() * 16
-    }
-}
-
-type HistoryShard = LruCache<Box<str>, DomainHistory, crate::net::FxBuild>;
+/// Generation of each analyser built, so a history entry knows which analyser (which MMDBs
+/// and lists) classified its addresses. 0 is never handed out: it marks "classified by none".
+static NEXT_CLASS_GEN: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
 
 /// Shared analyser (`Send + Sync`; put it in an `Arc`).
 pub struct AnswerAnalyzer {
@@ -221,11 +192,13 @@ pub struct AnswerAnalyzer {
     geo: GeoDb,
     lists: Lists,
     iocs: IocSet,
-    shards: Box<[Mutex<HistoryShard>]>,
+    history: Arc<AnswerHistory>,
+    /// This analyser's classification generation (see [`DomainHistory::class_gen`]).
+    class_gen: u32,
     warnings: Vec<String>,
 }
 
-fn fx(s: &str) -> u64 {
+pub(crate) fn fx(s: &str) -> u64 {
     // FxHash-style: fast and good enough to pick a shard / fingerprint NS names.
     let mut h: u64 = 0;
     for chunk in s.as_bytes().chunks(8) {
@@ -437,22 +410,13 @@ impl AnswerAnalyzer {
         iocs: IocSet,
         warnings: Vec<String>,
     ) -> Result<AnswerAnalyzer, IntelError> {
-        let n = cfg.shards.clamp(1, 256).min(cfg.max_domains);
-        let per = (cfg.max_domains / n).max(1);
-        let shards = (0..n)
-            .map(|_| {
-                Mutex::new(LruCache::with_hasher(
-                    NonZeroUsize::new(per).unwrap(),
-                    crate::net::FxBuild,
-                ))
-            })
-            .collect();
         Ok(AnswerAnalyzer {
             cfg: cfg.clone(),
             geo,
             lists,
             iocs,
-            shards,
+            history: Arc::new(AnswerHistory::for_config(cfg)),
+            class_gen: NEXT_CLASS_GEN.fetch_add(1, Ordering::Relaxed).max(1),
             warnings,
         })
     }
@@ -474,21 +438,28 @@ impl AnswerAnalyzer {
         &self.lists
     }
 
+    /// The answer history this analyser reads and extends.
+    pub fn history(&self) -> &Arc<AnswerHistory> {
+        &self.history
+    }
+
+    /// Continue the history of a previous analyser (a reload): shared as it is when its size
+    /// matches this config, else copied into a history of this config's size. Addresses in it
+    /// are classified again, with this analyser's MMDBs and lists, when their domain is next
+    /// looked up.
+    pub fn adopt_history(&mut self, previous: &Arc<AnswerHistory>) {
+        self.history = if previous.fits(&self.cfg) {
+            previous.clone()
+        } else {
+            Arc::new(previous.resized_for(&self.cfg))
+        };
+    }
+
     pub fn stats(&self) -> AnalyzerStats {
-        let mut domains = 0;
-        let mut bytes = 0;
-        for s in self.shards.iter() {
-            let g = s.lock();
-            domains += g.len();
-            bytes += g
-                .iter()
-                .map(|(k, v)| k.len() + 48 + v.approx_bytes())
-                .sum::<usize>();
-        }
         AnalyzerStats {
-            domains,
+            domains: self.history.len(),
             max_domains: self.cfg.max_domains,
-            approx_bytes: bytes,
+            approx_bytes: self.history.approx_bytes(),
             asn_db: self.geo.has_asn(),
             country_db: self.geo.has_country(),
             iocs: self.iocs.len(),
@@ -497,9 +468,7 @@ impl AnswerAnalyzer {
 
     /// Forget all history.
     pub fn clear(&self) {
-        for s in self.shards.iter() {
-            s.lock().clear();
-        }
+        self.history.clear();
     }
 
     /// Feed one upstream answer and get the assessment. `now_unix` in seconds.
@@ -621,18 +590,24 @@ impl AnswerAnalyzer {
         };
         let mut move_flag = None;
         if !obs.addrs.is_empty() || !obs.ns.is_empty() {
-            let shard = &self.shards[(fx(qname) % self.shards.len() as u64) as usize];
-            let mut guard = shard.lock();
+            let mut guard = self.history.shard(qname).lock();
             let mut scratch;
             let h: &mut DomainHistory = if record {
                 if guard.get_mut(qname).is_none() {
-                    guard.put(qname.into(), DomainHistory::default());
+                    let fresh = DomainHistory {
+                        class_gen: self.class_gen,
+                        ..Default::default()
+                    };
+                    guard.put(qname.into(), fresh);
                 }
                 guard.get_mut(qname).unwrap()
             } else {
                 scratch = guard.peek(qname).cloned().unwrap_or_default();
                 &mut scratch
             };
+            if h.class_gen != self.class_gen {
+                self.reclassify(h);
+            }
             classify_into(&mut infos, Some(h));
             if parking.is_none() {
                 parking = parking_by_ip(&infos);
@@ -900,6 +875,31 @@ impl AnswerAnalyzer {
             }
         }
         None
+    }
+
+    /// Classify a history entry's addresses with this analyser's MMDBs and lists (the entry
+    /// was classified by an earlier analyser, or restored from a snapshot), and bring it within
+    /// this config's caps (most recently seen kept).
+    fn reclassify(&self, h: &mut DomainHistory) {
+        let cap_ns = self.cfg.max_ns_per_domain.max(1);
+        for (v, cap) in [
+            (&mut h.ips, self.cfg.max_ips_per_domain.max(1)),
+            (&mut h.ns_ips, cap_ns * 2),
+        ] {
+            if v.len() > cap {
+                v.sort_unstable_by_key(|s| std::cmp::Reverse(s.last));
+                v.truncate(cap);
+            }
+            for s in v.iter_mut() {
+                let i = self.classify(key_to_ip(s.key));
+                (s.asn, s.cc, s.flags) = (i.asn, i.cc, i.flags);
+            }
+        }
+        if h.ns_names.len() > cap_ns {
+            h.ns_names.sort_unstable_by_key(|e| std::cmp::Reverse(e.1));
+            h.ns_names.truncate(cap_ns);
+        }
+        h.class_gen = self.class_gen;
     }
 
     /// Merge this answer into the history, prune the window, fill the window features.

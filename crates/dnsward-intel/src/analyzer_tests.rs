@@ -531,3 +531,134 @@ fn packed_edge_nodes_are_not_flux_in_prefix_mode() {
         assert!(r.finding.is_none(), "lookup {l}: {r:?}");
     }
 }
+
+/// Two lookups of a slow-flux name (a new residential address and ASN each time), as in
+/// `flux_grows_over_lookups`, which flags the name at its third lookup.
+fn two_slow_flux_lookups(a: &AnswerAnalyzer, name: &str) {
+    for l in 0..2u32 {
+        let addrs = [(residential(l * 3, l), 300)];
+        a.observe(&obs(name, &addrs), 1_000_000 + l as u64 * 300);
+    }
+}
+
+fn third_slow_flux_lookup(a: &AnswerAnalyzer, name: &str) -> Assessment {
+    let addrs = [(residential(6, 2), 300)];
+    a.observe(&obs(name, &addrs), 1_000_600)
+}
+
+#[test]
+fn a_reloaded_analyzer_continues_the_history_and_classifies_it_again() {
+    // Before the reload these ASNs counted as hosting, so two lookups were not flux.
+    let mut cfg = fixture_cfg("adopt");
+    cfg.extra_hosting_asns = (65001..=65040).collect();
+    let old = AnswerAnalyzer::with_iocs(&cfg, IocSet::parse(IOCS, "iocs").unwrap()).unwrap();
+    two_slow_flux_lookups(&old, "slow-flux.example");
+
+    // A new analyser that starts over sees a first lookup: nothing to flag.
+    let fresh = analyzer("adopt");
+    let r = third_slow_flux_lookup(&fresh, "slow-flux.example");
+    assert_eq!(r.features.lookups, 1);
+    assert!(r.finding.is_none(), "{r:?}");
+
+    // The reloaded analyser shares the history, and classifies the old addresses with its own
+    // lists: they are residential now, so the third lookup is flux, as without a reload.
+    let mut new = analyzer("adopt");
+    new.adopt_history(old.history());
+    assert!(Arc::ptr_eq(new.history(), old.history()));
+    let r = third_slow_flux_lookup(&new, "slow-flux.example");
+    assert_eq!(r.features.lookups, 3);
+    assert_eq!(r.features.distinct_ips, 3);
+    assert!(r.features.residential_share > 0.99, "{r:?}");
+    assert_eq!(r.finding.map(|f| f.kind), Some(FindingKind::FastFlux));
+}
+
+#[test]
+fn a_history_of_another_size_is_copied_most_recent_first() {
+    let old = analyzer("resize");
+    for d in 0..30 {
+        old.observe(
+            &obs(&format!("d{d}.example"), &[(ip("240.3.3.3"), 60)]),
+            1_000_000 + d,
+        );
+    }
+    let mut cfg = fixture_cfg("resize");
+    cfg.max_domains = 10;
+    cfg.shards = 1;
+    let mut small = AnswerAnalyzer::with_iocs(&cfg, IocSet::parse(IOCS, "iocs").unwrap()).unwrap();
+    small.adopt_history(old.history());
+    assert!(!Arc::ptr_eq(small.history(), old.history()));
+    assert_eq!(old.history().len(), 30);
+    assert_eq!(small.history().len(), 10);
+    // The ten most recently seen domains are kept, with their lookups.
+    let r = small.assess(&obs("d29.example", &[(ip("240.3.3.3"), 60)]), 1_000_100);
+    assert_eq!(r.features.lookups, 2);
+    let r = small.assess(&obs("d19.example", &[(ip("240.3.3.3"), 60)]), 1_000_100);
+    assert_eq!(r.features.lookups, 1);
+}
+
+#[test]
+fn a_history_snapshot_restores_what_is_still_in_the_window() {
+    let a = analyzer("snap");
+    two_slow_flux_lookups(&a, "slow-flux.example");
+    // Last seen seven hours before the restore: outside the six-hour window.
+    a.observe(
+        &obs("stale.example", &[(ip("240.3.3.3"), 60)]),
+        1_000_600 - 7 * 3600,
+    );
+    let bytes = a.history().snapshot();
+
+    let b = analyzer("snap");
+    let added = b
+        .history()
+        .restore(&bytes, 1_000_600, b.config().window_secs)
+        .unwrap();
+    assert_eq!(added, 1);
+    assert_eq!(b.history().len(), 1);
+    let r = third_slow_flux_lookup(&b, "slow-flux.example");
+    assert_eq!(r.features.lookups, 3);
+    assert_eq!(r.finding.map(|f| f.kind), Some(FindingKind::FastFlux));
+
+    // An empty history's snapshot restores nothing and is no error.
+    let empty = analyzer("snap").history().snapshot();
+    assert_eq!(b.history().restore(&empty, 1_000_600, 3600).unwrap(), 0);
+}
+
+#[test]
+fn a_damaged_history_snapshot_is_an_error_and_adds_nothing() {
+    let a = analyzer("snapbad");
+    two_slow_flux_lookups(&a, "slow-flux.example");
+    two_slow_flux_lookups(&a, "other.example");
+    let good = a.history().snapshot();
+    let mut cases: Vec<(String, Vec<u8>)> = [0, 3, 4, 8, 9, good.len() / 2, good.len() - 1]
+        .iter()
+        .map(|&n| (format!("cut at {n}"), good[..n].to_vec()))
+        .collect();
+    let mut longer = good.clone();
+    longer.push(0);
+    cases.push(("a byte too many".into(), longer));
+    let mut version = good.clone();
+    version[4] = 9;
+    cases.push(("unknown version".into(), version));
+    let mut count = good.clone();
+    count[5..9].copy_from_slice(&u32::MAX.to_le_bytes());
+    cases.push(("absurd count".into(), count));
+    let mut name = good.clone();
+    name[10] = b' ';
+    cases.push(("space in a name".into(), name));
+    for (what, bytes) in cases {
+        let b = analyzer("snapbad");
+        let e = b.history().restore(&bytes, 1_000_600, 3600);
+        assert!(
+            matches!(e, Err(IntelError::Snapshot(_))),
+            "{what}: {e:?}"
+        );
+        assert!(b.history().is_empty(), "{what}");
+    }
+    assert_eq!(
+        analyzer("snapbad")
+            .history()
+            .restore(&good, 1_000_600, 3600)
+            .unwrap(),
+        2
+    );
+}

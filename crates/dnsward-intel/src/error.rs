@@ -30,4 +30,7 @@ pub enum IntelError {
     },
     #[error("invalid config: {0}")]
     Config(String),
+    /// A stored answer-history snapshot that cannot be read (nothing of it is used).
+    #[error("answer-history snapshot: {0}")]
+    Snapshot(String),
 }

@@ -4,7 +4,8 @@
 //! addresses, the CNAME chain and the NS set and returns an [`Assessment`]:
 //!
 //! * IP intelligence (ASN, organisation, country) from MMDB files ([`geo`]),
-//! * a per-domain sliding-window answer history (LRU, memory-capped),
+//! * a per-domain sliding-window answer history (LRU, memory-capped; [`AnswerHistory`], kept
+//!   across reloads and, as a snapshot, across restarts),
 //! * a fast-flux / double-flux score (with the Holz et al. 2008 flux score as a baseline),
 //! * response-IP policy from IOC list files ([`ioc`]), CNAME chains included,
 //! * parking detection (parked answers are labelled, not blocked; leaving parking for a
@@ -15,6 +16,7 @@
 mod analyzer;
 mod config;
 pub mod error;
+mod history;
 pub mod eval;
 pub mod gen;
 pub mod geo;
@@ -26,6 +28,7 @@ pub use analyzer::{
     AnalyzerStats, AnswerAnalyzer, Assessment, Finding, FindingKind, FluxFeatures, Observation,
 };
 pub use config::{Action, IntelActions, IntelConfig};
+pub use history::AnswerHistory;
 pub use error::IntelError;
 
 /// The classic flux score of Holz et al., "Measuring and Detecting Fast-Flux Service
