@@ -905,3 +905,70 @@ async fn sinkhole_server_names_the_block_and_scores_the_client() {
         "the connection is evidence against the client: {body}"
     );
 }
+
+/// Looks `name` up (A) and says whether dnsward answered with the upstream's address.
+async fn answered_by_upstream(server: std::net::SocketAddr, name: &str) -> bool {
+    let got = udp(server, &query(name, RecordType::A, None)).await;
+    got.metadata.response_code == ResponseCode::NoError
+        && got
+            .answers
+            .iter()
+            .any(|r| r.data.to_string().starts_with("100."))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flux_evidence_survives_a_reload_and_a_restart() {
+    // A flux domain moves to a new /16 on every lookup; without an ASN database dnsward counts
+    // /16s, and the third lookup is flux. A reload or a restart between the second and the
+    // third lookup must not start its history over.
+    let (up, _task) = start_flux_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = test_config(&[up]);
+    cfg.admin.enabled = true;
+    cfg.admin.listen = "127.0.0.1:0".parse().unwrap();
+    cfg.admin.db_path = dir.path().join("events.sqlite3");
+    let dw = start_dnsward(cfg.clone()).await;
+    let admin = dw.app.admin.as_ref().unwrap().addr;
+
+    // Without a break: two lookups answered, the third blocked.
+    for (i, want) in [true, true, false].into_iter().enumerate() {
+        let got = answered_by_upstream(dw.addr, "steady.flux.example.").await;
+        assert_eq!(got, want, "lookup {} of steady.flux.example", i + 1);
+    }
+
+    // A reload between the second and third lookup.
+    assert!(answered_by_upstream(dw.addr, "reload.flux.example.").await);
+    assert!(answered_by_upstream(dw.addr, "reload.flux.example.").await);
+    dw.app.reload().unwrap();
+    assert!(
+        !answered_by_upstream(dw.addr, "reload.flux.example.").await,
+        "the third lookup after a reload is still the third"
+    );
+    let (_, body) = http(admin, "GET", "/api/v1/stats", None, "").await;
+    assert_eq!(json_body(&body)["answer_history"]["domains"], 2, "{body}");
+
+    // A restart between the second and third lookup: the history is saved at shutdown and
+    // restored at start.
+    assert!(answered_by_upstream(dw.addr, "restart.flux.example.").await);
+    assert!(answered_by_upstream(dw.addr, "restart.flux.example.").await);
+    dw.app.shutdown().await;
+    let dw = start_dnsward(cfg.clone()).await;
+    let admin = dw.app.admin.as_ref().unwrap().addr;
+    let (_, body) = http(admin, "GET", "/api/v1/stats", None, "").await;
+    assert_eq!(json_body(&body)["answer_history"]["domains"], 3, "{body}");
+    assert!(
+        !answered_by_upstream(dw.addr, "restart.flux.example.").await,
+        "the third lookup after a restart is still the third"
+    );
+    // A name first seen now is judged on its own first lookup.
+    assert!(answered_by_upstream(dw.addr, "new.flux.example.").await);
+    dw.app.shutdown().await;
+
+    // With snapshots off, a restart starts over.
+    cfg.intel.history_snapshot_secs = 0;
+    let dw = start_dnsward(cfg).await;
+    let admin = dw.app.admin.as_ref().unwrap().addr;
+    let (_, body) = http(admin, "GET", "/api/v1/stats", None, "").await;
+    assert_eq!(json_body(&body)["answer_history"]["domains"], 0, "{body}");
+    dw.app.shutdown().await;
+}

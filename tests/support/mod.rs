@@ -294,3 +294,45 @@ pub fn free_port() -> u16 {
         }
     }
 }
+
+/// A fast-flux upstream on 127.0.0.1 (UDP): every A query for a name is answered with one
+/// address, TTL 0, in a new /16 each time that name is asked (100.64.7.9, 100.65.7.9, ...), as a
+/// flux domain rotating over compromised hosts. Other types get an empty NOERROR answer.
+/// The addresses are answer data only; nothing is ever sent to them.
+pub async fn start_flux_upstream() -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = sock.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let mut asked: std::collections::HashMap<Vec<u8>, u8> = Default::default();
+        let mut buf = [0u8; 1500];
+        loop {
+            let Ok((n, from)) = sock.recv_from(&mut buf).await else {
+                return;
+            };
+            let q = &buf[..n];
+            // Header, then the question's name (uncompressed labels), type and class.
+            let mut end = 12;
+            while end < n && q[end] != 0 {
+                end += 1 + q[end] as usize;
+            }
+            if n < 12 || end + 5 > n {
+                continue;
+            }
+            let qname = q[12..=end].to_ascii_lowercase();
+            let qtype = u16::from_be_bytes([q[end + 1], q[end + 2]]);
+            let mut reply = q[..end + 5].to_vec();
+            reply[2] = 0x80 | (q[2] & 0x01); // QR, opcode QUERY, RD copied
+            reply[3] = 0x80; // RA, NOERROR
+            reply[4..12].copy_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
+            if qtype == 1 {
+                let k = asked.entry(qname).or_default();
+                reply[7] = 1; // ANCOUNT
+                reply.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 0, 0, 4]);
+                reply.extend_from_slice(&[100, 64 + *k, 7, 9]);
+                *k = k.wrapping_add(1) % 64;
+            }
+            let _ = sock.send_to(&reply, from).await;
+        }
+    });
+    (addr, task)
+}

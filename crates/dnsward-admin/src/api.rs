@@ -85,6 +85,9 @@ pub struct AdminStats {
     pub cache_misses: u64,
     /// Clients escalated now (`[dga.escalation]`) and the seconds their escalation has left.
     pub escalated_clients: Vec<(std::net::IpAddr, u64)>,
+    /// Domains in the answer history behind the flux features (`[intel]`); None when the
+    /// answer checks are off.
+    pub answer_history_domains: Option<u64>,
 }
 
 struct AppState {
@@ -448,6 +451,7 @@ async fn stats(State(st): St) -> ApiResult {
             "misses": s.cache_misses,
             "hit_rate": if lookups == 0 { 0.0 } else { s.cache_hits as f64 / lookups as f64 },
         },
+        "answer_history": s.answer_history_domains.map(|d| json!({ "domains": d })),
         "upstream_latency": latency_json(st.backend.upstream_latency()),
         "classifier_latency": latency_json(st.backend.classifier_latency()),
         "store": {

@@ -134,6 +134,15 @@ pub fn render(store: &EventStore, backend: &dyn AdminBackend) -> String {
         "Bytes used by the answer cache.",
     );
     let _ = writeln!(o, "dnsward_cache_bytes {}", s.cache_bytes);
+    if let Some(d) = s.answer_history_domains {
+        head(
+            &mut o,
+            "dnsward_answer_history_domains",
+            "gauge",
+            "Domains in the answer history behind the flux features.",
+        );
+        let _ = writeln!(o, "dnsward_answer_history_domains {d}");
+    }
     head(
         &mut o,
         "dnsward_cache_lookups_total",

@@ -15,7 +15,7 @@ use crate::time::{now_secs, now_us, rfc3339_us, unix_us};
 use dnsward_policy::{Category, DomainSet, Verdict, VerdictKind};
 use dnsward_server::events::{AnsweredQuery, EventSink, Outcome, QueryEvent};
 use parking_lot::{Mutex, RwLock};
-use rusqlite::{params, Connection, OpenFlags};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -101,7 +101,14 @@ CREATE TABLE IF NOT EXISTS top_hourly(
   clients_bits INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY(hour, qname)
 ) WITHOUT ROWID;
-PRAGMA user_version = 2;
+-- State of other parts of the resolver that must survive a restart (one blob per key, e.g. the
+-- answer history behind the flux features).
+CREATE TABLE IF NOT EXISTS saved_state(
+  key TEXT PRIMARY KEY,
+  saved_us INTEGER NOT NULL,
+  data BLOB NOT NULL
+);
+PRAGMA user_version = 3;
 ";
 
 /// Hour bucket of a time (top-name aggregates).
@@ -934,6 +941,31 @@ impl EventStore {
                 )
             })
             .map(|n| n > 0)
+    }
+
+    /// Stores (replaces) a blob of another part's state under `key`, for [`Self::load_state`]
+    /// after a restart.
+    pub fn save_state(&self, key: &str, data: &[u8]) -> Result<(), String> {
+        self.shared
+            .with_conn(|c| {
+                c.execute(
+                    "INSERT OR REPLACE INTO saved_state(key, saved_us, data) VALUES (?1, ?2, ?3)",
+                    params![key, now_us(), data],
+                )
+            })
+            .map(|_| ())
+    }
+
+    /// The blob last stored under `key` and when (microseconds since the epoch).
+    pub fn load_state(&self, key: &str) -> Result<Option<(i64, Vec<u8>)>, String> {
+        self.shared.with_conn(|c| {
+            c.query_row(
+                "SELECT saved_us, data FROM saved_state WHERE key = ?1",
+                params![key],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+        })
     }
 
     /// Clients whose score is at or above the threshold now.

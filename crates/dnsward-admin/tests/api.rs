@@ -320,6 +320,7 @@ async fn verdict_clients_stats_top() {
     assert_eq!(v["clients"]["suspected"], 1);
     assert_eq!(v["clients"]["escalated"][0]["client"], "10.0.0.7");
     assert_eq!(v["clients"]["escalated"][0]["remaining_secs"], 21000);
+    assert_eq!(v["answer_history"]["domains"], 4321);
 
     let v = http(a, "GET", "/api/v1/top?limit=2", None, None)
         .await
@@ -467,6 +468,7 @@ async fn metrics_text_format() {
         "dnsward_upstream_latency_seconds_count 4",
         "dnsward_classifier_latency_seconds_bucket{le=\"0.0001\"} 1",
         "dnsward_cache_entries 321",
+        "dnsward_answer_history_domains 4321",
         "dnsward_blocks_by_category_action_total{category=\"dga\",action=\"nxdomain\"} 20",
         "dnsward_blocks_by_category_action_total{category=\"ioc\",action=\"sinkhole\"} 1",
         "dnsward_cache_hit_ratio 0.75",

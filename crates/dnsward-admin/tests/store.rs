@@ -60,6 +60,32 @@ fn persists_across_restart() {
 }
 
 #[test]
+fn saved_state_survives_a_restart_and_is_replaced_not_appended() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    {
+        let store = EventStore::open(&cfg).unwrap();
+        assert_eq!(store.load_state("answer_history").unwrap(), None);
+        store.save_state("answer_history", b"first").unwrap();
+        store
+            .save_state("answer_history", b"second\0bytes")
+            .unwrap();
+        store.save_state("other", b"x").unwrap();
+        store.shutdown();
+    }
+    let store = EventStore::open(&cfg).unwrap();
+    let (saved_us, data) = store.load_state("answer_history").unwrap().unwrap();
+    assert_eq!(data, b"second\0bytes");
+    let age = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64
+        - saved_us;
+    assert!((0..60_000_000).contains(&age), "saved {age} µs ago");
+    assert_eq!(store.load_state("other").unwrap().unwrap().1, b"x");
+}
+
+#[test]
 fn filters_and_order() {
     let dir = tempfile::tempdir().unwrap();
     let store = EventStore::open(&config(dir.path())).unwrap();

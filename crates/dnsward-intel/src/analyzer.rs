@@ -2,10 +2,10 @@
 use crate::config::{Action, IntelActions, IntelConfig};
 use crate::error::IntelError;
 use crate::geo::{cc_str, Cc, GeoDb};
+use crate::history::{AnswerHistory, DomainHistory, Seen, MAX_LOOKUPS_KEPT};
 use crate::ioc::IocSet;
 use crate::lists::{Lists, C_CDN, C_HOSTING, C_PARKING};
 use crate::net::{ip_key, key_to_ip, net16, net24, norm_name};
-use crate::history::{AnswerHistory, DomainHistory, Seen, MAX_LOOKUPS_KEPT};
 use serde::Serialize;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;

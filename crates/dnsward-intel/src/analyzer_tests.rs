@@ -648,10 +648,7 @@ fn a_damaged_history_snapshot_is_an_error_and_adds_nothing() {
     for (what, bytes) in cases {
         let b = analyzer("snapbad");
         let e = b.history().restore(&bytes, 1_000_600, 3600);
-        assert!(
-            matches!(e, Err(IntelError::Snapshot(_))),
-            "{what}: {e:?}"
-        );
+        assert!(matches!(e, Err(IntelError::Snapshot(_))), "{what}: {e:?}");
         assert!(b.history().is_empty(), "{what}");
     }
     assert_eq!(

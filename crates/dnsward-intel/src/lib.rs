@@ -16,10 +16,10 @@
 mod analyzer;
 mod config;
 pub mod error;
-mod history;
 pub mod eval;
 pub mod gen;
 pub mod geo;
+mod history;
 pub mod ioc;
 pub mod lists;
 pub mod net;
@@ -28,8 +28,8 @@ pub use analyzer::{
     AnalyzerStats, AnswerAnalyzer, Assessment, Finding, FindingKind, FluxFeatures, Observation,
 };
 pub use config::{Action, IntelActions, IntelConfig};
-pub use history::AnswerHistory;
 pub use error::IntelError;
+pub use history::AnswerHistory;
 
 /// The classic flux score of Holz et al., "Measuring and Detecting Fast-Flux Service
 /// Networks" (NDSS 2008): `1.32·nA + 18.54·nASN − 142.38`, flux when `> 0`. Reported as a

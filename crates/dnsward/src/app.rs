@@ -2,12 +2,13 @@
 //! listeners; and reloads the policy without a restart.
 
 use crate::config::Config;
-use crate::stages::{DgaStage, IntelStage, OnModelError};
+use crate::stages::{unix_now, DgaStage, IntelStage, OnModelError};
 use anyhow::{Context, Result};
 use dnsward_admin::{
     AdminBackend, AdminStats, EventStore, Histogram, ListKind, RunningAdmin, TeeSink,
 };
 use dnsward_classify::DgaModel;
+use dnsward_intel::AnswerHistory;
 use dnsward_policy::Action;
 use dnsward_policy::{ClientEscalation, DomainSet, EscalationParams, Policy};
 use dnsward_server::engine::EngineParts;
@@ -43,9 +44,17 @@ pub struct Detectors {
     /// Per-client escalation state, kept across reloads while its rule does not change (so a
     /// reload does not release escalated clients).
     escalation: Option<Arc<ClientEscalation>>,
+    /// The answer history behind the flux features: each reload's analyser continues it, so a
+    /// reload (new IOC lists, new MMDBs) does not start flux evidence over.
+    answer_history: Option<Arc<AnswerHistory>>,
 }
 
 impl Detectors {
+    /// The answer history the running answer checks extend (None when they are off).
+    pub fn answer_history(&self) -> Option<&Arc<AnswerHistory>> {
+        self.answer_history.as_ref()
+    }
+
     /// The escalation state for this rule: the running one when the rule is unchanged.
     pub fn escalation(&mut self, params: EscalationParams) -> Arc<ClientEscalation> {
         match &self.escalation {
@@ -150,13 +159,20 @@ pub fn build_policy(
         }
     }
     if cfg.intel.enabled {
-        // Rebuilt on every reload so IOC list changes take effect (answer history starts over).
-        let analyzer = dnsward_intel::AnswerAnalyzer::new(&cfg.intel).context("intel")?;
+        // Rebuilt on every reload so IOC list and MMDB changes take effect; the answer history
+        // carries over.
+        let mut analyzer = dnsward_intel::AnswerAnalyzer::new(&cfg.intel).context("intel")?;
+        if let Some(previous) = &detectors.answer_history {
+            analyzer.adopt_history(previous);
+        }
+        detectors.answer_history = Some(analyzer.history().clone());
         for w in analyzer.warnings() {
             tracing::warn!("intel: {w}");
         }
         tracing::info!(stats = ?analyzer.stats(), "answer checks on");
         builder = builder.answer_check(Arc::new(IntelStage::new(Arc::new(analyzer))));
+    } else {
+        detectors.answer_history = None;
     }
     if let Some((model, judge_idn)) = idn_switch {
         model.set_judge_idn(judge_idn);
@@ -172,6 +188,19 @@ struct Reloader {
     overrides: Arc<dyn Fn(&mut Config) + Send + Sync>,
     detectors: std::sync::Mutex<Detectors>,
     store: Option<Arc<EventStore>>,
+    /// The running answer history, updated after every build (readable without waiting for a
+    /// reload to finish with `detectors`).
+    answer_history: HistorySlot,
+}
+
+type HistorySlot = Arc<std::sync::Mutex<Option<Arc<AnswerHistory>>>>;
+
+fn slot_get(slot: &HistorySlot) -> Option<Arc<AnswerHistory>> {
+    slot.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+fn slot_set(slot: &HistorySlot, history: Option<&Arc<AnswerHistory>>) {
+    *slot.lock().unwrap_or_else(|p| p.into_inner()) = history.cloned();
 }
 
 impl Reloader {
@@ -188,6 +217,7 @@ impl Reloader {
             .unwrap_or_default();
         let mut detectors = self.detectors.lock().unwrap_or_else(|p| p.into_inner());
         let policy = build_policy(&cfg, &mut detectors, &rules)?;
+        slot_set(&self.answer_history, detectors.answer_history());
         self.engine.set_policy(policy);
         Ok(())
     }
@@ -233,6 +263,7 @@ impl AdminBackend for Backend {
                         .collect()
                 })
                 .unwrap_or_default(),
+            answer_history_domains: slot_get(&self.reloader.answer_history).map(|h| h.len() as u64),
         }
     }
 
@@ -304,7 +335,80 @@ pub struct App {
     pub admin: Option<RunningAdmin>,
     pub store: Option<Arc<EventStore>>,
     pub sinkhole: Option<RunningSinkhole>,
+    history_saver: Option<HistorySaver>,
     reloader: Arc<Reloader>,
+}
+
+/// Key of the answer-history snapshot in the event store's `saved_state`.
+const HISTORY_STATE_KEY: &str = "answer_history";
+
+/// Puts the answer history saved by the previous run back, when it is still within the window.
+/// An unreadable snapshot is logged and skipped: the resolver starts with an empty history.
+fn restore_answer_history(store: &EventStore, history: &AnswerHistory, window_secs: u64) {
+    match store.load_state(HISTORY_STATE_KEY) {
+        Ok(None) => {}
+        Ok(Some((saved_us, bytes))) => match history.restore(&bytes, unix_now(), window_secs) {
+            Ok(n) => tracing::info!(
+                domains = n,
+                bytes = bytes.len(),
+                saved_secs_ago = unix_now().saturating_sub((saved_us / 1_000_000) as u64),
+                "answer history restored"
+            ),
+            Err(e) => tracing::error!("{e}; starting with an empty answer history"),
+        },
+        Err(e) => tracing::error!("cannot read the saved answer history: {e}"),
+    }
+}
+
+/// Saves the running answer history to the event store every `[intel] history_snapshot_secs`
+/// and once more when stopped.
+struct HistorySaver {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl HistorySaver {
+    fn start(
+        store: Arc<EventStore>,
+        slot: HistorySlot,
+        every: std::time::Duration,
+    ) -> Result<Self> {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let save = move || {
+            let Some(history) = slot_get(&slot) else {
+                return;
+            };
+            let t0 = std::time::Instant::now();
+            let bytes = history.snapshot();
+            match store.save_state(HISTORY_STATE_KEY, &bytes) {
+                Ok(()) => tracing::debug!(
+                    domains = history.len(),
+                    bytes = bytes.len(),
+                    ms = t0.elapsed().as_millis() as u64,
+                    "answer history saved"
+                ),
+                Err(e) => tracing::error!("cannot save the answer history: {e}"),
+            }
+        };
+        let thread = std::thread::Builder::new()
+            .name("dnsward-history".into())
+            .spawn(move || loop {
+                match stopped.recv_timeout(every) {
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => save(),
+                    _ => {
+                        save();
+                        return;
+                    }
+                }
+            })
+            .context("answer-history saver thread")?;
+        Ok(HistorySaver { stop, thread })
+    }
+
+    fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.thread.join();
+    }
 }
 
 impl App {
@@ -325,6 +429,14 @@ impl App {
         let rules = store.as_ref().map(|s| s.api_rules()).unwrap_or_default();
         let mut detectors = Detectors::default();
         let policy = build_policy(&cfg, &mut detectors, &rules)?;
+        let answer_history: HistorySlot = Default::default();
+        slot_set(&answer_history, detectors.answer_history());
+        let snapshot_every = cfg.intel.history_snapshot_secs;
+        if let (Some(store), Some(history), true) =
+            (&store, detectors.answer_history(), snapshot_every > 0)
+        {
+            restore_answer_history(store, history, cfg.intel.window_secs);
+        }
         let specs = cfg.upstream.specs().map_err(anyhow::Error::msg)?;
         let upstreams = Upstreams::new(&specs, &cfg.upstream)
             .await
@@ -354,7 +466,16 @@ impl App {
             overrides,
             detectors: std::sync::Mutex::new(detectors),
             store: store.clone(),
+            answer_history: answer_history.clone(),
         });
+        let history_saver = match &store {
+            Some(store) if snapshot_every > 0 => Some(HistorySaver::start(
+                store.clone(),
+                answer_history,
+                std::time::Duration::from_secs(snapshot_every),
+            )?),
+            _ => None,
+        };
         let admin = match &store {
             Some(store) => {
                 let backend = Arc::new(Backend {
@@ -386,6 +507,7 @@ impl App {
             admin,
             store,
             sinkhole,
+            history_saver,
             reloader,
         })
     }
@@ -408,6 +530,10 @@ impl App {
         }
         if let Some(admin) = self.admin {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(2), admin.shutdown()).await;
+        }
+        // The last answer-history snapshot goes into the store before it closes.
+        if let Some(saver) = self.history_saver {
+            saver.stop();
         }
         if let Some(store) = &self.store {
             store.shutdown();
@@ -466,5 +592,33 @@ mod tests {
             .unwrap()
             .client_escalation()
             .is_none());
+    }
+
+    #[test]
+    fn the_answer_history_survives_reloads_and_is_resized_with_its_config() {
+        let mut detectors = Detectors::default();
+        build_policy(&Config::default(), &mut detectors, &[]).unwrap();
+        let first = detectors
+            .answer_history()
+            .expect("intel on by default")
+            .clone();
+        build_policy(&Config::default(), &mut detectors, &[]).unwrap();
+        assert!(Arc::ptr_eq(&first, detectors.answer_history().unwrap()));
+        // A failed reload (unreadable IOC file) keeps the running history.
+        assert!(build_policy(
+            &config(false, Some("/nonexistent/iocs.txt")),
+            &mut detectors,
+            &[]
+        )
+        .is_err());
+        assert!(Arc::ptr_eq(&first, detectors.answer_history().unwrap()));
+        let smaller = Config::parse("[intel]\nmax_domains = 1000\n").unwrap();
+        build_policy(&smaller, &mut detectors, &[]).unwrap();
+        let resized = detectors.answer_history().unwrap().clone();
+        assert!(!Arc::ptr_eq(&first, &resized));
+        assert_eq!(resized.max_domains(), 1000);
+        let off = Config::parse("[intel]\nenabled = false\n").unwrap();
+        build_policy(&off, &mut detectors, &[]).unwrap();
+        assert!(detectors.answer_history().is_none());
     }
 }

@@ -156,6 +156,7 @@ impl AdminBackend for FakeBackend {
             cache_hits: 750,
             cache_misses: 250,
             escalated_clients: vec![("10.0.0.7".parse().unwrap(), 21000)],
+            answer_history_domains: Some(4321),
         }
     }
     fn upstream_latency(&self) -> Option<&Histogram> {
