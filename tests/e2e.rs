@@ -972,3 +972,45 @@ async fn flux_evidence_survives_a_reload_and_a_restart() {
     assert_eq!(json_body(&body)["answer_history"]["domains"], 0, "{body}");
     dw.app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_applies_a_rotated_admin_token() {
+    let up = start_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let old = "old-token-0123456789abcdef";
+    let new = "new-token-fedcba9876543210";
+    let token_file = write_list(&dir, "admin-token", &format!("{old}\n"));
+    let path = write_list(
+        &dir,
+        "dnsward.toml",
+        &format!(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\n\
+             [upstream]\nservers = [\"{}\"]\n\
+             [admin]\nlisten = \"127.0.0.1:0\"\ndb_path = \"events.sqlite3\"\ntoken_file = \"admin-token\"\n",
+            up.addr
+        ),
+    );
+    let cfg = dnsward::Config::load(&path).unwrap();
+    let dw = start_dnsward_with_path(cfg, Some(path)).await;
+    let admin = dw.app.admin.as_ref().unwrap().addr;
+    let status = |token: Option<&'static str>| async move {
+        http(admin, "GET", "/api/v1/stats", token, "").await.0
+    };
+    assert_eq!(status(Some(old)).await, 200);
+    assert_eq!(status(Some(new)).await, 401);
+
+    // Rotate the file and reload through the API (with the old token, which is still valid).
+    std::fs::write(&token_file, format!("{new}\n")).unwrap();
+    let (code, body) = http(admin, "POST", "/api/v1/reload", Some(old), "").await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(status(Some(old)).await, 401);
+    assert_eq!(status(Some(new)).await, 200);
+    assert_eq!(status(None).await, 401);
+
+    // A reload that cannot read the token file fails and keeps the token.
+    std::fs::remove_file(&token_file).unwrap();
+    let err = dw.app.reload().unwrap_err();
+    assert!(format!("{err:#}").contains("admin-token"), "{err:#}");
+    assert_eq!(status(Some(new)).await, 200);
+    dw.app.shutdown().await;
+}

@@ -93,7 +93,7 @@ pub struct AdminStats {
 struct AppState {
     store: Arc<EventStore>,
     backend: Arc<dyn AdminBackend>,
-    token: Option<Vec<u8>>,
+    token: Arc<AdminToken>,
     readers: Semaphore,
     top_cache: Mutex<Option<TopCache>>,
     threshold: f64,
@@ -586,28 +586,62 @@ async fn metrics(State(st): St) -> ApiResult {
         .into_response())
 }
 
-async fn auth(State(st): St, req: Request, next: Next) -> Response {
-    if let Some(token) = &st.token {
-        let ok = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
+/// The bearer token the admin API requires (none: no token), replaceable while the server runs,
+/// so a reload after the token (file) was rotated takes effect without a restart.
+#[derive(Debug, Default)]
+pub struct AdminToken(parking_lot::RwLock<Option<Vec<u8>>>);
+
+impl AdminToken {
+    pub fn new(token: Option<&str>) -> AdminToken {
+        AdminToken(parking_lot::RwLock::new(
+            token.map(|t| t.as_bytes().to_vec()),
+        ))
+    }
+
+    /// Require this token from the next request on (requests in flight are not affected).
+    /// Returns whether it differs from the one before.
+    pub fn set(&self, token: Option<&str>) -> bool {
+        let new = token.map(|t| t.as_bytes().to_vec());
+        let mut guard = self.0.write();
+        let changed = *guard != new;
+        *guard = new;
+        changed
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.0.read().is_some()
+    }
+
+    /// Whether a request with this `Authorization` header value may pass.
+    fn admits(&self, authorization: Option<&str>) -> bool {
+        let guard = self.0.read();
+        let Some(token) = guard.as_deref() else {
+            return true;
+        };
+        authorization
             .and_then(|v| {
                 let (scheme, rest) = v.split_once(' ')?;
                 scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
             })
             .map(|given| {
                 // Constant-time (for equal lengths; the length itself is not secret enough to matter).
-                bool::from(given.as_bytes().ct_eq(token.as_slice()))
+                bool::from(given.as_bytes().ct_eq(token))
             })
-            .unwrap_or(false);
-        if !ok {
-            let mut r = Response::new(Body::empty());
-            *r.status_mut() = StatusCode::UNAUTHORIZED;
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return r;
-        }
+            .unwrap_or(false)
+    }
+}
+
+async fn auth(State(st): St, req: Request, next: Next) -> Response {
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if !st.token.admits(given) {
+        let mut r = Response::new(Body::empty());
+        *r.status_mut() = StatusCode::UNAUTHORIZED;
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return r;
     }
     next.run(req).await
 }
@@ -616,12 +650,23 @@ async fn not_found() -> ApiError {
     ApiError(StatusCode::NOT_FOUND, "no such endpoint".into())
 }
 
-/// The router (exposed for tests and embedding).
+/// The router (exposed for tests and embedding), requiring `cfg.token`.
 pub fn router(cfg: &AdminConfig, store: Arc<EventStore>, backend: Arc<dyn AdminBackend>) -> Router {
+    let token = Arc::new(AdminToken::new(cfg.token.as_deref()));
+    router_with_token(cfg, store, backend, token)
+}
+
+/// The router, requiring whatever `token` holds at the time of each request.
+fn router_with_token(
+    cfg: &AdminConfig,
+    store: Arc<EventStore>,
+    backend: Arc<dyn AdminBackend>,
+    token: Arc<AdminToken>,
+) -> Router {
     let state = Arc::new(AppState {
         store,
         backend,
-        token: cfg.token.as_ref().map(|t| t.as_bytes().to_vec()),
+        token,
         readers: Semaphore::new(4),
         top_cache: Mutex::new(None),
         threshold: cfg.suspect_threshold,
@@ -654,6 +699,8 @@ pub fn router(cfg: &AdminConfig, store: Arc<EventStore>, backend: Arc<dyn AdminB
 pub struct RunningAdmin {
     /// The bound address (useful with port 0).
     pub addr: SocketAddr,
+    /// The token the API requires; [`AdminToken::set`] replaces it while the server runs.
+    pub token: Arc<AdminToken>,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -685,7 +732,8 @@ pub async fn serve(
         addr: cfg.listen,
         source,
     })?;
-    let app = router(cfg, store, backend);
+    let token = Arc::new(AdminToken::new(cfg.token.as_deref()));
+    let app = router_with_token(cfg, store, backend, token.clone());
     let listener = crate::listener::LimitedListener::new(
         listener,
         crate::listener::MAX_CONNECTIONS,
@@ -705,6 +753,7 @@ pub async fn serve(
     tracing::info!(%addr, "admin API listening");
     Ok(RunningAdmin {
         addr,
+        token,
         shutdown: Some(tx),
         task,
     })

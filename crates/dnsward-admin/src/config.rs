@@ -21,6 +21,7 @@ pub struct AdminConfig {
     /// Read the token from this file instead (its first line; surrounding whitespace is ignored),
     /// so it can live outside the config file with tighter permissions (e.g. a container or
     /// systemd secret). Relative to the config file. Set `token` or `token_file`, not both.
+    /// Both are read again on every reload, and a changed token applies at once.
     pub token_file: Option<PathBuf>,
     /// SQLite event store, relative to the working directory. Created (with its directory) when
     /// missing.

@@ -5,7 +5,7 @@ use crate::config::Config;
 use crate::stages::{unix_now, DgaStage, IntelStage, OnModelError};
 use anyhow::{Context, Result};
 use dnsward_admin::{
-    AdminBackend, AdminStats, EventStore, Histogram, ListKind, RunningAdmin, TeeSink,
+    AdminBackend, AdminStats, AdminToken, EventStore, Histogram, ListKind, RunningAdmin, TeeSink,
 };
 use dnsward_classify::DgaModel;
 use dnsward_intel::AnswerHistory;
@@ -191,6 +191,9 @@ struct Reloader {
     /// The running answer history, updated after every build (readable without waiting for a
     /// reload to finish with `detectors`).
     answer_history: HistorySlot,
+    /// The admin server's address and token, once it runs: a reload applies a rotated
+    /// `admin.token` / `admin.token_file`.
+    admin_token: std::sync::OnceLock<(std::net::SocketAddr, Arc<AdminToken>)>,
 }
 
 type HistorySlot = Arc<std::sync::Mutex<Option<Arc<AnswerHistory>>>>;
@@ -210,6 +213,9 @@ impl Reloader {
             None => Config::default(),
         };
         (self.overrides)(&mut cfg);
+        if let Some((addr, _)) = self.admin_token.get() {
+            token_kept_off_loopback(*addr, &cfg)?;
+        }
         let rules = self
             .store
             .as_ref()
@@ -219,8 +225,28 @@ impl Reloader {
         let policy = build_policy(&cfg, &mut detectors, &rules)?;
         slot_set(&self.answer_history, detectors.answer_history());
         self.engine.set_policy(policy);
+        if let Some((_, token)) = self.admin_token.get() {
+            if token.set(cfg.admin.token.as_deref()) {
+                tracing::info!(
+                    token_set = cfg.admin.token.is_some(),
+                    "admin API token replaced"
+                );
+            }
+        }
         Ok(())
     }
+}
+
+/// `admin.listen` needs a restart, so a reloaded config is checked against the address the
+/// admin server really listens on: off loopback it must keep a token.
+fn token_kept_off_loopback(running: std::net::SocketAddr, cfg: &Config) -> Result<()> {
+    if cfg.admin.token.is_none() && !running.ip().is_loopback() {
+        anyhow::bail!(
+            "admin.token: the admin server listens on {running}, not a loopback address, and \
+             needs a token; the reload would remove it (nothing was changed)"
+        );
+    }
+    Ok(())
 }
 
 /// The admin API's view of the running resolver.
@@ -467,6 +493,7 @@ impl App {
             detectors: std::sync::Mutex::new(detectors),
             store: store.clone(),
             answer_history: answer_history.clone(),
+            admin_token: Default::default(),
         });
         let history_saver = match &store {
             Some(store) if snapshot_every > 0 => Some(HistorySaver::start(
@@ -485,6 +512,7 @@ impl App {
                     .await
                     .with_context(|| format!("admin.listen {}", cfg.admin.listen))?;
                 tracing::info!(addr = %admin.addr, "admin API and web page");
+                let _ = reloader.admin_token.set((admin.addr, admin.token.clone()));
                 Some(admin)
             }
             None => None,
@@ -518,7 +546,8 @@ impl App {
 
     /// Re-reads the config file (if any), the lists and the admin API's rules, and swaps the new
     /// policy in. On any error the running policy stays and the error is returned.
-    /// Listener, upstream, cache and admin settings need a restart; only the policy is reloaded.
+    /// Listener, upstream, cache and admin settings need a restart; the policy and the admin
+    /// token are reloaded.
     pub fn reload(&self) -> Result<()> {
         self.reloader.reload()
     }
@@ -620,5 +649,21 @@ mod tests {
         let off = Config::parse("[intel]\nenabled = false\n").unwrap();
         build_policy(&off, &mut detectors, &[]).unwrap();
         assert!(detectors.answer_history().is_none());
+    }
+
+    #[test]
+    fn a_reload_cannot_remove_the_token_of_an_admin_server_off_loopback() {
+        let none = Config::default();
+        let mut with = Config::default();
+        with.admin.token = Some("0123456789abcdef-rotated".into());
+        let public: std::net::SocketAddr = "192.0.2.1:8053".parse().unwrap();
+        let local: std::net::SocketAddr = "127.0.0.1:8053".parse().unwrap();
+        let err = token_kept_off_loopback(public, &none)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("admin.token:"), "{err}");
+        assert!(token_kept_off_loopback(public, &with).is_ok());
+        assert!(token_kept_off_loopback(local, &none).is_ok());
+        assert!(token_kept_off_loopback("[::1]:8053".parse().unwrap(), &none).is_ok());
     }
 }
