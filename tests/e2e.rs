@@ -965,7 +965,7 @@ async fn flux_evidence_survives_a_reload_and_a_restart() {
     dw.app.shutdown().await;
 
     // With snapshots off, a restart starts over.
-    cfg.intel.history_snapshot_secs = 0;
+    cfg.admin.save_state_secs = 0;
     let dw = start_dnsward(cfg).await;
     let admin = dw.app.admin.as_ref().unwrap().addr;
     let (_, body) = http(admin, "GET", "/api/v1/stats", None, "").await;
@@ -1012,5 +1012,54 @@ async fn a_reload_applies_a_rotated_admin_token() {
     let err = dw.app.reload().unwrap_err();
     assert!(format!("{err:#}").contains("admin-token"), "{err:#}");
     assert_eq!(status(Some(new)).await, 200);
+    dw.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn escalated_clients_stay_escalated_across_a_restart() {
+    const BAND: &str = "xjw3kqpz0a.net."; // between the escalated and the default threshold
+    let up = start_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = test_config(&[up.addr]);
+    cfg.admin.enabled = true;
+    cfg.admin.listen = "127.0.0.1:0".parse().unwrap();
+    cfg.admin.db_path = dir.path().join("events.sqlite3");
+    let infected: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    let clean: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+    async fn band_rcode(client: std::net::IpAddr, server: std::net::SocketAddr) -> ResponseCode {
+        udp_from(client, server, &query(BAND, RecordType::A, None))
+            .await
+            .metadata
+            .response_code
+    }
+
+    let dw = start_dnsward(cfg.clone()).await;
+    three_dga_strikes(infected, dw.addr).await;
+    assert_eq!(band_rcode(infected, dw.addr).await, ResponseCode::NXDomain);
+    dw.app.shutdown().await;
+
+    // After a restart the client is still escalated (its hold goes on), the others are not.
+    let dw = start_dnsward(cfg.clone()).await;
+    assert_eq!(band_rcode(infected, dw.addr).await, ResponseCode::NXDomain);
+    assert_eq!(band_rcode(clean, dw.addr).await, ResponseCode::NoError);
+    let (_, body) = http(
+        dw.app.admin.as_ref().unwrap().addr,
+        "GET",
+        "/api/v1/stats",
+        None,
+        "",
+    )
+    .await;
+    let stats = json_body(&body);
+    assert_eq!(
+        stats["clients"]["escalated"][0]["client"], "127.0.0.2",
+        "{stats}"
+    );
+    dw.app.shutdown().await;
+
+    // With saving off, a restart releases it.
+    cfg.admin.save_state_secs = 0;
+    let dw = start_dnsward(cfg).await;
+    assert_eq!(band_rcode(infected, dw.addr).await, ResponseCode::NoError);
     dw.app.shutdown().await;
 }

@@ -61,6 +61,12 @@ pub struct AdminConfig {
     /// Clients tracked in memory (least recently seen are forgotten first; evidence stays in the
     /// store).
     pub max_tracked_clients: usize,
+    /// Save the resolver's in-memory detection state (the answer history behind the flux
+    /// features, per-client escalations) into the store this often, in seconds, and at shutdown;
+    /// it is restored at start, so a restart does not start flux evidence over or release
+    /// escalated clients. 0 = never saved (the state then lives as long as the process; it is
+    /// kept across reloads either way).
+    pub save_state_secs: u64,
     /// Capacity of the queue between the DNS path and the store writer; events beyond it are
     /// dropped (and counted) rather than slowing DNS.
     pub queue_capacity: usize,
@@ -74,6 +80,7 @@ impl Default for AdminConfig {
             token: None,
             token_file: None,
             db_path: PathBuf::from("dnsward-data/events.sqlite3"),
+            save_state_secs: 300,
             retention_days: 30,
             max_events: 2_000_000,
             max_db_mib: 2048,

@@ -88,11 +88,6 @@ pub struct IntelConfig {
     pub parking_move_hold_secs: u64,
     /// History shards (each a mutex-protected LRU).
     pub shards: usize,
-    /// Save the answer history to the admin event store this often (seconds) and at shutdown,
-    /// and restore it at start, so a restart does not start flux evidence over. 0 = never (the
-    /// history then lives only as long as the process; it is kept across reloads either way).
-    /// Needs `[admin] enabled`.
-    pub history_snapshot_secs: u64,
     pub actions: IntelActions,
 }
 
@@ -124,7 +119,6 @@ impl Default for IntelConfig {
             parking_memory_secs: 30 * 86400,
             parking_move_hold_secs: 86400,
             shards: 16,
-            history_snapshot_secs: 300,
             actions: IntelActions::default(),
         }
     }

@@ -19,6 +19,7 @@
 
 use arc_swap::ArcSwap;
 use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -58,6 +59,29 @@ pub enum Strike {
     Extended,
     /// Not tracked: exempt client, or the table is full.
     Ignored,
+}
+
+const SNAPSHOT_VERSION: u32 = 1;
+
+/// [`ClientEscalation::snapshot`]'s JSON: per client, the seconds of escalation left and its
+/// strikes with their age in seconds.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EscalationSnapshot {
+    pub version: u32,
+    pub clients: Vec<SavedClient>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SavedClient {
+    pub client: IpAddr,
+    pub escalated_secs_left: u64,
+    pub strikes: Vec<SavedStrike>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SavedStrike {
+    pub name: String,
+    pub secs_ago: u64,
 }
 
 /// Escalation state of every client seen blocking, shared by all workers and kept across reloads.
@@ -167,6 +191,87 @@ impl ClientEscalation {
         out
     }
 
+    /// The tracked clients as JSON (format [`EscalationSnapshot`]), times relative to `now`, so
+    /// a restarted resolver can take them up with [`Self::restore`].
+    pub fn snapshot(&self, now: Instant) -> Vec<u8> {
+        let clients = self.lock();
+        let mut out = EscalationSnapshot {
+            version: SNAPSHOT_VERSION,
+            clients: clients
+                .iter()
+                .map(|(ip, s)| SavedClient {
+                    client: *ip,
+                    escalated_secs_left: s
+                        .escalated_until
+                        .map_or(0, |t| t.saturating_duration_since(now).as_secs()),
+                    strikes: s
+                        .strikes
+                        .iter()
+                        .map(|(name, t)| SavedStrike {
+                            name: name.to_string(),
+                            secs_ago: now.saturating_duration_since(*t).as_secs(),
+                        })
+                        .collect(),
+                })
+                .filter(|c| c.escalated_secs_left > 0 || !c.strikes.is_empty())
+                .collect(),
+        };
+        out.clients.sort_by_key(|c| c.client);
+        serde_json::to_vec(&out).unwrap_or_default()
+    }
+
+    /// Takes up the clients of a [`Self::snapshot`] taken `downtime` before `now` (the time the
+    /// resolver was down counts against the hold and the window). Clients now exempt, expired,
+    /// or beyond `max_clients` are left out. Returns the clients now escalated. A snapshot that
+    /// does not parse is an error and changes nothing.
+    pub fn restore(&self, bytes: &[u8], now: Instant, downtime: Duration) -> Result<usize, String> {
+        let snap: EscalationSnapshot =
+            serde_json::from_slice(bytes).map_err(|e| format!("escalation snapshot: {e}"))?;
+        if snap.version != SNAPSHOT_VERSION {
+            return Err(format!(
+                "escalation snapshot: version {} (this build reads version {SNAPSHOT_VERSION})",
+                snap.version
+            ));
+        }
+        let mut clients = self.lock();
+        for c in snap.clients {
+            if self.params.exempt.iter().any(|n| n.contains(&c.client))
+                || (!clients.contains_key(&c.client) && clients.len() >= self.params.max_clients)
+            {
+                continue;
+            }
+            let left = Duration::from_secs(c.escalated_secs_left).saturating_sub(downtime);
+            let mut strikes: VecDeque<(Box<str>, Instant)> = c
+                .strikes
+                .into_iter()
+                .filter_map(|s| {
+                    let ago = Duration::from_secs(s.secs_ago).saturating_add(downtime);
+                    (ago <= self.params.window)
+                        .then(|| now.checked_sub(ago))
+                        .flatten()
+                        .map(|t| (s.name.into_boxed_str(), t))
+                })
+                .collect();
+            strikes.make_contiguous().sort_by_key(|s| s.1);
+            while strikes.len() > self.params.after.max(1) {
+                strikes.pop_front();
+            }
+            let escalated_until = (!left.is_zero()).then(|| now + left.min(self.params.hold));
+            if escalated_until.is_none() && strikes.is_empty() {
+                continue;
+            }
+            clients.insert(
+                c.client,
+                ClientState {
+                    strikes,
+                    escalated_until,
+                },
+            );
+        }
+        self.publish(&clients, now);
+        Ok(self.published.load(Ordering::Relaxed))
+    }
+
     /// Drops clients with no live strike and no live escalation.
     fn sweep(&self, clients: &mut HashMap<IpAddr, ClientState>, now: Instant) {
         let window = self.params.window;
@@ -260,5 +365,51 @@ mod tests {
         assert_eq!(e.record_strike(B, "a.example", later), Strike::Escalated);
         assert!(!e.is_escalated(A, later));
         assert!(e.is_escalated(B, later));
+    }
+
+    #[test]
+    fn a_snapshot_carries_escalations_and_strikes_minus_the_downtime() {
+        let before = esc(2, 100);
+        let t = Instant::now();
+        before.record_strike(A, "a.example", t);
+        assert_eq!(before.record_strike(A, "b.example", t), Strike::Escalated);
+        before.record_strike(B, "c.example", t);
+        let bytes = before.snapshot(t + Duration::from_secs(10));
+
+        // Back up 100 s later: A has 600 - 10 - 100 s left, B's strike is 110 s old, outside
+        // the 60 s window.
+        let after = esc(2, 100);
+        let now = Instant::now();
+        assert_eq!(after.restore(&bytes, now, Duration::from_secs(100)), Ok(1));
+        assert!(after.is_escalated(A, now));
+        let left = after.escalated_clients(now)[0].1.as_secs();
+        assert!((489..=490).contains(&left), "{left}");
+        assert!(!after.is_escalated(A, now + Duration::from_secs(491)));
+        assert!(!after.is_escalated(B, now));
+        assert_eq!(after.record_strike(B, "d.example", now), Strike::Counted);
+
+        // Within the window, B's strike still counts toward escalation.
+        let soon = esc(2, 100);
+        assert_eq!(soon.restore(&bytes, now, Duration::from_secs(5)), Ok(1));
+        assert_eq!(soon.record_strike(B, "d.example", now), Strike::Escalated);
+
+        // Down longer than the hold: nothing left.
+        let late = esc(2, 100);
+        assert_eq!(late.restore(&bytes, now, Duration::from_secs(700)), Ok(0));
+        assert!(late.escalated_clients(now).is_empty());
+        assert_eq!(late.record_strike(A, "e.example", now), Strike::Counted);
+    }
+
+    #[test]
+    fn a_bad_or_exempt_snapshot_changes_nothing() {
+        let e = esc(2, 100);
+        let now = Instant::now();
+        for bad in [&b""[..], b"{", b"[]", br#"{"version":2,"clients":[]}"#] {
+            assert!(e.restore(bad, now, Duration::ZERO).is_err(), "{bad:?}");
+        }
+        let nat = br#"{"version":1,"clients":[{"client":"192.0.2.7","escalated_secs_left":300,"strikes":[]}]}"#;
+        assert_eq!(e.restore(nat, now, Duration::ZERO), Ok(0));
+        assert!(e.escalated_clients(now).is_empty());
+        assert!(!e.any_escalated());
     }
 }

@@ -361,63 +361,100 @@ pub struct App {
     pub admin: Option<RunningAdmin>,
     pub store: Option<Arc<EventStore>>,
     pub sinkhole: Option<RunningSinkhole>,
-    history_saver: Option<HistorySaver>,
+    state_saver: Option<StateSaver>,
     reloader: Arc<Reloader>,
 }
 
-/// Key of the answer-history snapshot in the event store's `saved_state`.
+/// Keys of the detection state in the event store's `saved_state`.
 const HISTORY_STATE_KEY: &str = "answer_history";
+const ESCALATION_STATE_KEY: &str = "client_escalation";
 
-/// Puts the answer history saved by the previous run back, when it is still within the window.
-/// An unreadable snapshot is logged and skipped: the resolver starts with an empty history.
-fn restore_answer_history(store: &EventStore, history: &AnswerHistory, window_secs: u64) {
-    match store.load_state(HISTORY_STATE_KEY) {
-        Ok(None) => {}
-        Ok(Some((saved_us, bytes))) => match history.restore(&bytes, unix_now(), window_secs) {
-            Ok(n) => tracing::info!(
-                domains = n,
-                bytes = bytes.len(),
-                saved_secs_ago = unix_now().saturating_sub((saved_us / 1_000_000) as u64),
-                "answer history restored"
-            ),
-            Err(e) => tracing::error!("{e}; starting with an empty answer history"),
-        },
-        Err(e) => tracing::error!("cannot read the saved answer history: {e}"),
+/// Loads one saved state blob and the seconds since it was saved; read errors are logged.
+fn load_saved(store: &EventStore, key: &str) -> Option<(u64, Vec<u8>)> {
+    match store.load_state(key) {
+        Ok(found) => found.map(|(saved_us, bytes)| {
+            let ago = unix_now().saturating_sub((saved_us.max(0) / 1_000_000) as u64);
+            (ago, bytes)
+        }),
+        Err(e) => {
+            tracing::error!("cannot read the saved {key}: {e}");
+            None
+        }
     }
 }
 
-/// Saves the running answer history to the event store every `[intel] history_snapshot_secs`
-/// and once more when stopped.
-struct HistorySaver {
+/// Puts the detection state saved by the previous run back: the answer history (domains still
+/// within the window) and the escalated clients (the time since the save counts against their
+/// hold). An unreadable snapshot is logged and skipped; that part starts empty.
+fn restore_state(store: &EventStore, detectors: &Detectors, window_secs: u64) {
+    if let (Some(history), Some((ago, bytes))) = (
+        detectors.answer_history(),
+        load_saved(store, HISTORY_STATE_KEY),
+    ) {
+        match history.restore(&bytes, unix_now(), window_secs) {
+            Ok(n) => tracing::info!(
+                domains = n,
+                bytes = bytes.len(),
+                saved_secs_ago = ago,
+                "answer history restored"
+            ),
+            Err(e) => tracing::error!("{e}; starting with an empty answer history"),
+        }
+    }
+    if let (Some(escalation), Some((ago, bytes))) = (
+        &detectors.escalation,
+        load_saved(store, ESCALATION_STATE_KEY),
+    ) {
+        let downtime = std::time::Duration::from_secs(ago);
+        match escalation.restore(&bytes, std::time::Instant::now(), downtime) {
+            Ok(n) => tracing::info!(
+                escalated = n,
+                saved_secs_ago = ago,
+                "client escalations restored"
+            ),
+            Err(e) => tracing::error!("{e}; no client starts escalated"),
+        }
+    }
+}
+
+/// Saves the detection state (answer history, client escalations) to the event store every
+/// `[admin] save_state_secs` and once more when stopped.
+struct StateSaver {
     stop: std::sync::mpsc::Sender<()>,
     thread: std::thread::JoinHandle<()>,
 }
 
-impl HistorySaver {
+impl StateSaver {
     fn start(
         store: Arc<EventStore>,
-        slot: HistorySlot,
+        reloader: Arc<Reloader>,
         every: std::time::Duration,
     ) -> Result<Self> {
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let save_one = move |key: &str, bytes: Vec<u8>, t0: std::time::Instant| match store
+            .save_state(key, &bytes)
+        {
+            Ok(()) => tracing::debug!(
+                key,
+                bytes = bytes.len(),
+                ms = t0.elapsed().as_millis() as u64,
+                "state saved"
+            ),
+            Err(e) => tracing::error!("cannot save the {key}: {e}"),
+        };
         let save = move || {
-            let Some(history) = slot_get(&slot) else {
-                return;
-            };
-            let t0 = std::time::Instant::now();
-            let bytes = history.snapshot();
-            match store.save_state(HISTORY_STATE_KEY, &bytes) {
-                Ok(()) => tracing::debug!(
-                    domains = history.len(),
-                    bytes = bytes.len(),
-                    ms = t0.elapsed().as_millis() as u64,
-                    "answer history saved"
-                ),
-                Err(e) => tracing::error!("cannot save the answer history: {e}"),
+            if let Some(history) = slot_get(&reloader.answer_history) {
+                let t0 = std::time::Instant::now();
+                save_one(HISTORY_STATE_KEY, history.snapshot(), t0);
+            }
+            let escalation = reloader.engine.policy().client_escalation().cloned();
+            if let Some(escalation) = escalation {
+                let t0 = std::time::Instant::now();
+                save_one(ESCALATION_STATE_KEY, escalation.snapshot(t0), t0);
             }
         };
         let thread = std::thread::Builder::new()
-            .name("dnsward-history".into())
+            .name("dnsward-state".into())
             .spawn(move || loop {
                 match stopped.recv_timeout(every) {
                     Err(std::sync::mpsc::RecvTimeoutError::Timeout) => save(),
@@ -427,8 +464,8 @@ impl HistorySaver {
                     }
                 }
             })
-            .context("answer-history saver thread")?;
-        Ok(HistorySaver { stop, thread })
+            .context("state saver thread")?;
+        Ok(StateSaver { stop, thread })
     }
 
     fn stop(self) {
@@ -457,11 +494,9 @@ impl App {
         let policy = build_policy(&cfg, &mut detectors, &rules)?;
         let answer_history: HistorySlot = Default::default();
         slot_set(&answer_history, detectors.answer_history());
-        let snapshot_every = cfg.intel.history_snapshot_secs;
-        if let (Some(store), Some(history), true) =
-            (&store, detectors.answer_history(), snapshot_every > 0)
-        {
-            restore_answer_history(store, history, cfg.intel.window_secs);
+        let save_every = cfg.admin.save_state_secs;
+        if let (Some(store), true) = (&store, save_every > 0) {
+            restore_state(store, &detectors, cfg.intel.window_secs);
         }
         let specs = cfg.upstream.specs().map_err(anyhow::Error::msg)?;
         let upstreams = Upstreams::new(&specs, &cfg.upstream)
@@ -495,11 +530,11 @@ impl App {
             answer_history: answer_history.clone(),
             admin_token: Default::default(),
         });
-        let history_saver = match &store {
-            Some(store) if snapshot_every > 0 => Some(HistorySaver::start(
+        let state_saver = match &store {
+            Some(store) if save_every > 0 => Some(StateSaver::start(
                 store.clone(),
-                answer_history,
-                std::time::Duration::from_secs(snapshot_every),
+                reloader.clone(),
+                std::time::Duration::from_secs(save_every),
             )?),
             _ => None,
         };
@@ -535,7 +570,7 @@ impl App {
             admin,
             store,
             sinkhole,
-            history_saver,
+            state_saver,
             reloader,
         })
     }
@@ -560,8 +595,8 @@ impl App {
         if let Some(admin) = self.admin {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(2), admin.shutdown()).await;
         }
-        // The last answer-history snapshot goes into the store before it closes.
-        if let Some(saver) = self.history_saver {
+        // The last state snapshot goes into the store before it closes.
+        if let Some(saver) = self.state_saver {
             saver.stop();
         }
         if let Some(store) = &self.store {
