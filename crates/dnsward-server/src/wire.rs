@@ -705,6 +705,40 @@ fn rdata_names_ok(pkt: &[u8], rtype: u16, rdata: usize, end: usize) -> bool {
     }
 }
 
+/// Checks the fixed layout of the RDATA types whose fields any receiver reads: TXT and SPF are
+/// character-strings that fill the RDATA exactly (RFC 1035 §3.3.14), HINFO exactly two of them;
+/// DS and DNSKEY carry 4 bytes of fields before the digest or key (RFC 4034), SSHFP 2 (RFC
+/// 4255), TLSA 3 (RFC 6698), CAA a flags byte and a tag inside the RDATA (RFC 8659). A record
+/// that breaks its layout would reach the client unparseable and sit in the cache, so the
+/// answer is malformed. Other types are passed as the upstream sent them.
+fn rdata_layout_ok(pkt: &[u8], rtype: u16, rdata: usize, end: usize) -> bool {
+    let rd = &pkt[rdata..end];
+    // The number of character-strings that fill `rd` exactly, or None when one overruns.
+    let strings = |rd: &[u8]| {
+        let (mut at, mut n) = (0usize, 0usize);
+        while at < rd.len() {
+            at += 1 + rd[at] as usize;
+            n += 1;
+        }
+        (at == rd.len()).then_some(n)
+    };
+    match rtype {
+        // TXT, SPF
+        16 | 99 => strings(rd).is_some(),
+        // HINFO
+        13 => strings(rd) == Some(2),
+        // DS, DNSKEY
+        43 | 48 => rd.len() >= 4,
+        // SSHFP
+        44 => rd.len() >= 2,
+        // TLSA
+        52 => rd.len() >= 3,
+        // CAA: flags, tag length, tag, value
+        257 => rd.len() >= 2 && 2 + rd[1] as usize <= rd.len(),
+        _ => true,
+    }
+}
+
 /// Walks an upstream response. Returns None if it is malformed in any way.
 pub fn walk_response(pkt: &[u8]) -> Option<ResponseLayout> {
     let flags = be16(pkt, 2)?;
@@ -749,7 +783,7 @@ pub fn walk_response(pkt: &[u8]) -> Option<ResponseLayout> {
         if end > pkt.len() || end > u16::MAX as usize {
             return None;
         }
-        if !rdata_names_ok(pkt, rtype, rdata, end) {
+        if !rdata_names_ok(pkt, rtype, rdata, end) || !rdata_layout_ok(pkt, rtype, rdata, end) {
             return None;
         }
         // An IN address of the wrong length is no address: the answer checks would skip it
@@ -1028,6 +1062,36 @@ mod tests {
         let class_at = ch.len() - 3 - 8;
         ch[class_at..class_at + 2].copy_from_slice(&3u16.to_be_bytes());
         assert!(walk_response(&ch).is_some());
+    }
+
+    #[test]
+    fn fixed_rdata_layouts_are_checked() {
+        // (type, well-formed RDATA, malformed RDATA)
+        let cases: [(u16, &[u8], &[u8]); 8] = [
+            (16, b"\x05hello\x00\x02hi", b"\x05hell"),
+            (16, b"", b"\x01"),
+            (99, b"\x06v=spf1", b"\x07v=spf1"),
+            (TYPE_HINFO, b"\x01x\x01y", b"\x01x"),
+            (43, &[0x30, 0x39, 8, 2], &[0x30, 0x39, 8]),
+            (48, &[1, 1, 3, 8, 0xaa], &[1, 1, 3]),
+            (52, &[3, 1, 1], &[3, 1]),
+            (257, b"\x00\x05issueca.example", b"\x00\x09issue"),
+        ];
+        for (rtype, good, bad) in cases {
+            assert!(
+                walk_response(&answer_with(rtype, good)).is_some(),
+                "{rtype} {good:?}"
+            );
+            assert!(
+                walk_response(&answer_with(rtype, bad)).is_none(),
+                "{rtype} {bad:?}"
+            );
+        }
+        assert!(walk_response(&answer_with(44, &[1, 2])).is_some());
+        assert!(walk_response(&answer_with(44, &[1])).is_none());
+        // HINFO with three strings, and a type without a fixed layout (NULL, 10).
+        assert!(walk_response(&answer_with(TYPE_HINFO, b"\x01x\x01y\x01z")).is_none());
+        assert!(walk_response(&answer_with(10, &[0xff])).is_some());
     }
 
     #[test]
