@@ -28,6 +28,7 @@ import train as T  # noqa: E402
 FPRS = (1e-3, 5e-4, 2e-4, 1e-4)
 
 
+DEFAULT_BUCKETS = fe.BUCKETS
 CACHE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), ".cache")
 
 
@@ -35,7 +36,8 @@ def cache_path(seed, lofo=False):
     """The feature cache of one seed (and the leave-family-out setting), keyed by the feature
     version and the SHORT_WORDS experiment."""
     sw = f"-sw{fe.fnv1a64(T.SHORT_WORDS.encode()) % 10**6}" if T.SHORT_WORDS else ""
-    return os.path.join(CACHE_DIR, f"ctx-fv{fe.FEATURE_VERSION}{sw}{'-lofo' if lofo else ''}-seed{seed}.pkl")
+    b = f"-b{fe.BUCKETS}" if fe.BUCKETS != DEFAULT_BUCKETS else ""
+    return os.path.join(CACHE_DIR, f"ctx-fv{fe.FEATURE_VERSION}{sw}{b}{'-lofo' if lofo else ''}-seed{seed}.pkl")
 
 
 def load_ctx(seed, lofo=False):
@@ -225,6 +227,8 @@ def main():
     ap.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data"))
     ap.add_argument("--set", action="append", default=[], help="NAME=VALUE: override a train.py constant")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--buckets", type=int, default=0, metavar="N",
+                    help="experiment: N n-gram hash buckets instead of features.py's BUCKETS (own feature cache)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--tag", default="")
     ap.add_argument("--extra-dense", choices=["hex"], action="append", default=[],
@@ -252,6 +256,8 @@ def main():
                          "their mean logit on the training rows is mixed into the binary target with weight DISTILL")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.buckets:
+        fe.BUCKETS = args.buckets
     for kv in args.set:
         k, v = kv.split("=", 1)
         if not hasattr(T, k):

@@ -18,6 +18,7 @@ use dnsward_sinkhole::{BlockInfo, HitSink, RecentBlocks, RunningSinkhole, Sinkho
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 static GENERATION: AtomicU64 = AtomicU64::new(1);
 
@@ -55,12 +56,21 @@ impl Detectors {
         self.answer_history.as_ref()
     }
 
-    /// The escalation state for this rule: the running one when the rule is unchanged.
+    /// The escalation state for this rule: the running one when the rule is unchanged, else a
+    /// new one that takes over the running one's clients under the new rule (its hold, window
+    /// and exemptions), so changing the rule does not release every escalated client.
     pub fn escalation(&mut self, params: EscalationParams) -> Arc<ClientEscalation> {
         match &self.escalation {
             Some(e) if *e.params() == params => e.clone(),
-            _ => {
+            previous => {
                 let e = Arc::new(ClientEscalation::new(params));
+                if let Some(previous) = previous {
+                    let now = std::time::Instant::now();
+                    let carried = e.restore(&previous.snapshot(now), now, Duration::ZERO);
+                    if let Err(err) = carried {
+                        tracing::error!("escalated clients not carried over: {err}");
+                    }
+                }
                 self.escalation = Some(e.clone());
                 e
             }
@@ -640,17 +650,33 @@ mod tests {
     }
 
     #[test]
-    fn escalation_state_survives_reloads_until_its_rule_changes() {
+    fn escalation_state_survives_reloads_and_is_carried_over_when_its_rule_changes() {
         let mut detectors = Detectors::default();
         let cfg = Config::default();
         let first = build_policy(&cfg, &mut detectors, &[]).unwrap();
         let e1 = first.client_escalation().expect("on by default").clone();
         let again = build_policy(&cfg, &mut detectors, &[]).unwrap();
         assert!(Arc::ptr_eq(&e1, again.client_escalation().unwrap()));
+        // An escalated client stays escalated when the rule changes, unless it is now exempt.
+        let client: std::net::IpAddr = "10.0.0.7".parse().unwrap();
+        let t = std::time::Instant::now();
+        for name in ["a.example", "b.example", "c.example"] {
+            e1.record_strike(client, name, t);
+        }
+        assert!(e1.is_escalated(client, t));
         let changed = Config::parse("[dga.escalation]\nafter = 5\n").unwrap();
         let third = build_policy(&changed, &mut detectors, &[]).unwrap();
         assert!(!Arc::ptr_eq(&e1, third.client_escalation().unwrap()));
         assert_eq!(third.client_escalation().unwrap().params().after, 5);
+        let now = std::time::Instant::now();
+        assert!(third.client_escalation().unwrap().is_escalated(client, now));
+        let exempt =
+            Config::parse("[dga.escalation]\nafter = 5\nexempt = [\"10.0.0.0/8\"]\n").unwrap();
+        let fourth = build_policy(&exempt, &mut detectors, &[]).unwrap();
+        assert!(!fourth
+            .client_escalation()
+            .unwrap()
+            .is_escalated(client, now));
         let off = Config::parse("[dga.escalation]\nenabled = false\n").unwrap();
         assert!(build_policy(&off, &mut detectors, &[])
             .unwrap()
