@@ -5,7 +5,8 @@
 //! cargo run --release -p dnsward-intel --example history-cost [-- ASN.mmdb COUNTRY.mmdb]
 //! ```
 //! (default MMDBs: `../shared/data/geo/{asn,country}.mmdb`, prefix-only when missing). Prints the
-//! snapshot's size and the time to take and restore it, and the CPU cost of an `observe` on a
+//! snapshot's size and the time to take and restore it, the time to resize it (a reload that
+//! changes `max_domains`), and the CPU cost of an `observe` on a
 //! domain whose addresses an earlier analyser classified (the first lookup after a reload)
 //! against one this analyser classified.
 use dnsward_intel::eval::Record;
@@ -85,6 +86,21 @@ fn main() {
         "restore: {restored} domains in {:.1} ms",
         t.elapsed().as_secs_f64() * 1e3
     );
+
+    // A reload that changes max_domains: the history is copied into one of the new size.
+    let half = IntelConfig {
+        max_domains: cfg.max_domains / 2,
+        ..cfg.clone()
+    };
+    let t = Instant::now();
+    let resized = a.history().resized_for(&half);
+    println!(
+        "resize to max_domains {}: {} domains kept in {:.1} ms",
+        half.max_domains,
+        resized.len(),
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    drop(resized);
 
     // First lookup after a reload: the new analyser classifies the domain's addresses again.
     b.adopt_history(a.history());
