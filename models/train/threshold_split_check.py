@@ -20,9 +20,9 @@ for split in ("val", "test"):
     a, b = A[split], B[split]
     ben = [n for n, (v, _) in a.items() if v.startswith("benign")]
     ta, tb = thr([a[n][1] for n in ben], 1e-3), thr([b[n][1] for n in ben], 1e-3)
-    print(f"== {split}: benign {len(ben)}; thr@1e-3 v6 {ta:.2f}  b19 {tb:.2f}")
+    print(f"== {split}: benign {len(ben)}; thr@1e-3 A {ta:.2f}  B {tb:.2f}")
     # top benign names (those setting the threshold) per model
-    for lab, m in (("v6", a), ("b19", b)):
+    for lab, m in (("A", a), ("B", b)):
         top = sorted(ben, key=lambda n: -m[n][1])[:20]
         print(f"  top benign {lab}:", ", ".join(f"{n}({m[n][1]:.1f})" for n in top[:12]))
     vs = sorted(set(v for v, _ in a.values() if not v.startswith("benign")))
@@ -30,12 +30,12 @@ for split in ("val", "test"):
     for v in vs:
         names = [n for n, (vv, _) in a.items() if vv == v]
         ra = np.mean([a[n][1] > ta for n in names]); rb = np.mean([b[n][1] > tb for n in names])
-        # recall of b19 at v6's threshold: separates "scores moved" from "threshold moved"
+        # recall of B at A's threshold: separates "scores moved" from "threshold moved"
         rbx = np.mean([b[n][1] > ta for n in names])
         rows.append((rb - ra, v, len(names), ra, rb, rbx))
     ma = np.mean([r[3] for r in rows]) * 100; mb = np.mean([r[4] for r in rows]) * 100
     mbx = np.mean([r[5] for r in rows]) * 100
-    print(f"  macro v6 {ma:.1f}  b19 {mb:.1f}  (b19 at v6's threshold {mbx:.1f})")
+    print(f"  macro A {ma:.1f}  B {mb:.1f}  (B at A's threshold {mbx:.1f})")
     rows.sort()
     for r in rows[:6] + rows[-8:]:
-        print(f"   {r[1]:22s} n={r[2]:5d}  v6 {100*r[3]:5.1f}  b19 {100*r[4]:5.1f}  d {100*r[0]:+5.1f}")
+        print(f"   {r[1]:22s} n={r[2]:5d}  A {100*r[3]:5.1f}  B {100*r[4]:5.1f}  d {100*r[0]:+5.1f}")
