@@ -680,6 +680,11 @@ fn rdata_names(rtype: u16) -> Option<(usize, usize, Option<usize>)> {
         33 => (6, 1, Some(0)),
         // SVCB, HTTPS: priority, target name, then the parameters
         64 | 65 => (2, 1, None),
+        // RRSIG: 18 bytes of fields, the signer's name, then the signature; NSEC: the next
+        // owner name, then the type bitmap (RFC 4034; senders must not compress these names,
+        // but a receiver that meets a pointer follows it)
+        46 => (18, 1, None),
+        47 => (0, 1, None),
         _ => return None,
     })
 }
@@ -708,7 +713,8 @@ fn rdata_names_ok(pkt: &[u8], rtype: u16, rdata: usize, end: usize) -> bool {
 /// Checks the fixed layout of the RDATA types whose fields any receiver reads: TXT and SPF are
 /// character-strings that fill the RDATA exactly (RFC 1035 §3.3.14), HINFO exactly two of them;
 /// DS and DNSKEY carry 4 bytes of fields before the digest or key (RFC 4034), SSHFP 2 (RFC
-/// 4255), TLSA 3 (RFC 6698), CAA a flags byte and a tag inside the RDATA (RFC 8659). A record
+/// 4255), TLSA 3 (RFC 6698), CAA a flags byte and a tag inside the RDATA (RFC 8659), NAPTR
+/// three strings and a name that ends it (RFC 3403; the name checked as in `rdata_names_ok`). A record
 /// that breaks its layout would reach the client unparseable and sit in the cache, so the
 /// answer is malformed. Other types are passed as the upstream sent them.
 fn rdata_layout_ok(pkt: &[u8], rtype: u16, rdata: usize, end: usize) -> bool {
@@ -735,6 +741,18 @@ fn rdata_layout_ok(pkt: &[u8], rtype: u16, rdata: usize, end: usize) -> bool {
         52 => rd.len() >= 3,
         // CAA: flags, tag length, tag, value
         257 => rd.len() >= 2 && 2 + rd[1] as usize <= rd.len(),
+        // NAPTR (RFC 3403): order, preference, three character-strings (flags, services,
+        // regexp), then the replacement name, which ends the RDATA
+        35 => {
+            let mut at = 4;
+            for _ in 0..3 {
+                match rd.get(at) {
+                    Some(&len) => at += 1 + len as usize,
+                    None => return false,
+                }
+            }
+            at <= rd.len() && skip_name(&pkt[..end], rdata + at) == Some(end)
+        }
         _ => true,
     }
 }
@@ -1089,6 +1107,33 @@ mod tests {
         }
         assert!(walk_response(&answer_with(44, &[1, 2])).is_some());
         assert!(walk_response(&answer_with(44, &[1])).is_none());
+        // NAPTR: well formed (a pointer back to the question as replacement, too); a string
+        // that overruns, a name past the end, a pointer into the header, bytes after the name.
+        let mut naptr = vec![0, 100, 0, 10, 1, b'u', 7];
+        naptr.extend(b"E2U+sip");
+        naptr.push(0);
+        // `naptr` stops before the replacement name; the root name completes it.
+        let with_root = [naptr.clone(), vec![0]].concat();
+        assert!(walk_response(&answer_with(35, &with_root)).is_some());
+        let mut to_question = naptr.clone();
+        to_question.extend([0xc0, 12]);
+        assert!(walk_response(&answer_with(35, &to_question)).is_some());
+        assert!(walk_response(&answer_with(35, &naptr)).is_none());
+        assert!(walk_response(&answer_with(35, &[0, 100, 0, 10, 9, b'u'])).is_none());
+        let mut into_header = naptr.clone();
+        into_header.extend([0xc0, 0]);
+        assert!(walk_response(&answer_with(35, &into_header)).is_none());
+        assert!(walk_response(&answer_with(35, &[with_root, vec![7]].concat())).is_none());
+        // RRSIG signer and NSEC next name: checked like the other names in RDATA.
+        let mut rrsig = vec![0, 1, 8, 2, 0, 0, 1, 44, 0, 0, 0, 1, 0, 0, 0, 0, 0x30, 0x39];
+        let mut bad_rrsig = rrsig.clone();
+        rrsig.extend([0xc0, 12, 0xaa, 0xbb]);
+        bad_rrsig.extend([0xc0, 0, 0xaa]);
+        assert!(walk_response(&answer_with(46, &rrsig)).is_some());
+        assert!(walk_response(&answer_with(46, &bad_rrsig)).is_none());
+        assert!(walk_response(&answer_with(46, &rrsig[..17])).is_none());
+        assert!(walk_response(&answer_with(47, &[0xc0, 12, 0, 1, 0x40])).is_some());
+        assert!(walk_response(&answer_with(47, &[0xc0, 2, 0, 1, 0x40])).is_none());
         // HINFO with three strings, and a type without a fixed layout (NULL, 10).
         assert!(walk_response(&answer_with(TYPE_HINFO, b"\x01x\x01y\x01z")).is_none());
         assert!(walk_response(&answer_with(10, &[0xff])).is_some());
