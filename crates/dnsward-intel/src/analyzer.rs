@@ -592,17 +592,18 @@ impl AnswerAnalyzer {
         if !obs.addrs.is_empty() || !obs.ns.is_empty() {
             let mut guard = self.history.shard(qname).lock();
             let mut scratch;
+            // A domain seen for the first time has no addresses to classify yet.
+            let fresh = || DomainHistory {
+                class_gen: self.class_gen,
+                ..Default::default()
+            };
             let h: &mut DomainHistory = if record {
                 if guard.get_mut(qname).is_none() {
-                    let fresh = DomainHistory {
-                        class_gen: self.class_gen,
-                        ..Default::default()
-                    };
-                    guard.put(qname.into(), fresh);
+                    guard.put(qname.into(), fresh());
                 }
                 guard.get_mut(qname).unwrap()
             } else {
-                scratch = guard.peek(qname).cloned().unwrap_or_default();
+                scratch = guard.peek(qname).cloned().unwrap_or_else(fresh);
                 &mut scratch
             };
             if h.class_gen != self.class_gen {

@@ -104,13 +104,18 @@ impl AnswerHistory {
             let g = shard.lock();
             all.extend(g.iter().rev().map(|(n, h)| (n.clone(), h.clone())));
         }
-        // Oldest first across all shards (each shard's LRU order only ranks its own entries),
-        // so when the new history is smaller the most recently seen domains are the ones kept.
-        all.sort_by_key(|(_, h)| h.last_seen());
-        for (name, h) in all {
-            out.shard(&name).lock().put(name, h);
-        }
+        out.put_oldest_first(all);
         out
+    }
+
+    /// Inserts entries oldest first across all shards (each shard's LRU order only ranks its
+    /// own entries), so when this history is smaller than what comes in, or sharded otherwise,
+    /// the most recently seen domains are the ones kept.
+    fn put_oldest_first(&self, mut entries: Vec<(Box<str>, DomainHistory)>) {
+        entries.sort_by_key(|(_, h)| h.last_seen());
+        for (name, h) in entries {
+            self.shard(&name).lock().put(name, h);
+        }
     }
 
     pub(crate) fn shard(&self, name: &str) -> &Mutex<HistoryShard> {
@@ -182,18 +187,11 @@ impl AnswerHistory {
         window_secs: u64,
     ) -> Result<usize, IntelError> {
         let mut entries = decode(bytes)?;
-        // Oldest first, so a history of another shard count still keeps the most recent.
-        entries.sort_by_key(|(_, h)| h.last_seen());
         let now = now_unix.min(u32::MAX as u64) as u32;
         let horizon = now.saturating_sub(window_secs.min(u32::MAX as u64) as u32);
-        let mut added = 0;
-        for (name, h) in entries {
-            if h.last_seen() < horizon {
-                continue;
-            }
-            self.shard(&name).lock().put(name, h);
-            added += 1;
-        }
+        entries.retain(|(_, h)| h.last_seen() >= horizon);
+        let added = entries.len();
+        self.put_oldest_first(entries);
         Ok(added)
     }
 }
