@@ -608,10 +608,6 @@ impl AdminToken {
         changed
     }
 
-    pub fn is_set(&self) -> bool {
-        self.0.read().is_some()
-    }
-
     /// Whether a request with this `Authorization` header value may pass.
     fn admits(&self, authorization: Option<&str>) -> bool {
         let guard = self.0.read();

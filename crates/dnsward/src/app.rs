@@ -502,8 +502,8 @@ impl App {
         let rules = store.as_ref().map(|s| s.api_rules()).unwrap_or_default();
         let mut detectors = Detectors::default();
         let policy = build_policy(&cfg, &mut detectors, &rules)?;
-        let answer_history: HistorySlot = Default::default();
-        slot_set(&answer_history, detectors.answer_history());
+        let answer_history: HistorySlot =
+            Arc::new(std::sync::Mutex::new(detectors.answer_history().cloned()));
         let save_every = cfg.admin.save_state_secs;
         if let (Some(store), true) = (&store, save_every > 0) {
             restore_state(store, &detectors, cfg.intel.window_secs);
@@ -537,7 +537,7 @@ impl App {
             overrides,
             detectors: std::sync::Mutex::new(detectors),
             store: store.clone(),
-            answer_history: answer_history.clone(),
+            answer_history,
             admin_token: Default::default(),
         });
         let state_saver = match &store {
