@@ -761,9 +761,7 @@ async fn admin_api_reports_blocks_explains_and_persists_rules() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = test_config(&[up.addr]);
     cfg.lists.deny = vec![write_list(&dir, "deny.txt", "bad.test\n")];
-    cfg.admin.enabled = true;
-    cfg.admin.listen = "127.0.0.1:0".parse().unwrap();
-    cfg.admin.db_path = dir.path().join("events.sqlite3");
+    with_admin(&mut cfg, dir.path());
     cfg.admin.token = Some("0123456789abcdef-test-token".into());
     let token = Some("0123456789abcdef-test-token");
     let dw = start_dnsward(cfg.clone()).await;
@@ -879,9 +877,7 @@ async fn sinkhole_server_names_the_block_and_scores_the_client() {
     cfg.sinkhole_server.enabled = true;
     cfg.sinkhole_server.http = vec!["127.0.0.1:0".parse().unwrap()];
     cfg.sinkhole_server.https = vec![];
-    cfg.admin.enabled = true;
-    cfg.admin.listen = "127.0.0.1:0".parse().unwrap();
-    cfg.admin.db_path = dir.path().join("events.sqlite3");
+    with_admin(&mut cfg, dir.path());
     let dw = start_dnsward(cfg).await;
     // The infected host resolves the C2 name and gets the sinkhole address...
     let got = udp(dw.addr, &query("bad.test.", RecordType::A, None)).await;
@@ -924,9 +920,7 @@ async fn flux_evidence_survives_a_reload_and_a_restart() {
     let (up, _task) = start_flux_upstream().await;
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = test_config(&[up]);
-    cfg.admin.enabled = true;
-    cfg.admin.listen = "127.0.0.1:0".parse().unwrap();
-    cfg.admin.db_path = dir.path().join("events.sqlite3");
+    with_admin(&mut cfg, dir.path());
     let dw = start_dnsward(cfg.clone()).await;
     let admin = dw.app.admin.as_ref().unwrap().addr;
 
@@ -1021,9 +1015,7 @@ async fn escalated_clients_stay_escalated_across_a_restart() {
     let up = start_upstream().await;
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = test_config(&[up.addr]);
-    cfg.admin.enabled = true;
-    cfg.admin.listen = "127.0.0.1:0".parse().unwrap();
-    cfg.admin.db_path = dir.path().join("events.sqlite3");
+    with_admin(&mut cfg, dir.path());
     let infected: std::net::IpAddr = "127.0.0.2".parse().unwrap();
     let clean: std::net::IpAddr = "127.0.0.1".parse().unwrap();
     async fn band_rcode(client: std::net::IpAddr, server: std::net::SocketAddr) -> ResponseCode {

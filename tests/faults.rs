@@ -858,9 +858,7 @@ async fn event_store_disk_full_keeps_dns_answering_and_reports_degraded() {
     std::fs::write(&deny, "bad.example.org\n").unwrap();
     let mut cfg = fault_config(&[up.addr], 1000);
     cfg.lists.deny = vec![deny];
-    cfg.admin.enabled = true;
-    cfg.admin.listen = "127.0.0.1:0".parse().unwrap();
-    cfg.admin.db_path = dir.path().join("events.sqlite3");
+    with_admin(&mut cfg, dir.path());
     cfg.admin.log_all_queries = true;
     let dw = start_dnsward(cfg).await;
     let store = dw.app.store.clone().unwrap();

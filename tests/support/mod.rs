@@ -100,6 +100,13 @@ pub fn test_config(upstreams: &[SocketAddr]) -> Config {
     cfg
 }
 
+/// Turns the admin side on: its server on an ephemeral loopback port, its event store in `dir`.
+pub fn with_admin(cfg: &mut Config, dir: &std::path::Path) {
+    cfg.admin.enabled = true;
+    cfg.admin.listen = "127.0.0.1:0".parse().unwrap();
+    cfg.admin.db_path = dir.join("events.sqlite3");
+}
+
 pub struct Dnsward {
     pub app: App,
     pub addr: SocketAddr,
