@@ -902,6 +902,14 @@ async fn sinkhole_server_names_the_block_and_scores_the_client() {
     );
 }
 
+/// `GET /api/v1/stats` of a dnsward whose admin server is on without a token.
+async fn admin_stats(dw: &Dnsward) -> serde_json::Value {
+    let addr = dw.app.admin.as_ref().expect("admin server on").addr;
+    let (status, body) = http(addr, "GET", "/api/v1/stats", None, "").await;
+    assert_eq!(status, 200, "{body}");
+    json_body(&body)
+}
+
 /// Looks `name` up (A) and says whether dnsward answered with the upstream's address.
 async fn answered_by_upstream(server: std::net::SocketAddr, name: &str) -> bool {
     let got = udp(server, &query(name, RecordType::A, None)).await;
@@ -922,7 +930,6 @@ async fn flux_evidence_survives_a_reload_and_a_restart() {
     let mut cfg = test_config(&[up]);
     with_admin(&mut cfg, dir.path());
     let dw = start_dnsward(cfg.clone()).await;
-    let admin = dw.app.admin.as_ref().unwrap().addr;
 
     // Without a break: two lookups answered, the third blocked.
     for (i, want) in [true, true, false].into_iter().enumerate() {
@@ -938,8 +945,8 @@ async fn flux_evidence_survives_a_reload_and_a_restart() {
         !answered_by_upstream(dw.addr, "reload.flux.example.").await,
         "the third lookup after a reload is still the third"
     );
-    let (_, body) = http(admin, "GET", "/api/v1/stats", None, "").await;
-    assert_eq!(json_body(&body)["answer_history"]["domains"], 2, "{body}");
+    let stats = admin_stats(&dw).await;
+    assert_eq!(stats["answer_history"]["domains"], 2, "{stats}");
 
     // A restart between the second and third lookup: the history is saved at shutdown and
     // restored at start.
@@ -947,9 +954,8 @@ async fn flux_evidence_survives_a_reload_and_a_restart() {
     assert!(answered_by_upstream(dw.addr, "restart.flux.example.").await);
     dw.app.shutdown().await;
     let dw = start_dnsward(cfg.clone()).await;
-    let admin = dw.app.admin.as_ref().unwrap().addr;
-    let (_, body) = http(admin, "GET", "/api/v1/stats", None, "").await;
-    assert_eq!(json_body(&body)["answer_history"]["domains"], 3, "{body}");
+    let stats = admin_stats(&dw).await;
+    assert_eq!(stats["answer_history"]["domains"], 3, "{stats}");
     assert!(
         !answered_by_upstream(dw.addr, "restart.flux.example.").await,
         "the third lookup after a restart is still the third"
@@ -961,9 +967,8 @@ async fn flux_evidence_survives_a_reload_and_a_restart() {
     // With snapshots off, a restart starts over.
     cfg.admin.save_state_secs = 0;
     let dw = start_dnsward(cfg).await;
-    let admin = dw.app.admin.as_ref().unwrap().addr;
-    let (_, body) = http(admin, "GET", "/api/v1/stats", None, "").await;
-    assert_eq!(json_body(&body)["answer_history"]["domains"], 0, "{body}");
+    let stats = admin_stats(&dw).await;
+    assert_eq!(stats["answer_history"]["domains"], 0, "{stats}");
     dw.app.shutdown().await;
 }
 
@@ -1034,15 +1039,7 @@ async fn escalated_clients_stay_escalated_across_a_restart() {
     let dw = start_dnsward(cfg.clone()).await;
     assert_eq!(band_rcode(infected, dw.addr).await, ResponseCode::NXDomain);
     assert_eq!(band_rcode(clean, dw.addr).await, ResponseCode::NoError);
-    let (_, body) = http(
-        dw.app.admin.as_ref().unwrap().addr,
-        "GET",
-        "/api/v1/stats",
-        None,
-        "",
-    )
-    .await;
-    let stats = json_body(&body);
+    let stats = admin_stats(&dw).await;
     assert_eq!(
         stats["clients"]["escalated"][0]["client"], "127.0.0.2",
         "{stats}"
