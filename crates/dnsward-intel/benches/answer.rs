@@ -26,13 +26,10 @@ struct Owned {
 
 fn load(cfg: &IntelConfig) -> Vec<Owned> {
     let a = AnswerAnalyzer::new(cfg).unwrap();
-    let mut buf = Vec::new();
     let recs: Vec<Record> = if a.geo().has_asn() {
-        gen::generate(a.geo(), a.lists(), &gen::GenConfig::default(), &mut buf).unwrap();
-        buf.split(|&b| b == b'\n')
-            .filter(|l| !l.is_empty())
-            .map(|l| serde_json::from_slice(l).unwrap())
-            .collect()
+        gen::generate_records(a.geo(), a.lists(), &gen::GenConfig::default())
+            .unwrap()
+            .0
     } else {
         (0..5000u32)
             .map(|i| {

@@ -9,7 +9,6 @@
 //! changes `max_domains`), and the CPU cost of an `observe` on a
 //! domain whose addresses an earlier analyser classified (the first lookup after a reload)
 //! against one this analyser classified.
-use dnsward_intel::eval::Record;
 use dnsward_intel::{gen, AnswerAnalyzer, IntelConfig, Observation};
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -30,13 +29,8 @@ fn main() {
     let a = AnswerAnalyzer::new(&cfg).expect("analyser");
     // The generated stream's answers (real ASN mix when the MMDB is there), spread over
     // max_domains names so the history is full.
-    let mut buf = Vec::new();
-    gen::generate(a.geo(), a.lists(), &gen::GenConfig::default(), &mut buf).expect("generate");
-    let recs: Vec<Record> = buf
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).expect("record"))
-        .collect();
+    let (recs, _) =
+        gen::generate_records(a.geo(), a.lists(), &gen::GenConfig::default()).expect("generate");
     let n = cfg.max_domains;
     let addrs_of = |i: usize| -> Vec<(IpAddr, u32)> {
         recs[i % recs.len()]

@@ -475,6 +475,21 @@ pub fn generate(
     cfg: &GenConfig,
     out: &mut dyn Write,
 ) -> Result<GenSummary, String> {
+    let (recs, sum) = generate_records(geo, lists, cfg)?;
+    for r in &recs {
+        serde_json::to_writer(&mut *out, r).map_err(|e| e.to_string())?;
+        out.write_all(b"\n").map_err(|e| e.to_string())?;
+    }
+    Ok(sum)
+}
+
+/// The labelled stream of [`generate`] as records, sorted by time (benchmarks and examples that
+/// replay it in process).
+pub fn generate_records(
+    geo: &GeoDb,
+    lists: &Lists,
+    cfg: &GenConfig,
+) -> Result<(Vec<Record>, GenSummary), String> {
     let w = build_world(geo, lists)?;
     let mut rng = StdRng::seed_from_u64(cfg.seed);
     let mut recs: Vec<Record> = Vec::new();
@@ -931,10 +946,6 @@ pub fn generate(
     }
 
     recs.sort_by(|a, b| a.t.cmp(&b.t).then_with(|| a.name.cmp(&b.name)));
-    for r in &recs {
-        serde_json::to_writer(&mut *out, r).map_err(|e| e.to_string())?;
-        out.write_all(b"\n").map_err(|e| e.to_string())?;
-    }
     sum.records = recs.len();
-    Ok(sum)
+    Ok((recs, sum))
 }
