@@ -79,31 +79,9 @@ fn addr_for(name: &str) -> [u8; 4] {
     [192, 0, 2, 1 + (h % 60) as u8]
 }
 
-/// End of the question of a query (names in dnsward's upstream queries are never compressed).
-fn question_end(q: &[u8]) -> Option<usize> {
-    let mut pos = 12;
-    loop {
-        let len = *q.get(pos)? as usize;
-        if len == 0 {
-            break;
-        }
-        pos += 1 + len;
-    }
-    (pos + 5 <= q.len()).then_some(pos + 5)
-}
-
 fn answer_for(q: &[u8], ttl: u32) -> Option<Vec<u8>> {
-    let end = question_end(q)?;
     let name = dnsward_server::wire::read_name_text(q, 12)?;
-    let mut r = q[..end].to_vec();
-    r[2] = 0x81 | (q[2] & 0x01); // QR, RD echoed
-    r[3] = 0x80; // RA, NOERROR
-    r[4..12].copy_from_slice(&[0, 1, 0, 1, 0, 0, 0, 0]);
-    r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1]);
-    r.extend_from_slice(&ttl.to_be_bytes());
-    r.extend_from_slice(&[0, 4]);
-    r.extend_from_slice(&addr_for(&name));
-    Some(r)
+    a_reply(q, ttl, Some(addr_for(&name)))
 }
 
 fn garbage_for(kind: Garbage, q: &[u8], good: &[u8]) -> Vec<u8> {

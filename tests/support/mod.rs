@@ -302,6 +302,37 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// End of the question of a query (names in dnsward's upstream queries are never compressed).
+pub fn question_end(q: &[u8]) -> Option<usize> {
+    let mut pos = 12;
+    loop {
+        let len = *q.get(pos)? as usize;
+        if len == 0 {
+            break;
+        }
+        pos += 1 + len;
+    }
+    (pos + 5 <= q.len()).then_some(pos + 5)
+}
+
+/// A NOERROR reply to the query `q` (QR, RD and RA set) carrying one A record `addr` with
+/// TTL `ttl` for the question's name, or no answer record when `addr` is None.
+pub fn a_reply(q: &[u8], ttl: u32, addr: Option<[u8; 4]>) -> Option<Vec<u8>> {
+    let end = question_end(q)?;
+    let mut r = q[..end].to_vec();
+    r[2] = 0x81; // QR, RD
+    r[3] = 0x80; // RA, NOERROR
+    r[4..12].copy_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
+    if let Some(addr) = addr {
+        r[7] = 1; // ANCOUNT
+        r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1]);
+        r.extend_from_slice(&ttl.to_be_bytes());
+        r.extend_from_slice(&[0, 4]);
+        r.extend_from_slice(&addr);
+    }
+    Some(r)
+}
+
 /// A fast-flux upstream on 127.0.0.1 (UDP): every A query for a name is answered with one
 /// address, TTL 0, in a new /16 each time that name is asked (100.64.7.9, 100.65.7.9, ...), as a
 /// flux domain rotating over compromised hosts. Other types get an empty NOERROR answer.
@@ -317,27 +348,20 @@ pub async fn start_flux_upstream() -> (SocketAddr, tokio::task::JoinHandle<()>) 
                 return;
             };
             let q = &buf[..n];
-            // Header, then the question's name (uncompressed labels), type and class.
-            let mut end = 12;
-            while end < n && q[end] != 0 {
-                end += 1 + q[end] as usize;
-            }
-            if n < 12 || end + 5 > n {
+            let Some(end) = question_end(q) else {
                 continue;
-            }
-            let qname = q[12..=end].to_ascii_lowercase();
-            let qtype = u16::from_be_bytes([q[end + 1], q[end + 2]]);
-            let mut reply = q[..end + 5].to_vec();
-            reply[2] = 0x80 | (q[2] & 0x01); // QR, opcode QUERY, RD copied
-            reply[3] = 0x80; // RA, NOERROR
-            reply[4..12].copy_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
-            if qtype == 1 {
+            };
+            let qname = q[12..end - 4].to_ascii_lowercase();
+            let qtype = u16::from_be_bytes([q[end - 4], q[end - 3]]);
+            let addr = (qtype == 1).then(|| {
                 let k = asked.entry(qname).or_default();
-                reply[7] = 1; // ANCOUNT
-                reply.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 0, 0, 4]);
-                reply.extend_from_slice(&[100, 64 + *k, 7, 9]);
+                let addr = [100, 64 + *k, 7, 9];
                 *k = k.wrapping_add(1) % 64;
-            }
+                addr
+            });
+            let Some(reply) = a_reply(q, 0, addr) else {
+                continue;
+            };
             let _ = sock.send_to(&reply, from).await;
         }
     });
