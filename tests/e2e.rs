@@ -716,6 +716,76 @@ async fn answers_landing_on_ioc_addresses_are_sinkholed_cname_chains_included() 
     assert_eq!(got.answers[0].data.to_string(), "10.99.0.1");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ioc_hits_on_shared_infrastructure_are_logged_and_do_not_score_the_client() {
+    let up = start_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let iocs = write_list(
+        &dir,
+        "iocs.txt",
+        "ip 192.0.2.10 test C2 server\nip 104.16.1.1 phishing page behind a CDN\n",
+    );
+    let mut cfg = test_config(&[up.addr]);
+    cfg.intel.ioc_files = vec![iocs];
+    cfg.sinkhole.ipv4 = vec!["10.99.0.1".parse().unwrap()];
+    with_admin(&mut cfg, dir.path());
+    let dw = start_dnsward(cfg.clone()).await;
+    // A CDN edge address and a public web service on a listed address: answered, recorded.
+    for (name, addr) in [
+        ("edge.test.", "104.16.1.1"),
+        ("pastebin.com.", "192.0.2.10"),
+    ] {
+        let got = udp(dw.addr, &query(name, RecordType::A, None)).await;
+        assert_eq!(got.metadata.response_code, ResponseCode::NoError, "{name}");
+        assert_eq!(got.answers[0].data.to_string(), addr, "{name} answered");
+    }
+    let events = dw.events.events.lock().unwrap().clone();
+    for (name, why) in [
+        ("edge.test", "cloudflare edge"),
+        ("pastebin.com", "popular site"),
+    ] {
+        let (_, verdict, _) = events.iter().find(|(n, _, _)| n == name).unwrap();
+        assert_eq!(verdict.category(), Some(Category::Shared), "{name}");
+        assert_eq!(verdict.action(), Some(Action::Log), "{name}");
+        let reason = verdict.reason.as_ref().unwrap();
+        assert!(
+            reason.detail.contains("on shared infrastructure"),
+            "{reason}"
+        );
+        assert!(reason.detail.contains(why), "{reason}");
+    }
+    let admin = dw.app.admin.as_ref().unwrap().addr;
+    let client_ioc_evidence = || async {
+        let store = dw.app.store.as_ref().unwrap();
+        store.flush();
+        let (_, body) = http(admin, "GET", "/api/v1/clients/127.0.0.1", None, "").await;
+        body.contains("flux_or_ioc_lookup")
+    };
+    assert!(
+        !client_ioc_evidence().await,
+        "reaching shared infrastructure is no evidence against the client"
+    );
+    let (status, body) = http(admin, "GET", "/api/v1/blocks?category=shared", None, "").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("edge.test") && body.contains("pastebin.com"),
+        "{body}"
+    );
+    // The same listed address for a name of its own is sinkholed and counts against the client.
+    let got = udp(dw.addr, &query("www.test.", RecordType::A, None)).await;
+    assert_eq!(got.answers[0].data.to_string(), "10.99.0.1");
+    assert!(client_ioc_evidence().await);
+    drop(dw);
+
+    // An operator who wants shared hits blocked gets NXDOMAIN ([actions] shared), not the sinkhole.
+    let mut strict = cfg;
+    strict.intel.actions.ioc_shared = dnsward_intel::Action::Block;
+    strict.admin.enabled = false;
+    let dw = start_dnsward(strict).await;
+    let got = udp(dw.addr, &query("edge.test.", RecordType::A, None)).await;
+    assert_eq!(got.metadata.response_code, ResponseCode::NXDomain);
+}
+
 /// A plain HTTP/1.1 request to the admin server; returns (status, body).
 async fn http(
     addr: std::net::SocketAddr,

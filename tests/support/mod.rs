@@ -17,11 +17,13 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
 /// Fixture zones: `test.` (ordinary names), a registered DGA-looking domain under a real TLD
 /// that the model blocks at its default threshold, and one it scores between the escalated and
-/// the default threshold (the brief's own example name).
-pub const ZONES: [&str; 3] = [
+/// the default threshold (the brief's own example name), and a public web service (on the
+/// built-in shared-domain list) whose fixture address is also `www.test`'s.
+pub const ZONES: [&str; 4] = [
     include_str!("../fixtures/test.zone"),
     include_str!("../fixtures/kqvwxjzrtplmnbvcxqwe.net.zone"),
     include_str!("../fixtures/xjw3kqpz0a.net.zone"),
+    include_str!("../fixtures/pastebin.com.zone"),
 ];
 
 /// An authoritative server for the fixture zone on 127.0.0.1 (UDP + TCP, same port).

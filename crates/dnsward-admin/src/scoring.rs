@@ -4,6 +4,9 @@
 //! - `dga_burst` (60): at least `dga_burst_min_names` distinct DGA-blocked names within
 //!   `dga_burst_window_secs`, most of them NXDOMAIN. Single DGA blocks add nothing by themselves.
 //! - `flux_or_ioc_lookup` (15): a name blocked as flux or IOC (each name counts once an hour).
+//!   IOC hits on shared infrastructure (category `shared`: a CDN edge address, a popular site
+//!   or public web service) add nothing: the clients reaching a shared host are mostly its
+//!   ordinary users (FireEye, "CnC false positives": shared servers and Web 2.0 sites).
 //! - `dnsbl_self_check` (30): a lookup of the client's own address in a DNSBL (each zone once an
 //!   hour) — what spambots do to learn whether they are listed. Two zones brand a host.
 //! - `dnsbl_lookup` (4): DNSBL lookups of other addresses by a host that is not a mail server.
@@ -311,7 +314,7 @@ impl Scorer {
                     out.push((client, ev));
                 }
             }
-            _ => {}
+            Some(Category::Shared) | Some(Category::List) | Some(Category::Parking) | None => {}
         }
         if let Some((lookup, kind)) = self.zones.parse_lookup(o.qname) {
             if self.is_mail_server(client) {

@@ -133,6 +133,82 @@ const EXTRA_CDN_SUFFIXES: &[(&str, &str)] = &[
     ("githubusercontent.com", "github"),
 ];
 
+/// Ranked web-traffic lists whose top [`SHARED_TOP_N`] give the shared-service domains.
+const SHARED_TOP_LISTS: &[&str] = &["alexa_top100k_2015.txt", "alexa_100k_2014.txt"];
+const SHARED_TOP_N: usize = 10_000;
+
+/// Public web services where users host their own content (storage, paste, code, chat, social,
+/// site builders), some newer than the 2014/15 rankings (project-authored). The FireEye
+/// "CnC false positives" report's examples (Twitter, Rapidshare, Lycos members' pages,
+/// multimania, Amazon's cloud) are of this kind.
+const EXTRA_SHARED_DOMAINS: &[&str] = &[
+    "1drv.ms",
+    "4shared.com",
+    "amazonaws.com",
+    "archive.org",
+    "bitbucket.org",
+    "blogger.com",
+    "blogspot.com",
+    "box.com",
+    "cloudfront.net",
+    "discord.com",
+    "discordapp.com",
+    "discordapp.net",
+    "dropbox.com",
+    "dropboxusercontent.com",
+    "facebook.com",
+    "fbcdn.net",
+    "github.com",
+    "githubusercontent.com",
+    "gitlab.com",
+    "google.com",
+    "googleapis.com",
+    "googleusercontent.com",
+    "icloud.com",
+    "imgur.com",
+    "instagram.com",
+    "linkedin.com",
+    "live.com",
+    "lycos.co.uk",
+    "medium.com",
+    "mediafire.com",
+    "mega.io",
+    "mega.nz",
+    "multimania.co.uk",
+    "notion.site",
+    "notion.so",
+    "office.com",
+    "onedrive.com",
+    "outlook.com",
+    "paste.ee",
+    "pastebin.com",
+    "rapidshare.com",
+    "reddit.com",
+    "sharepoint.com",
+    "slack.com",
+    "sourceforge.net",
+    "squarespace.com",
+    "steamcommunity.com",
+    "substack.com",
+    "t.me",
+    "telegra.ph",
+    "telegram.org",
+    "tumblr.com",
+    "twimg.com",
+    "twitter.com",
+    "vk.com",
+    "we.tl",
+    "weebly.com",
+    "wetransfer.com",
+    "wix.com",
+    "wordpress.com",
+    "x.com",
+    "yadi.sk",
+    "yandex.ru",
+    "youtube.com",
+    "zoom.us",
+];
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let src = PathBuf::from(
@@ -373,5 +449,55 @@ fn main() {
         }
     }
     std::fs::write(out.join("parking.txt"), txt).unwrap();
+
+    // ---- shared-service domains: the most visited sites, where an IOC hit is far likelier a
+    // shared host, a public service abused by one user or a stale listing than the site itself
+    let benign = src.join("../dga/benign");
+    let families = src.join("../dga/families");
+    let mut dga_names: BTreeSet<String> = BTreeSet::new();
+    for e in std::fs::read_dir(&families).unwrap_or_else(|e| panic!("{}: {e}", families.display()))
+    {
+        let p = e.unwrap().path();
+        for l in std::fs::read_to_string(&p).unwrap().lines() {
+            if let Some(d) = psl::domain_str(&l.trim().to_ascii_lowercase()) {
+                dga_names.insert(d.to_string());
+            }
+        }
+    }
+    let mut shared: BTreeSet<String> = BTreeSet::new();
+    let mut dropped = 0usize;
+    for f in SHARED_TOP_LISTS {
+        let p = benign.join(f);
+        for l in std::fs::read_to_string(&p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .lines()
+            .take(SHARED_TOP_N)
+        {
+            let Some(d) = psl::domain_str(&l.trim().trim_end_matches('.').to_ascii_lowercase())
+                .map(str::to_string)
+            else {
+                continue;
+            };
+            if dga_names.contains(&d) {
+                dropped += 1;
+            } else {
+                shared.insert(d);
+            }
+        }
+    }
+    shared.extend(EXTRA_SHARED_DOMAINS.iter().map(|s| s.to_string()));
+    let mut txt = format!(
+        "# registrable domains of shared sites and public web services: the top {SHARED_TOP_N} of {} (dga/benign; Alexa),\n\
+         # registrable part by the Public Suffix List, minus names of the DGA family files; + project supplement\n",
+        SHARED_TOP_LISTS.join(", ")
+    );
+    for d in &shared {
+        writeln!(txt, "{d}").unwrap();
+    }
+    std::fs::write(out.join("shared-domains.txt"), txt).unwrap();
+    eprintln!(
+        "shared-domains.txt: {} names ({dropped} dropped as DGA names)",
+        shared.len()
+    );
     eprintln!("wrote lists to {}", out.display());
 }

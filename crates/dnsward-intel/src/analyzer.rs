@@ -56,6 +56,22 @@ pub struct Finding {
     pub score: f64,
     /// Human-readable reason, e.g. `answer 205.185.117.44 in AS53667 (ioc list seed-iocs.txt:12)`.
     pub detail: String,
+    /// An IOC hit on shared infrastructure (a CDN / WAF edge address, a popular site or public
+    /// web service, a listed public suffix): why the hit says little about this name. Such hits
+    /// take `[intel.actions] ioc_shared` (default `log`) instead of their kind's action.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared: Option<String>,
+}
+
+impl Finding {
+    /// Mark an IOC finding as a hit on shared infrastructure (`why`, if any); the detail says so.
+    fn on_shared(mut self, why: Option<String>) -> Finding {
+        if let Some(why) = why {
+            self.detail = format!("{}; on shared infrastructure: {why}", self.detail);
+            self.shared = Some(why);
+        }
+        self
+    }
 }
 
 /// The numbers that drove a verdict (shown by `dnsward check` and the admin API).
@@ -138,6 +154,7 @@ impl Assessment {
     pub fn action(&self, actions: &IntelActions) -> Action {
         match &self.finding {
             None => Action::Allow,
+            Some(f) if f.shared.is_some() => actions.ioc_shared,
             Some(f) => match f.kind {
                 FindingKind::FastFlux => actions.fast_flux,
                 FindingKind::DoubleFlux => actions.double_flux,
@@ -387,6 +404,7 @@ impl AnswerAnalyzer {
         if !cfg.extra_cdn_suffixes.is_empty() {
             lists.add_cdn_suffixes(&cfg.extra_cdn_suffixes);
         }
+        lists.add_shared_domains(&cfg.extra_shared_domains);
         lists
             .hosting_asn
             .extend(cfg.extra_hosting_asns.iter().copied());
@@ -711,6 +729,7 @@ impl AnswerAnalyzer {
                         f.ns_residential_share * 100.0, f.ns_min_ttl, f.ns_flux_score,
                         f.distinct_ips, n_asn_eff, if f.prefix_only { "/16s" } else { "ASNs" }, f.flux_score
                     ),
+                    shared: None,
                 });
             } else if a_flux {
                 finding = Some(Finding {
@@ -721,6 +740,7 @@ impl AnswerAnalyzer {
                         f.distinct_ips, n_asn_eff, if f.prefix_only { "/16s" } else { "ASNs" }, f.distinct_countries, f.lookups,
                         f.residential_share * 100.0, f.window_min_ttl, f.flux_score, self.cfg.flux_threshold, f.holz_score
                     ),
+                    shared: None,
                 });
             }
         }
@@ -732,6 +752,7 @@ impl AnswerAnalyzer {
                     kind: FindingKind::ParkingMove,
                     score: if onto_hosting { 0.4 } else { 0.7 },
                     detail,
+                    shared: None,
                 });
             }
         }
@@ -770,34 +791,53 @@ impl AnswerAnalyzer {
                 s
             }
         };
+        // A hit on shared infrastructure is kept while the rest is checked: a hit that is not
+        // shared (a listed CNAME target behind a listed popular name, a dedicated address
+        // beside a CDN edge) decides.
+        let mut shared_hit: Option<Finding> = None;
+        macro_rules! hit {
+            ($finding:expr) => {{
+                let finding: Finding = $finding;
+                if finding.shared.is_none() {
+                    return Some(finding);
+                }
+                shared_hit.get_or_insert(finding);
+            }};
+        }
         if let Some((d, src)) = self.iocs.domain(qname) {
-            return Some(Finding {
+            hit!(Finding {
                 kind: FindingKind::IocDomain,
                 score: 1.0,
                 detail: format!("name {qname} is listed as {d} (ioc list {src})"),
-            });
+                shared: None,
+            }
+            .on_shared(self.shared_listing(d)));
         }
         for (i, (c, _)) in cn.iter().enumerate() {
             let c = norm_name(c);
             if let Some((d, src)) = self.iocs.domain(&c) {
-                return Some(Finding {
+                hit!(Finding {
                     kind: FindingKind::IocDomain,
                     score: 1.0,
                     detail: format!(
                         "CNAME target {c} is listed as {d}{} (ioc list {src})",
                         chain(i + 1)
                     ),
-                });
+                    shared: None,
+                }
+                .on_shared(self.shared_listing(d)));
             }
         }
         for (n, _) in ns {
             let n = norm_name(n);
             if let Some((d, src)) = self.iocs.domain(&n) {
-                return Some(Finding {
+                hit!(Finding {
                     kind: FindingKind::IocDomain,
                     score: 0.9,
                     detail: format!("name server {n} is listed as {d} (ioc list {src})"),
-                });
+                    shared: None,
+                }
+                .on_shared(self.shared_listing(d)));
             }
         }
         let limit = obs.addrs.len().min(self.cfg.max_ioc_checks_per_answer);
@@ -814,7 +854,7 @@ impl AnswerAnalyzer {
                     });
                     continue;
                 }
-                return Some(Finding {
+                hit!(Finding {
                     kind: FindingKind::IocIp,
                     score: 1.0,
                     detail: format!(
@@ -826,7 +866,9 @@ impl AnswerAnalyzer {
                         },
                         chain(cn.len())
                     ),
-                });
+                    shared: None,
+                }
+                .on_shared(self.shared_address(qname, ip, cn)));
             }
         }
         if self.iocs.has_asns() {
@@ -863,7 +905,7 @@ impl AnswerAnalyzer {
                         .asn_org(ip)
                         .map(|o| format!(" {o}"))
                         .unwrap_or_default();
-                    return Some(Finding {
+                    hit!(Finding {
                         kind: FindingKind::IocAsn,
                         score: 0.9,
                         detail: format!(
@@ -871,8 +913,53 @@ impl AnswerAnalyzer {
                             i.asn,
                             chain(cn.len())
                         ),
-                    });
+                        shared: None,
+                    }
+                    .on_shared(self.shared_address(qname, ip, cn)));
                 }
+            }
+        }
+        shared_hit
+    }
+
+    /// Why an IOC domain entry covers shared infrastructure, if it does: a listed public suffix
+    /// covers every site registered under it, and a listed popular site or public web service
+    /// (`docs.google.com`, `pastebin.com`) serves all its users. A tenant's own registrable
+    /// domain under a private suffix (`evil.blogspot.com`) is not shared.
+    fn shared_listing(&self, listed: &str) -> Option<String> {
+        match psl::domain_str(listed) {
+            None => Some(format!(
+                "the listed entry {listed} is a public suffix, so it covers every site registered under it"
+            )),
+            Some(reg) if self.lists.shared_domains.contains(reg) => Some(format!(
+                "the listed entry {listed} is part of {reg}, a popular site or public web service that serves many users"
+            )),
+            Some(_) => None,
+        }
+    }
+
+    /// Why an IOC address or ASN hit for `qname` lands on shared infrastructure, if it does:
+    /// the name is a popular site or public web service (a listed address serving it is far
+    /// likelier a shared host or a stale listing than the site itself), the address is a CDN /
+    /// WAF edge, or the name is served through one (its CNAME chain). Only asked on a hit.
+    fn shared_address(&self, qname: &str, ip: IpAddr, cn: &[(&str, u32)]) -> Option<String> {
+        if let Some(reg) = psl::domain_str(qname).filter(|r| self.lists.shared_domains.contains(*r))
+        {
+            return Some(format!(
+                "{reg} is a popular site or public web service, so a listed address serving it is far likelier a shared host or a stale listing"
+            ));
+        }
+        if let Some(p) = self.lists.edge_by_ip(ip_key(ip)) {
+            return Some(format!(
+                "{ip} is a {p} edge address, shared by many unrelated sites"
+            ));
+        }
+        for (c, _) in cn {
+            let c = norm_name(c);
+            if let Some(p) = self.lists.edge_by_name(&c) {
+                return Some(format!(
+                    "{qname} is served through {p} ({c}), whose edge addresses are shared by many unrelated sites"
+                ));
             }
         }
         None

@@ -659,3 +659,103 @@ fn a_damaged_history_snapshot_is_an_error_and_adds_nothing() {
         2
     );
 }
+
+#[test]
+fn ioc_hits_on_shared_infrastructure_are_logged_not_blocked() {
+    const LIST: &str = "ip 104.16.1.1 phishing kit behind a CDN\nip 3.0.0.1 c2 on a cloud VM\n\
+        ip 198.51.100.7 c2\ndomain docs.google.com payload hosted there\n\
+        domain evil.blogspot.com c2 blog\ndomain github.io whole suffix\ndomain x.evil.example lure\n";
+    let mut cfg = fixture_cfg("shared");
+    cfg.extra_shared_domains = vec!["Partner-Portal.example.".into()];
+    let a = AnswerAnalyzer::with_iocs(&cfg, IocSet::parse(LIST, "feed.txt").unwrap()).unwrap();
+    let defaults = IntelActions::default();
+    let check = |q: &str, addrs: &[(IpAddr, u32)], cnames: &[(&str, u32)]| {
+        a.assess(
+            &Observation {
+                qname: q,
+                addrs,
+                cnames,
+                ns: &[],
+                ns_addrs: &[],
+            },
+            1,
+        )
+    };
+    let shared = |r: &Assessment| r.finding.as_ref().and_then(|f| f.shared.clone());
+
+    // A listed CDN edge address: every site behind that edge would be cut off.
+    let r = check("www.some-shop.example", &[(ip("104.16.1.1"), 300)], &[]);
+    let f = r.finding.as_ref().unwrap();
+    assert_eq!(f.kind, FindingKind::IocIp);
+    assert!(shared(&r).unwrap().contains("cloudflare edge"), "{f:?}");
+    assert!(f.detail.contains("feed.txt:1") && f.detail.contains("on shared infrastructure"));
+    assert_eq!(r.action(&defaults), Action::Log);
+    // A listed address on a tenant's own cloud machine still blocks.
+    let r = check("vm.example", &[(ip("3.0.0.1"), 300)], &[]);
+    assert_eq!(r.finding.as_ref().unwrap().kind, FindingKind::IocIp);
+    assert_eq!(shared(&r), None);
+    assert_eq!(r.action(&defaults), Action::Block);
+    // A popular site on a listed address, and the same address for an unknown name.
+    let r = check("www.google.com", &[(ip("198.51.100.7"), 300)], &[]);
+    assert!(shared(&r).unwrap().contains("google.com is a popular site"));
+    assert_eq!(r.action(&defaults), Action::Log);
+    let r = check("fresh.example", &[(ip("198.51.100.7"), 300)], &[]);
+    assert_eq!(shared(&r), None);
+    assert_eq!(r.action(&defaults), Action::Block);
+    // An operator's own shared domain (normalised).
+    let r = check(
+        "www.partner-portal.example",
+        &[(ip("198.51.100.7"), 300)],
+        &[],
+    );
+    assert!(shared(&r).is_some());
+    // Served through a CDN (its CNAME chain), the listed address is shared too.
+    let r = check(
+        "shop.example",
+        &[(ip("198.51.100.7"), 300)],
+        &[("shop.example.cdn.cloudflare.net", 300)],
+    );
+    assert!(shared(&r).unwrap().contains("served through cloudflare"));
+    // A dedicated listed address beside a listed CDN edge decides.
+    let r = check(
+        "mixed.example",
+        &[(ip("104.16.1.1"), 300), (ip("198.51.100.7"), 300)],
+        &[],
+    );
+    assert_eq!(shared(&r), None);
+    assert!(r.finding.as_ref().unwrap().detail.contains("198.51.100.7"));
+
+    // Domain entries: a listed public-service host and a listed public suffix are shared; a
+    // tenant's own name under a private suffix is not.
+    let r = check("docs.google.com", &[], &[]);
+    assert_eq!(r.finding.as_ref().unwrap().kind, FindingKind::IocDomain);
+    assert!(shared(&r).unwrap().contains("part of google.com"));
+    let r = check("someone.github.io", &[], &[]);
+    assert!(shared(&r).unwrap().contains("public suffix"));
+    let r = check("evil.blogspot.com", &[], &[]);
+    assert_eq!(shared(&r), None);
+    assert_eq!(r.action(&defaults), Action::Block);
+    // A listed popular name whose CNAME chain reaches a listed lure: the lure decides.
+    let r = check("docs.google.com", &[], &[("x.evil.example", 60)]);
+    assert_eq!(shared(&r), None);
+    assert!(r
+        .finding
+        .as_ref()
+        .unwrap()
+        .detail
+        .contains("x.evil.example"));
+
+    // The operator can block shared hits too; the finding carries its reason to the API.
+    let strict = IntelActions {
+        ioc_shared: Action::Block,
+        ..IntelActions::default()
+    };
+    let r = check("www.some-shop.example", &[(ip("104.16.1.1"), 300)], &[]);
+    assert_eq!(r.action(&strict), Action::Block);
+    let v = serde_json::to_value(&r).unwrap();
+    assert!(v["finding"]["shared"].as_str().unwrap().contains("edge"));
+    let r = check("fresh.example", &[(ip("198.51.100.7"), 300)], &[]);
+    assert!(serde_json::to_value(&r).unwrap()["finding"]
+        .get("shared")
+        .is_none());
+}

@@ -22,6 +22,11 @@ pub struct IntelActions {
     pub ioc_ip: Action,
     pub ioc_asn: Action,
     pub ioc_domain: Action,
+    /// An IOC hit on shared infrastructure (CDN / WAF edge address, popular site or public web
+    /// service, a listed public suffix), whatever its kind. `log` by default: the hit is
+    /// recorded with its reason but the name answers, since blocking it would cut off every
+    /// other site or user of that infrastructure (and clients are not scored for it).
+    pub ioc_shared: Action,
     pub parking_move: Action,
 }
 
@@ -33,6 +38,7 @@ impl Default for IntelActions {
             ioc_ip: Action::Block,
             ioc_asn: Action::Block,
             ioc_domain: Action::Block,
+            ioc_shared: Action::Log,
             parking_move: Action::Log,
         }
     }
@@ -76,8 +82,13 @@ pub struct IntelConfig {
     pub double_flux_threshold: f64,
     /// Use the built-in CDN / hosting / parking lists compiled into the crate.
     pub use_builtin_lists: bool,
-    /// Extra CDN / load-balancer CNAME suffixes (never flagged as flux).
+    /// Extra CDN / load-balancer CNAME suffixes (never flagged as flux; their addresses count
+    /// as shared edges for IOC hits).
     pub extra_cdn_suffixes: Vec<String>,
+    /// Extra registrable domains of shared sites and public web services (beside the built-in
+    /// `shared-domains.txt`): IOC address hits for their names, and IOC entries inside them,
+    /// take `actions.ioc_shared`.
+    pub extra_shared_domains: Vec<String>,
     /// Round-robin pool suffixes never flagged as flux (default: NTP pool).
     pub rr_pool_suffixes: Vec<String>,
     /// Extra ASNs to treat as hosting (not residential).
@@ -111,6 +122,7 @@ impl Default for IntelConfig {
             double_flux_threshold: 1.0,
             use_builtin_lists: true,
             extra_cdn_suffixes: Vec::new(),
+            extra_shared_domains: Vec::new(),
             rr_pool_suffixes: crate::lists::DEFAULT_RR_POOL_SUFFIXES
                 .iter()
                 .map(|s| s.to_string())

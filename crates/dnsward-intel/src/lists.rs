@@ -10,6 +10,13 @@ const HOSTING_ASN: &str = include_str!("../data/hosting-asn.txt");
 const HOSTING_RANGES: &str = include_str!("../data/hosting-ranges.txt");
 const HOSTING_PREFIXES: &str = include_str!("../data/hosting-prefixes.txt");
 const PARKING: &str = include_str!("../data/parking.txt");
+const SHARED_DOMAINS: &str = include_str!("../data/shared-domains.txt");
+
+/// Providers of the CDN / cloud lists whose addresses are rented whole to one tenant (virtual
+/// machines, load balancers): an IOC hit there names that tenant. Every other provider's
+/// addresses are shared edges (reverse proxies, CDN and WAF front ends, page hosts) that
+/// serve thousands of unrelated sites at once, so an IOC hit there says little about one name.
+pub const TENANT_CLOUD_PROVIDERS: &[&str] = &["amazon", "azure", "google", "oracle", "ovh"];
 
 /// Round-robin pools that are many-IPs/many-ASNs by design (NTP pool style). Project-authored.
 pub const DEFAULT_RR_POOL_SUFFIXES: &[&str] = &["pool.ntp.org", "ntppool.org", "pool.ntp.br"];
@@ -40,6 +47,11 @@ pub struct Lists {
     pub parking_ips: RangeSet<()>,
     pub parking_cname: FxMap<Box<str>, ()>,
     pub rr_pool: FxMap<Box<str>, ()>,
+    /// CDN ranges of the shared-edge providers only (not [`TENANT_CLOUD_PROVIDERS`]).
+    pub edge_ranges: RangeSet<u16>,
+    /// Registrable domains of shared sites and public web services (`shared-domains.txt`
+    /// plus `[intel] extra_shared_domains`).
+    pub shared_domains: FxSet<Box<str>>,
 }
 
 impl Lists {
@@ -71,7 +83,14 @@ impl Lists {
                 ranges.push((s, e, cur));
             }
         }
+        let edge: Vec<(u128, u128, u16)> = ranges
+            .iter()
+            .filter(|r| !TENANT_CLOUD_PROVIDERS.contains(&&*l.providers[r.2 as usize]))
+            .copied()
+            .collect();
+        l.edge_ranges = RangeSet::from_vec(edge);
         l.cdn_ranges = RangeSet::from_vec(ranges);
+        l.shared_domains = data_lines(SHARED_DOMAINS).map(Into::into).collect();
         l.hosting_asn = data_lines(HOSTING_ASN)
             .filter_map(|s| s.parse().ok())
             .collect();
@@ -217,6 +236,27 @@ impl Lists {
             .map(|&i| &*self.providers[i as usize])
     }
 
+    /// Shared-edge provider (a CDN or WAF front end, not a tenant's cloud machine) that an
+    /// address belongs to.
+    pub fn edge_by_ip(&self, key: u128) -> Option<&str> {
+        self.edge_ranges
+            .get(key)
+            .map(|&i| &*self.providers[i as usize])
+    }
+
+    /// Shared-edge provider of a CDN CNAME target (operator-added suffixes count as edges).
+    pub fn edge_by_name(&self, name: &str) -> Option<&str> {
+        self.cdn_by_name(name)
+            .filter(|p| !TENANT_CLOUD_PROVIDERS.contains(p))
+    }
+
+    pub fn add_shared_domains<S: AsRef<str>>(&mut self, it: impl IntoIterator<Item = S>) {
+        for s in it {
+            self.shared_domains
+                .insert(s.as_ref().trim_matches('.').to_ascii_lowercase().into());
+        }
+    }
+
     /// `Some(weak)` when `ns` is a parking-service name server.
     pub fn parking_ns(&self, ns: &str) -> Option<bool> {
         suffix_lookup(&self.parking_ns, ns).map(|(_, &w)| w)
@@ -251,6 +291,21 @@ mod tests {
             l.cdn_by_ip(ip_key("104.16.1.1".parse().unwrap())),
             Some("cloudflare")
         );
+        // Shared edges and tenant clouds: a Cloudflare front end is an edge, an EC2 address
+        // (MISP amazon-aws) is not, a CloudFront address is (its range is listed under both
+        // names; only the edge list is asked).
+        assert_eq!(
+            l.edge_by_ip(ip_key("104.16.1.1".parse().unwrap())),
+            Some("cloudflare")
+        );
+        assert_eq!(l.edge_by_ip(ip_key("3.0.0.1".parse().unwrap())), None);
+        assert!(l.cdn_by_ip(ip_key("3.0.0.1".parse().unwrap())).is_some());
+        assert!(l.edge_by_ip(ip_key("99.86.0.1".parse().unwrap())).is_some());
+        assert_eq!(l.edge_by_name("x.edgekey.net"), Some("akamai"));
+        assert_eq!(l.edge_by_name("lb-1.elb.amazonaws.com"), None);
+        assert!(l.shared_domains.contains("pastebin.com"));
+        assert!(l.shared_domains.contains("google.com"));
+        assert!(l.shared_domains.len() > 10_000);
         assert_eq!(l.parking_ns("ns1.sedoparking.com"), Some(false));
         assert_eq!(l.parking_ns("dns1.registrar-servers.com"), Some(true));
         assert_eq!(l.parking_ns("ns1.google.com"), None);

@@ -39,6 +39,8 @@ pub struct ActionConfig {
     pub flux: Action,
     pub ioc: Action,
     pub parking: Action,
+    /// IOC hits on shared infrastructure, when `[intel.actions] ioc_shared` blocks them.
+    pub shared: Action,
 }
 
 impl Default for ActionConfig {
@@ -51,6 +53,9 @@ impl Default for ActionConfig {
             flux: Action::Sinkhole,
             ioc: Action::Sinkhole,
             parking: Action::Log,
+            // Not the sinkhole: the clients reaching a shared site are mostly its ordinary
+            // users, and each connection to the sinkhole counts against a client.
+            shared: Action::Nxdomain,
         }
     }
 }
@@ -67,6 +72,7 @@ impl ActionConfig {
             Category::Flux => self.flux,
             Category::Ioc => self.ioc,
             Category::Parking => self.parking,
+            Category::Shared => self.shared,
         }
     }
 }

@@ -18,15 +18,19 @@ pub enum Category {
     Ioc,
     /// A parked domain that moved to fresh infrastructure.
     Parking,
+    /// An IOC hit on shared infrastructure (a CDN edge address, a popular site or public web
+    /// service): recorded with its reason, answered normally unless the operator chose to block.
+    Shared,
 }
 
 impl Category {
-    pub const ALL: [Category; 5] = [
+    pub const ALL: [Category; 6] = [
         Category::List,
         Category::Dga,
         Category::Flux,
         Category::Ioc,
         Category::Parking,
+        Category::Shared,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -36,6 +40,7 @@ impl Category {
             Category::Flux => "flux",
             Category::Ioc => "ioc",
             Category::Parking => "parking",
+            Category::Shared => "shared",
         }
     }
 }

@@ -305,6 +305,7 @@ impl AnswerCheck for IntelStage {
         };
         let finding = assessment.finding.as_ref()?;
         let category = match finding.kind {
+            _ if finding.shared.is_some() => Category::Shared,
             FindingKind::FastFlux | FindingKind::DoubleFlux => Category::Flux,
             FindingKind::IocIp | FindingKind::IocAsn | FindingKind::IocDomain => Category::Ioc,
             FindingKind::ParkingMove => Category::Parking,
