@@ -759,3 +759,61 @@ fn ioc_hits_on_shared_infrastructure_are_logged_not_blocked() {
         .get("shared")
         .is_none());
 }
+
+/// The indicators quoted in the threat reports the product is built from (`seed-iocs.txt`) and
+/// the Bitsight fast-flux domains are dedicated attacker infrastructure: none of them may be
+/// taken for shared infrastructure. Reads `../shared/data/intel` beside the repository.
+#[test]
+fn threat_report_indicators_are_not_shared_infrastructure() {
+    let dir = std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/data/intel"
+    ));
+    let seed = dir.join("seed-iocs.txt");
+    let flux = dir.join("fastflux/bitsight-sandiflux_iocs.txt");
+    if !seed.exists() || !flux.exists() {
+        eprintln!("skipped: {} not present", dir.display());
+        return;
+    }
+    let mut text = std::fs::read_to_string(&seed).unwrap();
+    let mut flux_domains = 0;
+    for l in std::fs::read_to_string(&flux).unwrap().lines() {
+        if let Some(d) = l.strip_prefix("domain,") {
+            text.push_str(&format!("domain {}\n", d.replace("[.]", ".")));
+            flux_domains += 1;
+        }
+    }
+    assert!(flux_domains >= 150, "{flux_domains}");
+    let iocs = IocSet::parse(&text, "reports").unwrap();
+    // The real MMDBs are not needed: the address rules read the built-in ranges.
+    let a = AnswerAnalyzer::with_iocs(&IntelConfig::default(), iocs).unwrap();
+    let (mut ips, mut domains) = (0, 0);
+    for l in text.lines().filter(|l| !l.starts_with('#')) {
+        let mut f = l.split_whitespace();
+        let (Some(kind), Some(value)) = (f.next(), f.next()) else {
+            continue;
+        };
+        let r = match kind {
+            "ip" => {
+                ips += 1;
+                a.assess(&obs("fresh-name.example", &[(ip(value), 300)]), 1)
+            }
+            "domain" => {
+                domains += 1;
+                a.assess(&obs(value, &[]), 1)
+            }
+            _ => continue,
+        };
+        let f = r
+            .finding
+            .as_ref()
+            .unwrap_or_else(|| panic!("{l}: no finding"));
+        assert_eq!(f.shared, None, "{l}");
+        assert_eq!(r.action(&IntelActions::default()), Action::Block, "{l}");
+    }
+    assert_eq!(
+        (ips, domains),
+        (18, 13 + flux_domains),
+        "every indicator checked"
+    );
+}
