@@ -1,5 +1,8 @@
 //! Response-IP policy lists: `type value context...` lines with type `ip`, `cidr`, `asn` or
-//! `domain` (the format of `seed-iocs.txt`). `#` starts a comment; blank lines are ignored.
+//! `domain` (the format of `seed-iocs.txt`), or a bare `value context...` whose type is read
+//! from its shape (an address, a CIDR, `AS<number>`, a dotted name), so the plain one-per-line
+//! blocklists that feeds publish (abuse.ch Feodo Tracker IPs, domain lists) load as they are.
+//! `#` starts a comment; blank lines are ignored.
 use crate::error::IntelError;
 use crate::net::{ip_key, parse_cidr, suffix_lookup, FxMap, RangeSet};
 use std::net::IpAddr;
@@ -74,12 +77,24 @@ impl IocSet {
                 line,
                 msg,
             };
-            let mut parts = l.splitn(3, char::is_whitespace);
-            let kind = parts.next().unwrap_or("").to_ascii_lowercase();
-            let value = parts.next().map(str::trim).unwrap_or("");
-            let context = parts.next().unwrap_or("").trim();
+            let (first, rest) = l
+                .split_once(char::is_whitespace)
+                .map(|(a, b)| (a, b.trim()))
+                .unwrap_or((l, ""));
+            let (kind, value, context) = match bare_kind(first) {
+                Some(kind) => (kind.to_string(), first, rest),
+                None => {
+                    let (value, context) = rest
+                        .split_once(char::is_whitespace)
+                        .map(|(a, b)| (a, b.trim()))
+                        .unwrap_or((rest, ""));
+                    (first.to_ascii_lowercase(), value, context)
+                }
+            };
             if value.is_empty() {
-                return Err(err(format!("expected `type value [context]`, got {l:?}")));
+                return Err(err(format!(
+                    "expected `type value [context]` (type ip, cidr, asn or domain) or a bare address, CIDR, AS<number> or dotted name, got {l:?}"
+                )));
             }
             let idx = self.sources.len() as u32;
             match kind.as_str() {
@@ -101,13 +116,7 @@ impl IocSet {
                 }
                 "domain" | "name" | "host" => {
                     let d = value.trim_end_matches('.').to_ascii_lowercase();
-                    let ok = !d.is_empty()
-                        && d.len() <= 253
-                        && d.split('.').all(|lb| !lb.is_empty() && lb.len() <= 63)
-                        && d.bytes().all(|b| {
-                            b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_'
-                        });
-                    if !ok {
+                    if !is_domain(&d) {
                         return Err(err(format!("bad domain {value:?}")));
                     }
                     self.domains.entry(d.into()).or_insert(idx);
@@ -189,6 +198,35 @@ impl IocSet {
     }
 }
 
+fn is_domain(d: &str) -> bool {
+    !d.is_empty()
+        && d.len() <= 253
+        && d.split('.').all(|lb| !lb.is_empty() && lb.len() <= 63)
+        && d.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
+}
+
+/// The indicator type of a line that starts with its value (no type word), from the value's
+/// shape. A domain needs a dot, so a misspelt type word (`doamin x.com`) is still an error.
+fn bare_kind(token: &str) -> Option<&'static str> {
+    if token.parse::<IpAddr>().is_ok() {
+        return Some("ip");
+    }
+    if token.contains('/') {
+        return Some("cidr"); // a bad one is reported as a bad CIDR
+    }
+    if let Some(n) = token
+        .strip_prefix("AS")
+        .or_else(|| token.strip_prefix("as"))
+    {
+        if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) {
+            return Some("asn");
+        }
+    }
+    let d = token.trim_end_matches('.').to_ascii_lowercase();
+    (d.contains('.') && is_domain(&d)).then_some("domain")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,6 +248,28 @@ mod tests {
         assert!(s.asn(64667).is_some());
         assert_eq!(s.domain("www.evil.example").unwrap().0, "evil.example");
         assert!(s.domain("notevil.example").is_none());
+    }
+
+    #[test]
+    fn bare_values_take_their_type_from_their_shape() {
+        // The abuse.ch Feodo Tracker IP blocklist layout, a domain feed, and a mixed list.
+        let text = "# Feodo Tracker style\n51.75.172.103\n203.0.113.0/24 bad range\nAS64666 hoster\n\
+                    Evil.Example. phishing kit\n2001:db8::66\nip 198.51.100.7 typed lines still work\n";
+        let s = IocSet::parse(text, "feed.txt").unwrap();
+        assert_eq!(s.len(), 6);
+        let k = |x: &str| ip_key(x.parse().unwrap());
+        assert_eq!(s.ip(k("51.75.172.103")).unwrap().0.line, 2);
+        assert!(s.ip(k("203.0.113.7")).unwrap().1);
+        assert_eq!(s.asn(64666).unwrap().context.as_ref(), "hoster");
+        let (d, src) = s.domain("cdn.evil.example").unwrap();
+        assert_eq!((d, src.context.as_ref()), ("evil.example", "phishing kit"));
+        assert!(s.ip(k("2001:db8::66")).is_some());
+        assert_eq!(s.ip(k("198.51.100.7")).unwrap().0.line, 7);
+        // A misspelt type word, a bare single label or a bad bare CIDR is still an error.
+        for bad in ["doamin evil.com", "localhost", "10.0.0.0/33", "AS", "ASX1"] {
+            let e = IocSet::parse(bad, "x.txt").unwrap_err();
+            assert!(e.to_string().starts_with("x.txt:1:"), "{bad}: {e}");
+        }
     }
 
     #[test]
