@@ -205,6 +205,12 @@ def main():
     def rdata_at(qname, records_before=b""):
         return struct.pack(">H", 0xc000 | (12 + len(name(qname)) + 4 + len(records_before) + 12))
     add("ioc-cname", enc(0, query("www.example"), up([rr(PTR_Q, "CNAME", name("ioc.test")), a("192.0.2.1", owner=rdata_at("www.example"))])))
+    # IOC hits on shared infrastructure (logged, answered): a listed CDN edge range, a popular
+    # site on a listed address, a listed public-service domain, a listed public suffix.
+    add("ioc-shared-edge", enc(TWICE, query("shop.example"), up([a("104.16.1.1")])))
+    add("ioc-shared-popular", enc(0, query("www.google.com"), up([a("198.51.100.7")])))
+    add("ioc-shared-listed-service", enc(0, query("pastebin.com"), up([a("192.0.2.10")])))
+    add("ioc-shared-listed-suffix", enc(0, query("someone.github.io"), up([a("192.0.2.10")])))
     first = rr(PTR_Q, "CNAME", name("b.test"))
     second = rr(rdata_at("alias.test"), "CNAME", name("c.test"))
     add("cname-chain", enc(TWICE, query("alias.test"), up([first, second, a("192.0.2.11", owner=rdata_at("alias.test", first))])))

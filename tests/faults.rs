@@ -952,6 +952,34 @@ fn fuzz_harness_escalated_client_gets_the_looser_verdict() {
     assert_eq!(rcode(out.second.as_ref().unwrap()), 0);
 }
 
+/// The harness really exercises the shared-infrastructure rules: its IOC list holds a CDN edge
+/// range, a public-service domain and a public suffix. Those seeds get the upstream's address;
+/// a listed address for a name of its own gets the sinkhole.
+#[test]
+fn fuzz_harness_shared_infrastructure_hits_are_answered() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+    let path = fuzz_harness::request_path();
+    let first_a = |seed: &str| {
+        let data = std::fs::read(root.join("corpus/request_path").join(seed)).unwrap();
+        let out = fuzz_harness::run_and_check(&path, &data).unwrap();
+        let msg =
+            hickory_proto::op::Message::from_vec(out.first.response.as_ref().unwrap()).unwrap();
+        msg.answers
+            .iter()
+            .find(|r| r.record_type() == RecordType::A)
+            .map(|r| r.data.to_string())
+    };
+    for (seed, want) in [
+        ("ioc-shared-edge", "104.16.1.1"),
+        ("ioc-shared-popular", "198.51.100.7"),
+        ("ioc-shared-listed-service", "192.0.2.10"),
+        ("ioc-shared-listed-suffix", "192.0.2.10"),
+        ("ioc-cidr", "10.99.0.1"),
+    ] {
+        assert_eq!(first_a(seed).as_deref(), Some(want), "{seed}");
+    }
+}
+
 #[test]
 fn fuzz_corpus_replays_without_panics_or_malformed_responses() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");

@@ -24,9 +24,12 @@ const DENY: &[&str] = &[
     "0.0.0.0 hosts.test",
 ];
 const ALLOW: &[&str] = &["ok.bad.test"];
-/// IOC lines: answers landing here (or CNAMEs to the domain) are blocked by the answer checks.
+/// IOC lines: answers landing here (or CNAMEs to the domain) are blocked by the answer checks;
+/// the Cloudflare range, the public suffix and the bare entry are hits on shared infrastructure
+/// (logged), so the shared-infrastructure checks see fuzzed names and answers too.
 const IOC: &str =
-    "ip 192.0.2.66 test-c2\ncidr 198.51.100.0/24 test-net\ndomain ioc.test test-domain\n";
+    "ip 192.0.2.66 test-c2\ncidr 198.51.100.0/24 test-net\ndomain ioc.test test-domain\n\
+    cidr 104.16.0.0/13 test-cdn-edge\ndomain github.io test-suffix\npastebin.com test-shared\n";
 
 /// The request path the fuzz target and the corpus replay run: default server settings
 /// (loopback ACL, rate limiter with loopback exempt), a small cache, sinkhole addresses set.
