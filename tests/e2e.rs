@@ -786,6 +786,67 @@ async fn ioc_hits_on_shared_infrastructure_are_logged_and_do_not_score_the_clien
     assert_eq!(got.metadata.response_code, ResponseCode::NXDomain);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_ioc_list_shows_its_age_until_a_reload_loads_a_fresh_one() {
+    let up = start_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let iocs = write_list(&dir, "feed.txt", "192.0.2.10 test C2\n");
+    let forty_days = Duration::from_secs(40 * 86_400);
+    std::fs::File::options()
+        .write(true)
+        .open(&iocs)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - forty_days)
+        .unwrap();
+    let path = write_list(
+        &dir,
+        "dnsward.toml",
+        &format!(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\n[upstream]\nservers = [\"{}\"]\n\
+             [intel]\nioc_files = [\"feed.txt\"]\n\
+             [admin]\nlisten = \"127.0.0.1:0\"\ndb_path = \"events.sqlite3\"\n",
+            up.addr
+        ),
+    );
+    let cfg = dnsward::Config::load(&path).unwrap();
+    let dw = start_dnsward_with_path(cfg, Some(path)).await;
+    let list = |v: &serde_json::Value| {
+        (
+            v["ioc_lists"][0]["file"].clone(),
+            v["ioc_lists"][0]["entries"].clone(),
+        )
+    };
+    let stats = admin_stats(&dw).await;
+    assert_eq!(list(&stats), ("feed.txt".into(), 1.into()), "{stats}");
+    let age = stats["ioc_lists"][0]["age_secs"].as_u64().unwrap();
+    assert!(
+        age >= forty_days.as_secs() && age < forty_days.as_secs() + 600,
+        "{age}"
+    );
+    let admin = dw.app.admin.as_ref().unwrap().addr;
+    let (_, metrics) = http(admin, "GET", "/metrics", None, "").await;
+    assert!(
+        metrics.contains("dnsward_ioc_list_age_seconds{list=\"feed.txt\"} 34"),
+        "{metrics}"
+    );
+    // The feed is refreshed on disk: still old until a reload loads it.
+    std::fs::write(&iocs, "192.0.2.10 test C2\n192.0.2.66 another\n").unwrap();
+    assert!(
+        admin_stats(&dw).await["ioc_lists"][0]["age_secs"]
+            .as_u64()
+            .unwrap()
+            >= age
+    );
+    let (code, body) = http(admin, "POST", "/api/v1/reload", None, "").await;
+    assert_eq!(code, 200, "{body}");
+    let stats = admin_stats(&dw).await;
+    assert_eq!(stats["ioc_lists"][0]["entries"], 2);
+    assert!(
+        stats["ioc_lists"][0]["age_secs"].as_u64().unwrap() < 600,
+        "{stats}"
+    );
+}
+
 /// A plain HTTP/1.1 request to the admin server; returns (status, body).
 async fn http(
     addr: std::net::SocketAddr,

@@ -88,6 +88,25 @@ pub struct AdminStats {
     /// Domains in the answer history behind the flux features (`[intel]`); None when the
     /// answer checks are off.
     pub answer_history_domains: Option<u64>,
+    /// The IOC lists the running answer checks loaded.
+    pub ioc_lists: Vec<IocListStat>,
+}
+
+/// One loaded IOC list: its file name, entries and modification time when it was loaded.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct IocListStat {
+    pub file: String,
+    pub entries: u64,
+    pub modified_unix: Option<u64>,
+}
+
+impl IocListStat {
+    /// Seconds since the loaded copy was last modified (None when unknown): it grows until a
+    /// reload loads a newer file, so a feed that stopped updating, or one updated on disk but
+    /// never reloaded, shows.
+    pub fn age_secs(&self, now_unix: u64) -> Option<u64> {
+        self.modified_unix.map(|m| now_unix.saturating_sub(m))
+    }
 }
 
 struct AppState {
@@ -452,6 +471,12 @@ async fn stats(State(st): St) -> ApiResult {
             "hit_rate": if lookups == 0 { 0.0 } else { s.cache_hits as f64 / lookups as f64 },
         },
         "answer_history": s.answer_history_domains.map(|d| json!({ "domains": d })),
+        "ioc_lists": s.ioc_lists.iter().map(|l| json!({
+            "file": l.file,
+            "entries": l.entries,
+            "modified_unix": l.modified_unix,
+            "age_secs": l.age_secs(crate::time::now_secs() as u64),
+        })).collect::<Vec<_>>(),
         "upstream_latency": latency_json(st.backend.upstream_latency()),
         "classifier_latency": latency_json(st.backend.classifier_latency()),
         "store": {

@@ -25,7 +25,9 @@ pub mod store;
 pub mod stream;
 pub mod time;
 
-pub use api::{router, serve, AdminBackend, AdminStats, AdminToken, RunningAdmin, MAX_LIMIT};
+pub use api::{
+    router, serve, AdminBackend, AdminStats, AdminToken, IocListStat, RunningAdmin, MAX_LIMIT,
+};
 pub use config::{AdminConfig, DnstapTarget};
 pub use error::AdminError;
 pub use hist::Histogram;

@@ -143,6 +143,38 @@ pub fn render(store: &EventStore, backend: &dyn AdminBackend) -> String {
         );
         let _ = writeln!(o, "dnsward_answer_history_domains {d}");
     }
+    if !s.ioc_lists.is_empty() {
+        head(
+            &mut o,
+            "dnsward_ioc_list_entries",
+            "gauge",
+            "Indicators loaded from each IOC list.",
+        );
+        for l in &s.ioc_lists {
+            let _ = writeln!(
+                o,
+                "dnsward_ioc_list_entries{{list=\"{}\"}} {}",
+                escape(&l.file),
+                l.entries
+            );
+        }
+        head(
+            &mut o,
+            "dnsward_ioc_list_age_seconds",
+            "gauge",
+            "Seconds since the loaded copy of each IOC list was last modified (alert on a stale feed).",
+        );
+        let now = crate::time::now_secs() as u64;
+        for l in &s.ioc_lists {
+            if let Some(age) = l.age_secs(now) {
+                let _ = writeln!(
+                    o,
+                    "dnsward_ioc_list_age_seconds{{list=\"{}\"}} {age}",
+                    escape(&l.file)
+                );
+            }
+        }
+    }
     head(
         &mut o,
         "dnsward_cache_lookups_total",

@@ -321,6 +321,9 @@ async fn verdict_clients_stats_top() {
     assert_eq!(v["clients"]["escalated"][0]["client"], "10.0.0.7");
     assert_eq!(v["clients"]["escalated"][0]["remaining_secs"], 21000);
     assert_eq!(v["answer_history"]["domains"], 4321);
+    assert_eq!(v["ioc_lists"][0]["entries"], 250);
+    assert!(v["ioc_lists"][0]["age_secs"].as_u64().unwrap() > 700_000_000);
+    assert!(v["ioc_lists"][1]["age_secs"].is_null());
 
     let v = http(a, "GET", "/api/v1/top?limit=2", None, None)
         .await
@@ -469,6 +472,9 @@ async fn metrics_text_format() {
         "dnsward_classifier_latency_seconds_bucket{le=\"0.0001\"} 1",
         "dnsward_cache_entries 321",
         "dnsward_answer_history_domains 4321",
+        "dnsward_ioc_list_entries{list=\"feodo \\\"ips\\\".txt\"} 250",
+        "dnsward_ioc_list_entries{list=\"inline\"} 3",
+        "dnsward_ioc_list_age_seconds{list=\"feodo \\\"ips\\\".txt\"} ",
         "dnsward_blocks_by_category_action_total{category=\"dga\",action=\"nxdomain\"} 20",
         "dnsward_blocks_by_category_action_total{category=\"ioc\",action=\"sinkhole\"} 1",
         "dnsward_cache_hit_ratio 0.75",
@@ -478,6 +484,10 @@ async fn metrics_text_format() {
     ] {
         assert!(body.contains(needle), "missing {needle}\n{body}");
     }
+    assert!(
+        !body.contains("dnsward_ioc_list_age_seconds{list=\"inline\"}"),
+        "no age without a modification time"
+    );
     admin.shutdown().await;
 }
 

@@ -63,6 +63,28 @@ pub struct Finding {
     pub shared: Option<String>,
 }
 
+/// A warning for each IOC list last modified more than `max_age_days` before `now` (0: none).
+fn stale_lists(lists: &[crate::IocListInfo], max_age_days: u64, now: u64) -> Vec<String> {
+    if max_age_days == 0 {
+        return Vec::new();
+    }
+    lists
+        .iter()
+        .filter_map(|l| {
+            let age = now.saturating_sub(l.modified_unix?);
+            (age > max_age_days * 86_400).then(|| {
+                format!(
+                    "ioc list {} ({} entries) was last changed {} days ago (intel.ioc_max_age_days = {max_age_days}): \
+                     listed addresses are often reassigned to innocent hosts once an operation moves on; refresh the feed",
+                    l.file,
+                    l.entries,
+                    age / 86_400
+                )
+            })
+        })
+        .collect()
+}
+
 impl Finding {
     /// Mark an IOC finding as a hit on shared infrastructure (`why`, if any); the detail says so.
     fn on_shared(mut self, why: Option<String>) -> Finding {
@@ -409,6 +431,11 @@ impl AnswerAnalyzer {
             .hosting_asn
             .extend(cfg.extra_hosting_asns.iter().copied());
         let iocs = IocSet::load(&cfg.ioc_files)?;
+        warnings.extend(stale_lists(
+            iocs.lists(),
+            cfg.ioc_max_age_days,
+            crate::unix_now(),
+        ));
         Self::build(cfg, geo, lists, iocs, warnings)
     }
 
@@ -482,6 +509,11 @@ impl AnswerAnalyzer {
             country_db: self.geo.has_country(),
             iocs: self.iocs.len(),
         }
+    }
+
+    /// The IOC lists loaded (file, entries, modification time).
+    pub fn ioc_lists(&self) -> &[crate::IocListInfo] {
+        self.iocs.lists()
     }
 
     /// Forget all history.

@@ -817,3 +817,58 @@ fn threat_report_indicators_are_not_shared_infrastructure() {
         "every indicator checked"
     );
 }
+
+#[test]
+fn stale_ioc_lists_are_warned_about_and_every_list_is_reported() {
+    let dir = std::env::temp_dir().join(format!("dnsward-stale-iocs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (fresh, old) = (dir.join("fresh.txt"), dir.join("old-feed.txt"));
+    std::fs::write(&fresh, "198.51.100.7 c2\nevil.example\n").unwrap();
+    std::fs::write(&old, "ip 203.0.113.9 reassigned long ago\n").unwrap();
+    let forty_days_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(40 * 86_400);
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(forty_days_ago)
+        .unwrap();
+    let mut cfg = IntelConfig {
+        ioc_files: vec![fresh.clone(), old.clone()],
+        ..Default::default()
+    };
+    let a = AnswerAnalyzer::new(&cfg).unwrap();
+    let lists = a.ioc_lists();
+    assert_eq!(
+        lists
+            .iter()
+            .map(|l| (l.file.as_str(), l.entries))
+            .collect::<Vec<_>>(),
+        [("fresh.txt", 2), ("old-feed.txt", 1)]
+    );
+    let now = crate::unix_now();
+    let age = |i: usize| now - lists[i].modified_unix.unwrap();
+    assert!(age(0) < 3_600 && (40 * 86_400 - 60..40 * 86_400 + 3_600).contains(&age(1)));
+    let stale: Vec<&String> = a
+        .warnings()
+        .iter()
+        .filter(|w| w.contains("ioc list"))
+        .collect();
+    assert_eq!(stale.len(), 1, "{stale:?}");
+    assert!(
+        stale[0].contains("old-feed.txt (1 entries) was last changed 40 days ago"),
+        "{}",
+        stale[0]
+    );
+    // A longer limit, or 0, silences it; the stale list still loads and blocks either way.
+    for days in [45, 0] {
+        cfg.ioc_max_age_days = days;
+        let a = AnswerAnalyzer::new(&cfg).unwrap();
+        assert!(
+            !a.warnings().iter().any(|w| w.contains("ioc list")),
+            "{days}"
+        );
+        let r = a.assess(&obs("x.example", &[(ip("203.0.113.9"), 60)]), 1);
+        assert_eq!(r.action(&IntelActions::default()), Action::Block);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -60,6 +60,10 @@ pub struct IntelConfig {
     pub degrade_on_mmdb_error: bool,
     /// IOC list files (`ip|cidr|asn|domain value context` lines).
     pub ioc_files: Vec<PathBuf>,
+    /// An IOC file last modified longer ago than this (days) is warned about at start and on
+    /// every reload: a feed that stopped updating keeps listing addresses that have since been
+    /// reassigned to innocent hosts. 0 = never warn. `/metrics` shows each list's age.
+    pub ioc_max_age_days: u64,
     /// LRU capacity: domains with an answer history.
     pub max_domains: usize,
     /// Sliding window of the answer history, seconds.
@@ -110,6 +114,7 @@ impl Default for IntelConfig {
             country_mmdb: None,
             degrade_on_mmdb_error: false,
             ioc_files: Vec::new(),
+            ioc_max_age_days: 30,
             max_domains: 100_000,
             window_secs: 6 * 3600,
             max_ips_per_domain: 48,

@@ -27,9 +27,21 @@ impl std::fmt::Display for IocSource {
     }
 }
 
+/// One loaded IOC list, for the operator: a feed that stopped updating goes stale (addresses
+/// are reassigned to innocent hosts once an operation moves on).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct IocListInfo {
+    /// The file name, as findings name it.
+    pub file: String,
+    pub entries: usize,
+    /// When the file was last modified before it was loaded (None for parsed text).
+    pub modified_unix: Option<u64>,
+}
+
 #[derive(Debug, Default)]
 pub struct IocSet {
     sources: Vec<IocSource>,
+    lists: Vec<IocListInfo>,
     ips: FxMap<u128, u32>,
     cidrs: Vec<(u128, u128, u32)>,
     cidr_set: RangeSet<u32>,
@@ -50,7 +62,15 @@ impl IocSet {
                 .file_name()
                 .map(|f| f.to_string_lossy().into_owned())
                 .unwrap_or_else(|| p.display().to_string());
+            let modified_unix = std::fs::metadata(p)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_secs());
             set.add_text(&text, &label)?;
+            if let Some(l) = set.lists.last_mut() {
+                l.modified_unix = modified_unix;
+            }
         }
         set.finish();
         Ok(set)
@@ -66,6 +86,7 @@ impl IocSet {
 
     fn add_text(&mut self, text: &str, label: &str) -> Result<(), IntelError> {
         let file: Arc<str> = label.into();
+        let before = self.sources.len();
         for (i, raw) in text.lines().enumerate() {
             let line = i + 1;
             let l = raw.split('#').next().unwrap_or("").trim();
@@ -133,7 +154,17 @@ impl IocSet {
                 context: context.into(),
             });
         }
+        self.lists.push(IocListInfo {
+            file: label.to_string(),
+            entries: self.sources.len() - before,
+            modified_unix: None,
+        });
         Ok(())
+    }
+
+    /// The lists loaded, in order.
+    pub fn lists(&self) -> &[IocListInfo] {
+        &self.lists
     }
 
     fn finish(&mut self) {
@@ -154,6 +185,7 @@ impl IocSet {
         }
         self.cidrs
             .extend(other.cidrs.into_iter().map(|(s, e, v)| (s, e, v + off)));
+        self.lists.extend(other.lists);
         self.finish();
     }
 

@@ -30,10 +30,19 @@ pub use analyzer::{
 pub use config::{Action, IntelActions, IntelConfig};
 pub use error::IntelError;
 pub use history::AnswerHistory;
+pub use ioc::IocListInfo;
 
 /// The classic flux score of Holz et al., "Measuring and Detecting Fast-Flux Service
 /// Networks" (NDSS 2008): `1.32·nA + 18.54·nASN − 142.38`, flux when `> 0`. Reported as a
 /// baseline only.
 pub fn holz_score(n_a: u32, n_asn: u32) -> f64 {
     1.32 * n_a as f64 + 18.54 * n_asn as f64 - 142.38
+}
+
+/// Seconds since the Unix epoch (0 if the clock is before it).
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }

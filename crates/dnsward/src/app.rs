@@ -48,6 +48,8 @@ pub struct Detectors {
     /// The answer history behind the flux features: each reload's analyser continues it, so a
     /// reload (new IOC lists, new MMDBs) does not start flux evidence over.
     answer_history: Option<Arc<AnswerHistory>>,
+    /// The IOC lists the running answer checks loaded (empty when they are off).
+    ioc_lists: Vec<dnsward_intel::IocListInfo>,
 }
 
 impl Detectors {
@@ -176,6 +178,7 @@ pub fn build_policy(
             analyzer.adopt_history(previous);
         }
         detectors.answer_history = Some(analyzer.history().clone());
+        detectors.ioc_lists = analyzer.ioc_lists().to_vec();
         for w in analyzer.warnings() {
             tracing::warn!("intel: {w}");
         }
@@ -183,6 +186,7 @@ pub fn build_policy(
         builder = builder.answer_check(Arc::new(IntelStage::new(Arc::new(analyzer))));
     } else {
         detectors.answer_history = None;
+        detectors.ioc_lists.clear();
     }
     if let Some((model, judge_idn)) = idn_switch {
         model.set_judge_idn(judge_idn);
@@ -198,22 +202,41 @@ struct Reloader {
     overrides: Arc<dyn Fn(&mut Config) + Send + Sync>,
     detectors: std::sync::Mutex<Detectors>,
     store: Option<Arc<EventStore>>,
-    /// The running answer history, updated after every build (readable without waiting for a
-    /// reload to finish with `detectors`).
-    answer_history: HistorySlot,
+    /// The running answer history and IOC lists, updated after every build (readable without
+    /// waiting for a reload to finish with `detectors`).
+    intel_view: IntelSlot,
     /// The admin server's address and token, once it runs: a reload applies a rotated
     /// `admin.token` / `admin.token_file`.
     admin_token: std::sync::OnceLock<(std::net::SocketAddr, Arc<AdminToken>)>,
 }
 
-type HistorySlot = Arc<std::sync::Mutex<Option<Arc<AnswerHistory>>>>;
-
-fn slot_get(slot: &HistorySlot) -> Option<Arc<AnswerHistory>> {
-    slot.lock().unwrap_or_else(|p| p.into_inner()).clone()
+/// What the state saver and the admin side read of the running answer checks.
+#[derive(Default)]
+struct IntelView {
+    history: Option<Arc<AnswerHistory>>,
+    ioc_lists: Vec<dnsward_intel::IocListInfo>,
 }
 
-fn slot_set(slot: &HistorySlot, history: Option<&Arc<AnswerHistory>>) {
-    *slot.lock().unwrap_or_else(|p| p.into_inner()) = history.cloned();
+type IntelSlot = Arc<std::sync::Mutex<IntelView>>;
+
+fn intel_slot(detectors: &Detectors) -> IntelSlot {
+    let slot = IntelSlot::default();
+    slot_set(&slot, detectors);
+    slot
+}
+
+fn slot_get(slot: &IntelSlot) -> Option<Arc<AnswerHistory>> {
+    slot.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .history
+        .clone()
+}
+
+fn slot_set(slot: &IntelSlot, detectors: &Detectors) {
+    *slot.lock().unwrap_or_else(|p| p.into_inner()) = IntelView {
+        history: detectors.answer_history().cloned(),
+        ioc_lists: detectors.ioc_lists.clone(),
+    };
 }
 
 impl Reloader {
@@ -233,7 +256,7 @@ impl Reloader {
             .unwrap_or_default();
         let mut detectors = self.detectors.lock().unwrap_or_else(|p| p.into_inner());
         let policy = build_policy(&cfg, &mut detectors, &rules)?;
-        slot_set(&self.answer_history, detectors.answer_history());
+        slot_set(&self.intel_view, &detectors);
         self.engine.set_policy(policy);
         if let Some((_, token)) = self.admin_token.get() {
             if token.set(cfg.admin.token.as_deref()) {
@@ -299,7 +322,20 @@ impl AdminBackend for Backend {
                         .collect()
                 })
                 .unwrap_or_default(),
-            answer_history_domains: slot_get(&self.reloader.answer_history).map(|h| h.len() as u64),
+            answer_history_domains: slot_get(&self.reloader.intel_view).map(|h| h.len() as u64),
+            ioc_lists: self
+                .reloader
+                .intel_view
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .ioc_lists
+                .iter()
+                .map(|l| dnsward_admin::IocListStat {
+                    file: l.file.clone(),
+                    entries: l.entries as u64,
+                    modified_unix: l.modified_unix,
+                })
+                .collect(),
         }
     }
 
@@ -453,7 +489,7 @@ impl StateSaver {
             Err(e) => tracing::error!("cannot save the {key}: {e}"),
         };
         let save = move || {
-            if let Some(history) = slot_get(&reloader.answer_history) {
+            if let Some(history) = slot_get(&reloader.intel_view) {
                 let t0 = std::time::Instant::now();
                 save_one(HISTORY_STATE_KEY, history.snapshot(), t0);
             }
@@ -502,8 +538,7 @@ impl App {
         let rules = store.as_ref().map(|s| s.api_rules()).unwrap_or_default();
         let mut detectors = Detectors::default();
         let policy = build_policy(&cfg, &mut detectors, &rules)?;
-        let answer_history: HistorySlot =
-            Arc::new(std::sync::Mutex::new(detectors.answer_history().cloned()));
+        let intel_view = intel_slot(&detectors);
         let save_every = cfg.admin.save_state_secs;
         if let (Some(store), true) = (&store, save_every > 0) {
             restore_state(store, &detectors, cfg.intel.window_secs);
@@ -537,7 +572,7 @@ impl App {
             overrides,
             detectors: std::sync::Mutex::new(detectors),
             store: store.clone(),
-            answer_history,
+            intel_view,
             admin_token: Default::default(),
         });
         let state_saver = match &store {

@@ -1,6 +1,6 @@
 #![allow(dead_code)]
 
-use dnsward_admin::{AdminBackend, AdminConfig, AdminStats, EventStore, Histogram};
+use dnsward_admin::{AdminBackend, AdminConfig, AdminStats, EventStore, Histogram, IocListStat};
 use dnsward_policy::{Action, Category, Reason, Stage, Verdict};
 use dnsward_server::events::{EventSink, Outcome, QueryEvent};
 use dnsward_server::stats::StatsSnapshot;
@@ -157,6 +157,18 @@ impl AdminBackend for FakeBackend {
             cache_misses: 250,
             escalated_clients: vec![("10.0.0.7".parse().unwrap(), 21000)],
             answer_history_domains: Some(4321),
+            ioc_lists: vec![
+                IocListStat {
+                    file: "feodo \"ips\".txt".into(),
+                    entries: 250,
+                    modified_unix: Some(1_000_000_000),
+                },
+                IocListStat {
+                    file: "inline".into(),
+                    entries: 3,
+                    modified_unix: None,
+                },
+            ],
         }
     }
     fn upstream_latency(&self) -> Option<&Histogram> {
