@@ -98,6 +98,8 @@ pub struct IocListStat {
     pub file: String,
     pub entries: u64,
     pub modified_unix: Option<u64>,
+    /// `[intel] ioc_max_age_days` in seconds (None: no limit).
+    pub max_age_secs: Option<u64>,
 }
 
 impl IocListStat {
@@ -106,6 +108,11 @@ impl IocListStat {
     /// never reloaded, shows.
     pub fn age_secs(&self, now_unix: u64) -> Option<u64> {
         self.modified_unix.map(|m| now_unix.saturating_sub(m))
+    }
+
+    /// Older than the configured limit.
+    pub fn is_stale(&self, now_unix: u64) -> bool {
+        matches!((self.age_secs(now_unix), self.max_age_secs), (Some(a), Some(m)) if a > m)
     }
 }
 
@@ -471,12 +478,17 @@ async fn stats(State(st): St) -> ApiResult {
             "hit_rate": if lookups == 0 { 0.0 } else { s.cache_hits as f64 / lookups as f64 },
         },
         "answer_history": s.answer_history_domains.map(|d| json!({ "domains": d })),
-        "ioc_lists": s.ioc_lists.iter().map(|l| json!({
-            "file": l.file,
-            "entries": l.entries,
-            "modified_unix": l.modified_unix,
-            "age_secs": l.age_secs(crate::time::now_secs() as u64),
-        })).collect::<Vec<_>>(),
+        "ioc_lists": s.ioc_lists.iter().map(|l| {
+            let now = crate::time::now_secs() as u64;
+            json!({
+                "file": l.file,
+                "entries": l.entries,
+                "modified_unix": l.modified_unix,
+                "age_secs": l.age_secs(now),
+                "max_age_secs": l.max_age_secs,
+                "stale": l.is_stale(now),
+            })
+        }).collect::<Vec<_>>(),
         "upstream_latency": latency_json(st.backend.upstream_latency()),
         "classifier_latency": latency_json(st.backend.classifier_latency()),
         "store": {

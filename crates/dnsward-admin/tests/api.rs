@@ -324,6 +324,8 @@ async fn verdict_clients_stats_top() {
     assert_eq!(v["ioc_lists"][0]["entries"], 250);
     assert!(v["ioc_lists"][0]["age_secs"].as_u64().unwrap() > 700_000_000);
     assert!(v["ioc_lists"][1]["age_secs"].is_null());
+    assert_eq!(v["ioc_lists"][0]["stale"], true);
+    assert_eq!(v["ioc_lists"][1]["stale"], false, "no age, not stale");
 
     let v = http(a, "GET", "/api/v1/top?limit=2", None, None)
         .await

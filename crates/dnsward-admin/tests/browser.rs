@@ -89,6 +89,9 @@ async fn web_page_renders_blocks_and_clients() {
         "Escalated (names judged at the escalated DGA threshold)",
         "10.0.0.7</span> (5 h 50 min left)",
         "1 escalated",
+        // Enforced blocks apart from log-only verdicts, and the stale IOC list (stats API).
+        "38 blocked",
+        "IOC list feodo \"ips\".txt is ",
     ] {
         assert!(dom.contains(needle), "DOM lacks {needle}:\n{dom}");
     }

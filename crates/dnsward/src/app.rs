@@ -48,8 +48,10 @@ pub struct Detectors {
     /// The answer history behind the flux features: each reload's analyser continues it, so a
     /// reload (new IOC lists, new MMDBs) does not start flux evidence over.
     answer_history: Option<Arc<AnswerHistory>>,
-    /// The IOC lists the running answer checks loaded (empty when they are off).
+    /// The IOC lists the running answer checks loaded (empty when they are off), and the age
+    /// past which they count as stale (`[intel] ioc_max_age_days`; None: no limit).
     ioc_lists: Vec<dnsward_intel::IocListInfo>,
+    ioc_max_age_secs: Option<u64>,
 }
 
 impl Detectors {
@@ -179,6 +181,8 @@ pub fn build_policy(
         }
         detectors.answer_history = Some(analyzer.history().clone());
         detectors.ioc_lists = analyzer.ioc_lists().to_vec();
+        let days = cfg.intel.ioc_max_age_days;
+        detectors.ioc_max_age_secs = (days > 0).then(|| days.saturating_mul(86_400));
         for w in analyzer.warnings() {
             tracing::warn!("intel: {w}");
         }
@@ -215,6 +219,7 @@ struct Reloader {
 struct IntelView {
     history: Option<Arc<AnswerHistory>>,
     ioc_lists: Vec<dnsward_intel::IocListInfo>,
+    ioc_max_age_secs: Option<u64>,
 }
 
 type IntelSlot = Arc<std::sync::Mutex<IntelView>>;
@@ -236,10 +241,25 @@ fn slot_set(slot: &IntelSlot, detectors: &Detectors) {
     *slot.lock().unwrap_or_else(|p| p.into_inner()) = IntelView {
         history: detectors.answer_history().cloned(),
         ioc_lists: detectors.ioc_lists.clone(),
+        ioc_max_age_secs: detectors.ioc_max_age_secs,
     };
 }
 
 impl Reloader {
+    /// The running answer checks' IOC lists, for `/api/v1/stats` and `/metrics`.
+    fn ioc_list_stats(&self) -> Vec<dnsward_admin::IocListStat> {
+        let view = self.intel_view.lock().unwrap_or_else(|p| p.into_inner());
+        view.ioc_lists
+            .iter()
+            .map(|l| dnsward_admin::IocListStat {
+                file: l.file.clone(),
+                entries: l.entries as u64,
+                modified_unix: l.modified_unix,
+                max_age_secs: view.ioc_max_age_secs,
+            })
+            .collect()
+    }
+
     fn reload(&self) -> Result<()> {
         let mut cfg = match &self.config_path {
             Some(p) => Config::load(p)?,
@@ -323,19 +343,7 @@ impl AdminBackend for Backend {
                 })
                 .unwrap_or_default(),
             answer_history_domains: slot_get(&self.reloader.intel_view).map(|h| h.len() as u64),
-            ioc_lists: self
-                .reloader
-                .intel_view
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .ioc_lists
-                .iter()
-                .map(|l| dnsward_admin::IocListStat {
-                    file: l.file.clone(),
-                    entries: l.entries as u64,
-                    modified_unix: l.modified_unix,
-                })
-                .collect(),
+            ioc_lists: self.reloader.ioc_list_stats(),
         }
     }
 

@@ -162,11 +162,13 @@ impl AdminBackend for FakeBackend {
                     file: "feodo \"ips\".txt".into(),
                     entries: 250,
                     modified_unix: Some(1_000_000_000),
+                    max_age_secs: Some(30 * 86_400),
                 },
                 IocListStat {
                     file: "inline".into(),
                     entries: 3,
                     modified_unix: None,
+                    max_age_secs: Some(30 * 86_400),
                 },
             ],
         }
