@@ -676,18 +676,28 @@ async fn clients_with_repeated_dga_blocks_are_judged_at_the_escalated_threshold(
     assert_eq!(dw.app.engine().stats.snapshot().clients_escalated, 0);
 }
 
+/// A test config whose answer checks read the IOC list `iocs` (written to `dir/iocs.txt`) and
+/// whose sinkhole answers point at 10.99.0.1.
+fn ioc_config(
+    upstream: std::net::SocketAddr,
+    dir: &tempfile::TempDir,
+    iocs: &str,
+) -> dnsward::Config {
+    let mut cfg = test_config(&[upstream]);
+    cfg.intel.ioc_files = vec![write_list(dir, "iocs.txt", iocs)];
+    cfg.sinkhole.ipv4 = vec!["10.99.0.1".parse().unwrap()];
+    cfg
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_landing_on_ioc_addresses_are_sinkholed_cname_chains_included() {
     let up = start_upstream().await;
     let dir = tempfile::tempdir().unwrap();
-    let iocs = write_list(
+    let cfg = ioc_config(
+        up.addr,
         &dir,
-        "iocs.txt",
         "# type value context\nip 192.0.2.10 test C2 server\n",
     );
-    let mut cfg = test_config(&[up.addr]);
-    cfg.intel.ioc_files = vec![iocs];
-    cfg.sinkhole.ipv4 = vec!["10.99.0.1".parse().unwrap()];
     let dw = start_dnsward(cfg).await;
     // www.test resolves to the IOC address; alias.test is a CNAME to it.
     for name in ["www.test.", "alias.test."] {
@@ -720,14 +730,11 @@ async fn answers_landing_on_ioc_addresses_are_sinkholed_cname_chains_included() 
 async fn ioc_hits_on_shared_infrastructure_are_logged_and_do_not_score_the_client() {
     let up = start_upstream().await;
     let dir = tempfile::tempdir().unwrap();
-    let iocs = write_list(
+    let mut cfg = ioc_config(
+        up.addr,
         &dir,
-        "iocs.txt",
         "ip 192.0.2.10 test C2 server\nip 104.16.1.1 phishing page behind a CDN\n",
     );
-    let mut cfg = test_config(&[up.addr]);
-    cfg.intel.ioc_files = vec![iocs];
-    cfg.sinkhole.ipv4 = vec!["10.99.0.1".parse().unwrap()];
     with_admin(&mut cfg, dir.path());
     let dw = start_dnsward(cfg.clone()).await;
     // A CDN edge address and a public web service on a listed address: answered, recorded.
