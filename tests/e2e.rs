@@ -854,6 +854,66 @@ async fn a_stale_ioc_list_shows_its_age_until_a_reload_loads_a_fresh_one() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_policy_zone_feeds_the_deny_list_and_the_answer_checks() {
+    let up = start_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    // The layout of the abuse.ch RPZ feeds: name triggers, one response-IP trigger.
+    let rpz = "$TTL 60\n$ORIGIN rpz.feed.test.\n\
+        @ SOA localhost. root.localhost. ( 2026120101 3600 600 86400 60 )\n\
+          NS localhost.\n\
+        bad.test CNAME . ; malware download\n\
+        *.good.test CNAME .\n\
+        32.90.2.0.192.rpz-ip CNAME .\n";
+    let mut cfg = ioc_config(up.addr, &dir, rpz);
+    cfg.lists.deny = cfg.intel.ioc_files.clone();
+    let dw = start_dnsward(cfg).await;
+    let rcode_and_a = |name: &'static str| async move {
+        let got = udp(dw.addr, &query(name, RecordType::A, None)).await;
+        let a = got.answers.first().map(|r| r.data.to_string());
+        (got.metadata.response_code, a)
+    };
+    assert_eq!(
+        rcode_and_a("bad.test.").await,
+        (ResponseCode::NXDomain, None)
+    );
+    assert_eq!(
+        rcode_and_a("ads.good.test.").await,
+        (ResponseCode::NXDomain, None)
+    );
+    // RPZ name triggers are exact: good.test itself is not covered by *.good.test.
+    assert_eq!(
+        rcode_and_a("good.test.").await,
+        (ResponseCode::NoError, Some("192.0.2.77".into()))
+    );
+    // later.test answers with the rpz-ip address: the answer checks sinkhole it.
+    assert_eq!(
+        rcode_and_a("later.test.").await,
+        (ResponseCode::NoError, Some("10.99.0.1".into()))
+    );
+    assert_eq!(
+        rcode_and_a("www.test.").await,
+        (ResponseCode::NoError, Some("192.0.2.10".into()))
+    );
+    let events = dw.events.events.lock().unwrap().clone();
+    let reason = |n: &str| {
+        let (_, v, _) = events.iter().find(|(q, _, _)| q == n).unwrap();
+        (v.category(), v.reason.as_ref().unwrap().to_string())
+    };
+    let (cat, why) = reason("bad.test");
+    assert_eq!(cat, Some(Category::List));
+    assert!(
+        why.contains("iocs.txt:5") && why.contains("bad.test"),
+        "{why}"
+    );
+    let (cat, why) = reason("later.test");
+    assert_eq!(cat, Some(Category::Ioc));
+    assert!(
+        why.contains("192.0.2.90") && why.contains("iocs.txt:7"),
+        "{why}"
+    );
+}
+
 /// A plain HTTP/1.1 request to the admin server; returns (status, body).
 async fn http(
     addr: std::net::SocketAddr,

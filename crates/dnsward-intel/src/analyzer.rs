@@ -436,6 +436,7 @@ impl AnswerAnalyzer {
             cfg.ioc_max_age_days,
             crate::unix_now(),
         ));
+        warnings.extend(iocs.notes().iter().cloned());
         Self::build(cfg, geo, lists, iocs, warnings)
     }
 

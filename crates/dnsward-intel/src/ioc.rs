@@ -2,7 +2,9 @@
 //! `domain` (the format of `seed-iocs.txt`), or a bare `value context...` whose type is read
 //! from its shape (an address, a CIDR, `AS<number>`, a dotted name), so the plain one-per-line
 //! blocklists that feeds publish (abuse.ch Feodo Tracker IPs, domain lists) load as they are.
-//! `#` starts a comment; blank lines are ignored.
+//! `#` starts a comment; blank lines are ignored. A Response Policy Zone (RPZ) file is read as
+//! one: its response-IP triggers (`32.1.2.0.192.rpz-ip CNAME .`) become addresses and ranges;
+//! its query-name triggers are the deny list's (`[lists] deny`), and a note says so.
 use crate::error::IntelError;
 use crate::net::{ip_key, parse_cidr, suffix_lookup, FxMap, RangeSet};
 use std::net::IpAddr;
@@ -42,6 +44,8 @@ pub struct IocListInfo {
 pub struct IocSet {
     sources: Vec<IocSource>,
     lists: Vec<IocListInfo>,
+    /// What a list held that the set does not use (RPZ triggers of other kinds), for the log.
+    notes: Vec<String>,
     ips: FxMap<u128, u32>,
     cidrs: Vec<(u128, u128, u32)>,
     cidr_set: RangeSet<u32>,
@@ -87,6 +91,15 @@ impl IocSet {
     fn add_text(&mut self, text: &str, label: &str) -> Result<(), IntelError> {
         let file: Arc<str> = label.into();
         let before = self.sources.len();
+        if dnsward_policy::rpz::is_zone(text) {
+            self.add_rpz(text, &file)?;
+            self.lists.push(IocListInfo {
+                file: label.to_string(),
+                entries: self.sources.len() - before,
+                modified_unix: None,
+            });
+            return Ok(());
+        }
         for (i, raw) in text.lines().enumerate() {
             let line = i + 1;
             let l = raw.split('#').next().unwrap_or("").trim();
@@ -162,6 +175,74 @@ impl IocSet {
         Ok(())
     }
 
+    /// The response-IP triggers of a Response Policy Zone.
+    fn add_rpz(&mut self, text: &str, file: &Arc<str>) -> Result<(), IntelError> {
+        use dnsward_policy::rpz::{self, RpzAction, Trigger};
+        let (records, errors) = rpz::records(text);
+        if let Some((line, msg)) = errors.into_iter().next() {
+            return Err(IntelError::Parse {
+                path: file.to_string(),
+                line: line as usize,
+                msg,
+            });
+        }
+        let (mut used, mut names, mut passthru, mut other) = (0usize, 0usize, 0usize, 0usize);
+        for r in &records {
+            let net = match rpz::trigger(&r.owner) {
+                Ok(Some(Trigger::ResponseIp(net))) => net,
+                Ok(Some(Trigger::Qname { .. })) => {
+                    names += 1;
+                    continue;
+                }
+                Err(msg) => {
+                    return Err(IntelError::Parse {
+                        path: file.to_string(),
+                        line: r.line as usize,
+                        msg,
+                    })
+                }
+                Ok(Some(Trigger::Other(_))) => {
+                    other += 1;
+                    continue;
+                }
+                Ok(None) => continue,
+            };
+            let action = rpz::action(&r.rtype, &r.rdata);
+            if action == RpzAction::Passthru {
+                passthru += 1;
+                continue;
+            }
+            let idx = self.sources.len() as u32;
+            let (s, e) = parse_cidr(&net.to_string()).ok_or_else(|| IntelError::Parse {
+                path: file.to_string(),
+                line: r.line as usize,
+                msg: format!("bad rpz-ip range {net}"),
+            })?;
+            if s == e {
+                self.ips.entry(s).or_insert(idx);
+            } else {
+                self.cidrs.push((s, e, idx));
+            }
+            self.sources.push(IocSource {
+                file: file.clone(),
+                line: r.line as usize,
+                context: format!("rpz-ip {} {}", r.rtype, r.rdata).into(),
+            });
+            used += 1;
+        }
+        if names + passthru + other > 0 {
+            self.notes.push(format!(
+                "ioc list {file} is a response policy zone: {used} rpz-ip rules used; {names} query-name rules are for [lists] deny, {passthru} rpz-ip passthru and {other} rpz-nsdname / rpz-nsip / rpz-client-ip rules are not used"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Notes on what the lists held that the set does not use.
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
     /// The lists loaded, in order.
     pub fn lists(&self) -> &[IocListInfo] {
         &self.lists
@@ -186,6 +267,7 @@ impl IocSet {
         self.cidrs
             .extend(other.cidrs.into_iter().map(|(s, e, v)| (s, e, v + off)));
         self.lists.extend(other.lists);
+        self.notes.extend(other.notes);
         self.finish();
     }
 
@@ -301,6 +383,42 @@ mod tests {
         for bad in ["doamin evil.com", "localhost", "10.0.0.0/33", "AS", "ASX1"] {
             let e = IocSet::parse(bad, "x.txt").unwrap_err();
             assert!(e.to_string().starts_with("x.txt:1:"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn response_policy_zones_give_their_response_ip_triggers() {
+        let zone =
+            "$TTL 30\n@ SOA localhost. root.localhost. 1 300 1800 604800 30\n@ NS localhost.\n\
+            32.7.100.51.198.rpz-ip CNAME .\n24.0.113.0.203.rpz-ip CNAME rpz-drop.\n\
+            48.zz.66.db8.2001.rpz-ip CNAME .\n32.1.0.0.10.rpz-ip CNAME rpz-passthru.\n\
+            evil.example CNAME .\nns.x.rpz-nsdname CNAME .\n";
+        let s = IocSet::parse(zone, "feed.rpz").unwrap();
+        let k = |x: &str| ip_key(x.parse().unwrap());
+        let (src, cidr) = s.ip(k("198.51.100.7")).unwrap();
+        assert_eq!(
+            (src.to_string(), cidr),
+            ("feed.rpz:4 \"rpz-ip CNAME .\"".into(), false)
+        );
+        assert!(s.ip(k("203.0.113.200")).unwrap().1);
+        assert!(s.ip(k("2001:db8:66::1")).is_some());
+        assert!(
+            s.ip(k("10.0.0.1")).is_none(),
+            "passthru is not an indicator"
+        );
+        assert!(
+            s.domain("evil.example").is_none(),
+            "name triggers are the deny list's"
+        );
+        assert_eq!(s.lists()[0].entries, 3);
+        assert_eq!(s.notes().len(), 1);
+        assert!(s.notes()[0].contains("3 rpz-ip rules used; 1 query-name rules are for [lists] deny, 1 rpz-ip passthru and 1 rpz-nsdname"), "{:?}", s.notes());
+        for bad in [
+            "$TTL 30\n33.1.2.0.192.rpz-ip CNAME .\n",
+            "$ORIGIN rpz.test.\nother.zone. CNAME .\n",
+        ] {
+            let e = IocSet::parse(bad, "bad.rpz").unwrap_err();
+            assert!(e.to_string().starts_with("bad.rpz:2:"), "{e}");
         }
     }
 

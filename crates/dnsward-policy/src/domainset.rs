@@ -10,6 +10,12 @@
 //! - `@@||example.com^` — adblock exception: excluded from this list;
 //! - `#` and `!` start comments, blank lines are ignored.
 //!
+//! A file that is a Response Policy Zone ([`crate::rpz`]: `$ORIGIN` / `$TTL` / SOA first) is read
+//! as one instead: `name CNAME .` blocks exactly `name`, `*.name CNAME .` the names below it,
+//! `CNAME rpz-passthru.` makes the same trigger an exception. Every other RPZ action (NODATA,
+//! drop, local data) blocks too, answered per `[actions] list`; response-IP triggers are read by
+//! the answer checks (`[intel] ioc_files`); each file says in one warning what it did not use.
+//!
 //! Lookups walk the suffixes of the query name, one hash probe per label, no allocation.
 
 use std::collections::HashMap;
@@ -60,6 +66,9 @@ struct Entry {
     below: Option<Origin>,
     /// Adblock `@@` exception: this name and below are not in the set.
     exception: Option<Origin>,
+    /// RPZ `rpz-passthru` on this exact name / only on the names below it.
+    pass_exact: Option<Origin>,
+    pass_below: Option<Origin>,
 }
 
 /// Which rule of which list matched a name.
@@ -118,6 +127,9 @@ impl DomainSet {
         let source_name: Arc<str> = Arc::from(source);
         let source_idx = self.sources.len() as u32;
         self.sources.push(source_name.clone());
+        if crate::rpz::is_zone(text) {
+            return self.load_rpz(&source_name, source_idx, text);
+        }
         let mut warnings = Vec::new();
         for (i, raw) in text.lines().enumerate() {
             let line_no = (i + 1) as u32;
@@ -132,6 +144,79 @@ impl DomainSet {
                     message,
                 });
             }
+        }
+        warnings
+    }
+
+    /// The name triggers of a Response Policy Zone; what the set cannot use is summed up in one
+    /// warning per kind (a feed has thousands of lines).
+    fn load_rpz(&mut self, source: &Arc<str>, source_idx: u32, text: &str) -> Vec<ListFormatError> {
+        use crate::rpz::{self, RpzAction, Trigger};
+        let warn = |line: u32, message: String| ListFormatError {
+            source: source.clone(),
+            line,
+            message,
+        };
+        let (records, errors) = rpz::records(text);
+        let mut warnings: Vec<ListFormatError> =
+            errors.into_iter().map(|(l, m)| warn(l, m)).collect();
+        // (first line, count) of what is not used as written.
+        let mut other_action: Option<(u32, usize)> = None;
+        let mut not_qname: Option<(u32, usize, &'static str)> = None;
+        for r in &records {
+            let origin = Origin {
+                source: source_idx,
+                line: r.line,
+            };
+            let trigger = match rpz::trigger(&r.owner) {
+                Ok(Some(t)) => t,
+                Ok(None) => continue, // the apex: SOA, NS
+                Err(e) => {
+                    warnings.push(warn(r.line, e));
+                    continue;
+                }
+            };
+            let (name, below) = match trigger {
+                Trigger::Qname { name, below } => (name, below),
+                Trigger::ResponseIp(_) => {
+                    not_qname.get_or_insert((r.line, 0, "rpz-ip")).1 += 1;
+                    continue;
+                }
+                Trigger::Other(kind) => {
+                    not_qname.get_or_insert((r.line, 0, kind)).1 += 1;
+                    continue;
+                }
+            };
+            let name = match check_name(&name) {
+                Ok(n) => n,
+                Err(e) => {
+                    warnings.push(warn(r.line, e));
+                    continue;
+                }
+            };
+            let action = rpz::action(&r.rtype, &r.rdata);
+            if !matches!(action, RpzAction::Nxdomain | RpzAction::Passthru) {
+                other_action.get_or_insert((r.line, 0)).1 += 1;
+            }
+            let slot: fn(&mut Entry) -> &mut Option<Origin> = match (action, below) {
+                (RpzAction::Passthru, false) => |e| &mut e.pass_exact,
+                (RpzAction::Passthru, true) => |e| &mut e.pass_below,
+                (_, false) => |e| &mut e.exact,
+                (_, true) => |e| &mut e.below,
+            };
+            let _ = self.insert(&name, origin, slot);
+        }
+        if let Some((line, n)) = other_action {
+            warnings.push(warn(
+                line,
+                format!("{n} RPZ rules ask for NODATA, drop, TCP-only or local data (first here); dnsward blocks those names with [actions] list"),
+            ));
+        }
+        if let Some((line, n, kind)) = not_qname {
+            warnings.push(warn(
+                line,
+                format!("{n} RPZ rules trigger on something other than the query name ({kind} first, here); the deny list uses only query-name triggers; list this file in [intel] ioc_files too to use its rpz-ip rules"),
+            ));
         }
         warnings
     }
@@ -237,10 +322,17 @@ impl DomainSet {
         let Some(name) = name else { return false };
         match self.entries.remove(name.as_str()) {
             Some(e) => {
-                self.rules -= [e.exact, e.subtree, e.below, e.exception]
-                    .iter()
-                    .filter(|o| o.is_some())
-                    .count();
+                self.rules -= [
+                    e.exact,
+                    e.subtree,
+                    e.below,
+                    e.exception,
+                    e.pass_exact,
+                    e.pass_below,
+                ]
+                .iter()
+                .filter(|o| o.is_some())
+                .count();
                 true
             }
             None => false,
@@ -256,7 +348,12 @@ impl DomainSet {
         let mut at_name = true;
         loop {
             if let Some(entry) = self.entries.get(suffix) {
-                if entry.exception.is_some() {
+                let passthru = if at_name {
+                    entry.pass_exact
+                } else {
+                    entry.pass_below
+                };
+                if entry.exception.is_some() || passthru.is_some() {
                     return None;
                 }
                 let hit = if at_name {
@@ -433,6 +530,54 @@ mod tests {
         let (s, w) = set(".Example.NET.\n");
         assert!(w.is_empty());
         assert!(s.lookup("www.example.net").is_some());
+    }
+
+    #[test]
+    fn response_policy_zones_are_read_as_zones() {
+        // The shape of the abuse.ch URLhaus / ThreatFox RPZ feeds, plus passthru and the actions
+        // and triggers the deny list cannot use as written.
+        let zone = "$TTL 30\n$ORIGIN rpz.urlhaus.abuse.ch.\n\
+            @ SOA rpz.urlhaus.abuse.ch. hostmaster.abuse.ch. ( 2026120101 300 1800 604800 30 )\n\
+            @ NS localhost.\n\
+            evil.example CNAME . ; malware download\n\
+            *.evil.example CNAME .\n\
+            ok.evil.example CNAME rpz-passthru.\n\
+            *.ok.evil.example CNAME rpz-passthru.\n\
+            exact-only.example CNAME .\n\
+            garden.example A 10.0.0.1\n\
+            Upper.Example.rpz.urlhaus.abuse.ch. CNAME *.\n\
+            32.1.2.0.192.rpz-ip CNAME .\n\
+            bad..name CNAME .\n";
+        let (s, w) = set(zone);
+        let hit = |n: &str| {
+            s.lookup(n)
+                .map(|m| (m.source.to_string(), m.rule.to_string()))
+        };
+        assert_eq!(
+            hit("evil.example"),
+            Some(("test.txt:5".into(), "evil.example".into()))
+        );
+        assert_eq!(
+            hit("a.b.evil.example"),
+            Some(("test.txt:6".into(), "*.evil.example".into()))
+        );
+        assert_eq!(hit("ok.evil.example"), None, "passthru");
+        assert_eq!(hit("x.ok.evil.example"), None, "passthru below");
+        assert!(hit("exact-only.example").is_some());
+        assert_eq!(hit("www.exact-only.example"), None, "RPZ names are exact");
+        assert!(hit("garden.example").is_some() && hit("upper.example").is_some());
+        assert_eq!(hit("rpz.urlhaus.abuse.ch"), None, "the apex is no trigger");
+        let msgs: Vec<String> = w.iter().map(|e| e.to_string()).collect();
+        assert_eq!(msgs.len(), 3, "{msgs:?}");
+        assert!(msgs[0].starts_with("test.txt:13:"), "{msgs:?}");
+        assert!(
+            msgs[1].starts_with("test.txt:10: 2 RPZ rules ask for NODATA"),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs[2].starts_with("test.txt:12: 1 RPZ rules trigger on something other"),
+            "{msgs:?}"
+        );
     }
 
     #[test]

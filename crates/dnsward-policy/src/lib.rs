@@ -8,6 +8,7 @@ mod actions;
 mod domainset;
 mod escalation;
 mod pipeline;
+pub mod rpz;
 mod verdict;
 
 pub use actions::{Action, ActionConfig, SinkholeConfig};
