@@ -914,6 +914,45 @@ async fn a_response_policy_zone_feeds_the_deny_list_and_the_answer_checks() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trial_list_logs_its_matches_and_answers_them() {
+    let up = start_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = test_config(&[up.addr]);
+    cfg.lists.trial = vec![write_list(
+        &dir,
+        "new-feed.txt",
+        "good.test\nkqvwxjzrtplmnbvcxqwe.net\n",
+    )];
+    let dw = start_dnsward(cfg).await;
+    let got = udp(dw.addr, &query("good.test.", RecordType::A, None)).await;
+    assert_eq!(got.answers[0].data.to_string(), "192.0.2.77", "answered");
+    // The DGA model still blocks a name that is also on the trial list.
+    let got = udp(
+        dw.addr,
+        &query("kqvwxjzrtplmnbvcxqwe.net.", RecordType::A, None),
+    )
+    .await;
+    assert_eq!(got.metadata.response_code, ResponseCode::NXDomain);
+    let events = dw.events.events.lock().unwrap().clone();
+    let verdict = |n: &str| events.iter().find(|(q, _, _)| q == n).unwrap().1.clone();
+    let v = verdict("good.test");
+    assert_eq!(
+        (v.category(), v.action()),
+        (Some(Category::List), Some(Action::Log))
+    );
+    let r = v.reason.unwrap();
+    assert_eq!(
+        (r.stage, r.source.ends_with("new-feed.txt:1")),
+        (Stage::TrialList, true),
+        "{r}"
+    );
+    assert_eq!(
+        verdict("kqvwxjzrtplmnbvcxqwe.net").category(),
+        Some(Category::Dga)
+    );
+}
+
 /// A plain HTTP/1.1 request to the admin server; returns (status, body).
 async fn http(
     addr: std::net::SocketAddr,

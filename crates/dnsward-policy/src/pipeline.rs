@@ -84,6 +84,8 @@ pub struct AnswerView {
 pub struct Policy {
     allow: DomainSet,
     deny: DomainSet,
+    /// Denylists on trial: their matches are logged, not enforced.
+    trial: DomainSet,
     name_checks: Vec<Arc<dyn NameCheck>>,
     answer_checks: Vec<Arc<dyn AnswerCheck>>,
     actions: ActionConfig,
@@ -96,6 +98,7 @@ impl std::fmt::Debug for Policy {
         f.debug_struct("Policy")
             .field("allow_rules", &self.allow.len())
             .field("deny_rules", &self.deny.len())
+            .field("trial_rules", &self.trial.len())
             .field("name_checks", &self.name_checks.len())
             .field("answer_checks", &self.answer_checks.len())
             .field("actions", &self.actions)
@@ -116,6 +119,13 @@ impl PolicyBuilder {
     }
     pub fn deny(mut self, set: DomainSet) -> Self {
         self.0.deny = set;
+        self
+    }
+    /// Denylists on trial (a new feed before it is trusted): a match is recorded as a `list`
+    /// block with action `log`, and the name classifiers and answer checks still judge the name
+    /// (one of them enforcing wins).
+    pub fn trial(mut self, set: DomainSet) -> Self {
+        self.0.trial = set;
         self
     }
     pub fn name_check(mut self, check: Arc<dyn NameCheck>) -> Self {
@@ -192,6 +202,16 @@ impl Policy {
             reason.rule = Some(m.rule);
             return (self.block(Category::List, reason), None);
         }
+        // A trial match only stands when no later name stage blocks.
+        let trial = self.trial.lookup(name).map(|m| {
+            let mut reason = Reason::new(
+                Stage::TrialList,
+                m.source,
+                "trial list: logged, not enforced",
+            );
+            reason.rule = Some(m.rule);
+            Verdict::block(Category::List, crate::Action::Log, reason)
+        });
         let mut looser = None;
         for check in &self.name_checks {
             if !escalated {
@@ -210,7 +230,7 @@ impl Policy {
                 NameFinding::EscalatedBlock(..) | NameFinding::Pass => {}
             }
         }
-        (Verdict::PASS, looser)
+        (trial.unwrap_or(Verdict::PASS), looser)
     }
 
     pub fn client_escalation(&self) -> Option<&Arc<ClientEscalation>> {
@@ -224,7 +244,11 @@ impl Policy {
     /// the looser checks pass the name too. The miss path uses
     /// [`Policy::judge_name_escalated`] instead.
     pub fn escalated_check(&self, name: &str, name_verdict: &Verdict) -> Option<Verdict> {
-        if self.escalation.is_none() || name_verdict.kind != VerdictKind::Pass {
+        let trial_only = name_verdict
+            .reason
+            .as_ref()
+            .is_some_and(|r| r.stage == Stage::TrialList);
+        if self.escalation.is_none() || (name_verdict.kind != VerdictKind::Pass && !trial_only) {
             return None;
         }
         self.name_checks.iter().find_map(|check| {
@@ -415,6 +439,80 @@ mod tests {
         let allowed = p.judge_name("good.example");
         assert_eq!(p.judge_answer(&allowed, &answer, true), allowed);
         assert!(!p.wants_answer(&allowed));
+    }
+
+    #[test]
+    fn a_trial_list_match_is_logged_and_any_other_stage_enforcing_wins() {
+        use crate::EscalationParams;
+        let mut trial = DomainSet::new();
+        trial.load_str(
+            "trial.txt",
+            "feed.example\nbad.example\ngood.example\nabcdefghijklmnopqrstuvwxyz.net\nmediumlengthname.net\n",
+        );
+        let mut allow = DomainSet::new();
+        allow.load_str("allow.txt", "good.example\n");
+        let mut deny = DomainSet::new();
+        deny.load_str("deny.txt", "bad.example\n");
+        let p = Policy::builder()
+            .allow(allow)
+            .deny(deny)
+            .trial(trial)
+            .name_check(Arc::new(LongLabelsEscalating))
+            .answer_check(Arc::new(IocAddr("192.0.2.66".parse().unwrap())))
+            .escalation(Arc::new(ClientEscalation::new(EscalationParams {
+                after: 2,
+                window: std::time::Duration::from_secs(60),
+                hold: std::time::Duration::from_secs(60),
+                exempt: vec![],
+                max_clients: 10,
+            })))
+            .build();
+        // Only on the trial list: a logged list block, answered.
+        let v = p.judge_name("www.feed.example");
+        assert_eq!(v.category(), Some(Category::List));
+        assert_eq!(v.action(), Some(Action::Log));
+        assert!(!v.is_enforced());
+        let r = v.reason.as_ref().unwrap();
+        assert_eq!(
+            (r.stage, &*r.source, r.rule.as_deref()),
+            (Stage::TrialList, "trial.txt:1", Some("||feed.example^"))
+        );
+        // The allowlist and the denylist decide before it; a classifier that blocks wins.
+        assert_eq!(p.judge_name("good.example").kind, VerdictKind::Allow);
+        assert_eq!(
+            p.judge_name("bad.example").reason.unwrap().stage,
+            Stage::Denylist
+        );
+        let v = p.judge_name("abcdefghijklmnopqrstuvwxyz.net");
+        assert_eq!((v.category(), v.is_enforced()), (Some(Category::Dga), true));
+        // An answer check that enforces wins over the logged trial match; one that does not
+        // find anything leaves it.
+        let hit = AnswerView {
+            qname: "www.feed.example".into(),
+            addrs: vec![("192.0.2.66".parse().unwrap(), 60)],
+            ..Default::default()
+        };
+        let trial_verdict = p.judge_name("www.feed.example");
+        assert!(p.wants_answer(&trial_verdict));
+        let v = p.judge_answer(&trial_verdict, &hit, true);
+        assert_eq!(
+            (v.category(), v.action()),
+            (Some(Category::Ioc), Some(Action::Sinkhole))
+        );
+        let clean = AnswerView {
+            qname: "www.feed.example".into(),
+            ..Default::default()
+        };
+        assert_eq!(p.judge_answer(&trial_verdict, &clean, true), trial_verdict);
+        // An escalated client still gets the looser check, on the miss and on the hit path.
+        let medium = "mediumlengthname.net";
+        let (v, looser) = p.judge_name_escalated(medium);
+        assert_eq!(v.reason.as_ref().unwrap().stage, Stage::TrialList);
+        assert_eq!(
+            looser.as_ref().unwrap().reason.as_ref().unwrap().stage,
+            Stage::ClientEscalation
+        );
+        assert_eq!(p.escalated_check(medium, &v), looser);
     }
 
     #[test]

@@ -60,6 +60,9 @@ pub use crate::actions::Action;
 pub enum Stage {
     Allowlist,
     Denylist,
+    /// A trial denylist (`[lists] trial`): the match is logged, never enforced, while the
+    /// other stages still judge the name.
+    TrialList,
     /// A name classifier (the DGA model, or any other [`crate::NameCheck`]).
     NameClassifier,
     /// A name classifier at its looser escalated threshold, for a client that has just had
@@ -74,6 +77,7 @@ impl Stage {
         match self {
             Stage::Allowlist => "allowlist",
             Stage::Denylist => "denylist",
+            Stage::TrialList => "trial_list",
             Stage::NameClassifier => "name_classifier",
             Stage::ClientEscalation => "client_escalation",
             Stage::AnswerCheck => "answer_check",

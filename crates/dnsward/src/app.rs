@@ -109,6 +109,7 @@ pub fn build_policy(
 ) -> Result<Policy> {
     let mut allow = load_lists(&cfg.lists.allow, "allow")?;
     let mut deny = load_lists(&cfg.lists.deny, "deny")?;
+    let trial = load_lists(&cfg.lists.trial, "trial")?;
     for (kind, rule) in api_rules {
         let set = match kind {
             ListKind::Allow => &mut allow,
@@ -121,11 +122,13 @@ pub fn build_policy(
     tracing::info!(
         allow_rules = allow.len(),
         deny_rules = deny.len(),
+        trial_rules = trial.len(),
         "lists loaded"
     );
     let mut builder = Policy::builder()
         .allow(allow)
         .deny(deny)
+        .trial(trial)
         .actions(cfg.actions.clone())
         .generation(GENERATION.fetch_add(1, Ordering::Relaxed));
     let mut idn_switch = None;

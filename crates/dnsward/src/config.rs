@@ -33,6 +33,9 @@ pub struct ListsConfig {
     pub allow: Vec<PathBuf>,
     /// Denylists: a match blocks with the `list` action.
     pub deny: Vec<PathBuf>,
+    /// Denylists on trial (a new feed before it is trusted): a match is recorded as a `list`
+    /// block with action `log` and the name is answered, unless another stage blocks it.
+    pub trial: Vec<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +70,7 @@ impl Config {
             .allow
             .iter_mut()
             .chain(cfg.lists.deny.iter_mut())
+            .chain(cfg.lists.trial.iter_mut())
             .chain(cfg.dga.model.iter_mut())
             .chain(cfg.upstream.ca_file.iter_mut())
             .chain(cfg.intel.asn_mmdb.iter_mut())
