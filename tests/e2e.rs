@@ -953,6 +953,48 @@ async fn a_trial_list_logs_its_matches_and_answers_them() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ioc_list_on_trial_logs_its_hits_without_scoring_the_client() {
+    let up = start_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = ioc_config(up.addr, &dir, "192.0.2.10 trusted C2\n");
+    cfg.intel.ioc_trial_files = vec![write_list(&dir, "trial-feed.txt", "192.0.2.90 new feed\n")];
+    with_admin(&mut cfg, dir.path());
+    let dw = start_dnsward(cfg).await;
+    let got = udp(dw.addr, &query("later.test.", RecordType::A, None)).await;
+    assert_eq!(got.answers[0].data.to_string(), "192.0.2.90", "answered");
+    let events = dw.events.events.lock().unwrap().clone();
+    let (_, v, _) = events.iter().find(|(q, _, _)| q == "later.test").unwrap();
+    assert_eq!(
+        (v.category(), v.action()),
+        (Some(Category::Ioc), Some(Action::Log))
+    );
+    let r = v.reason.as_ref().unwrap();
+    assert_eq!(r.stage, Stage::TrialList);
+    assert!(
+        r.detail.contains("trial-feed.txt:1") && r.detail.contains("trial list"),
+        "{r}"
+    );
+    let admin = dw.app.admin.as_ref().unwrap().addr;
+    let evidence = || async {
+        dw.app.store.as_ref().unwrap().flush();
+        http(admin, "GET", "/api/v1/clients/127.0.0.1", None, "")
+            .await
+            .1
+            .contains("flux_or_ioc_lookup")
+    };
+    assert!(
+        !evidence().await,
+        "a trial hit is no evidence against the client"
+    );
+    let stats = admin_stats(&dw).await;
+    assert_eq!(stats["ioc_lists"][1]["trial"], true, "{stats}");
+    // The trusted list still sinkholes and scores.
+    let got = udp(dw.addr, &query("www.test.", RecordType::A, None)).await;
+    assert_eq!(got.answers[0].data.to_string(), "10.99.0.1");
+    assert!(evidence().await);
+}
+
 /// A plain HTTP/1.1 request to the admin server; returns (status, body).
 async fn http(
     addr: std::net::SocketAddr,

@@ -100,6 +100,8 @@ pub struct IocListStat {
     pub modified_unix: Option<u64>,
     /// `[intel] ioc_max_age_days` in seconds (None: no limit).
     pub max_age_secs: Option<u64>,
+    /// A list on trial (`[intel] ioc_trial_files`): its hits are logged only.
+    pub trial: bool,
 }
 
 impl IocListStat {
@@ -487,6 +489,7 @@ async fn stats(State(st): St) -> ApiResult {
                 "age_secs": l.age_secs(now),
                 "max_age_secs": l.max_age_secs,
                 "stale": l.is_stale(now),
+                "trial": l.trial,
             })
         }).collect::<Vec<_>>(),
         "upstream_latency": latency_json(st.backend.upstream_latency()),

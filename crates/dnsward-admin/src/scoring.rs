@@ -7,6 +7,7 @@
 //!   IOC hits on shared infrastructure (category `shared`: a CDN edge address, a popular site
 //!   or public web service) add nothing: the clients reaching a shared host are mostly its
 //!   ordinary users (FireEye, "CnC false positives": shared servers and Web 2.0 sites).
+//!   Matches of lists on trial (`[lists] trial`, `[intel] ioc_trial_files`) add nothing either.
 //! - `dnsbl_self_check` (30): a lookup of the client's own address in a DNSBL (each zone once an
 //!   hour) — what spambots do to learn whether they are listed. Two zones brand a host.
 //! - `dnsbl_lookup` (4): DNSBL lookups of other addresses by a host that is not a mail server.

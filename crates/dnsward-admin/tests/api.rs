@@ -326,6 +326,13 @@ async fn verdict_clients_stats_top() {
     assert!(v["ioc_lists"][1]["age_secs"].is_null());
     assert_eq!(v["ioc_lists"][0]["stale"], true);
     assert_eq!(v["ioc_lists"][1]["stale"], false, "no age, not stale");
+    assert_eq!(
+        (
+            v["ioc_lists"][0]["trial"].clone(),
+            v["ioc_lists"][1]["trial"].clone()
+        ),
+        (false.into(), true.into())
+    );
 
     let v = http(a, "GET", "/api/v1/top?limit=2", None, None)
         .await

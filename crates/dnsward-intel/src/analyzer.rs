@@ -61,6 +61,9 @@ pub struct Finding {
     /// take `[intel.actions] ioc_shared` (default `log`) instead of their kind's action.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shared: Option<String>,
+    /// The indicator is from a list on trial (`[intel] ioc_trial_files`): logged, never enforced.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub trial: bool,
 }
 
 /// A warning for each IOC list last modified more than `max_age_days` before `now` (0: none).
@@ -86,6 +89,15 @@ fn stale_lists(lists: &[crate::IocListInfo], max_age_days: u64, now: u64) -> Vec
 }
 
 impl Finding {
+    /// Mark an IOC finding whose indicator is from a list on trial; the detail says so.
+    fn on_trial(mut self, src: &crate::ioc::IocSource) -> Finding {
+        if src.trial {
+            self.detail.push_str("; trial list: logged, not enforced");
+            self.trial = true;
+        }
+        self
+    }
+
     /// Mark an IOC finding as a hit on shared infrastructure (`why`, if any); the detail says so.
     fn on_shared(mut self, why: Option<String>) -> Finding {
         if let Some(why) = why {
@@ -176,6 +188,7 @@ impl Assessment {
     pub fn action(&self, actions: &IntelActions) -> Action {
         match &self.finding {
             None => Action::Allow,
+            Some(f) if f.trial => Action::Log,
             Some(f) if f.shared.is_some() => actions.ioc_shared,
             Some(f) => match f.kind {
                 FindingKind::FastFlux => actions.fast_flux,
@@ -430,7 +443,8 @@ impl AnswerAnalyzer {
         lists
             .hosting_asn
             .extend(cfg.extra_hosting_asns.iter().copied());
-        let iocs = IocSet::load(&cfg.ioc_files)?;
+        let mut iocs = IocSet::load(&cfg.ioc_files)?;
+        iocs.merge(IocSet::load_trial(&cfg.ioc_trial_files)?);
         warnings.extend(stale_lists(
             iocs.lists(),
             cfg.ioc_max_age_days,
@@ -763,6 +777,7 @@ impl AnswerAnalyzer {
                         f.distinct_ips, n_asn_eff, if f.prefix_only { "/16s" } else { "ASNs" }, f.flux_score
                     ),
                     shared: None,
+                    trial: false,
                 });
             } else if a_flux {
                 finding = Some(Finding {
@@ -774,6 +789,7 @@ impl AnswerAnalyzer {
                         f.residential_share * 100.0, f.window_min_ttl, f.flux_score, self.cfg.flux_threshold, f.holz_score
                     ),
                     shared: None,
+                    trial: false,
                 });
             }
         }
@@ -786,6 +802,7 @@ impl AnswerAnalyzer {
                     score: if onto_hosting { 0.4 } else { 0.7 },
                     detail,
                     shared: None,
+                    trial: false,
                 });
             }
         }
@@ -824,14 +841,14 @@ impl AnswerAnalyzer {
                 s
             }
         };
-        // A hit on shared infrastructure is kept while the rest is checked: a hit that is not
-        // shared (a listed CNAME target behind a listed popular name, a dedicated address
-        // beside a CDN edge) decides.
+        // A hit on shared infrastructure or from a list on trial is kept while the rest is
+        // checked: a hit that is neither (a listed CNAME target behind a listed popular name, a
+        // dedicated address beside a CDN edge, a trusted list's entry) decides.
         let mut shared_hit: Option<Finding> = None;
         macro_rules! hit {
             ($finding:expr) => {{
                 let finding: Finding = $finding;
-                if finding.shared.is_none() {
+                if finding.shared.is_none() && !finding.trial {
                     return Some(finding);
                 }
                 shared_hit.get_or_insert(finding);
@@ -843,8 +860,10 @@ impl AnswerAnalyzer {
                 score: 1.0,
                 detail: format!("name {qname} is listed as {d} (ioc list {src})"),
                 shared: None,
+                trial: false,
             }
-            .on_shared(self.shared_listing(d)));
+            .on_shared(self.shared_listing(d))
+            .on_trial(src));
         }
         for (i, (c, _)) in cn.iter().enumerate() {
             let c = norm_name(c);
@@ -857,8 +876,10 @@ impl AnswerAnalyzer {
                         chain(i + 1)
                     ),
                     shared: None,
+                    trial: false,
                 }
-                .on_shared(self.shared_listing(d)));
+                .on_shared(self.shared_listing(d))
+                .on_trial(src));
             }
         }
         for (n, _) in ns {
@@ -869,8 +890,10 @@ impl AnswerAnalyzer {
                     score: 0.9,
                     detail: format!("name server {n} is listed as {d} (ioc list {src})"),
                     shared: None,
+                    trial: false,
                 }
-                .on_shared(self.shared_listing(d)));
+                .on_shared(self.shared_listing(d))
+                .on_trial(src));
             }
         }
         let limit = obs.addrs.len().min(self.cfg.max_ioc_checks_per_answer);
@@ -900,8 +923,10 @@ impl AnswerAnalyzer {
                         chain(cn.len())
                     ),
                     shared: None,
+                    trial: false,
                 }
-                .on_shared(self.shared_address(qname, ip, cn)));
+                .on_shared(self.shared_address(qname, ip, cn))
+                .on_trial(src));
             }
         }
         if self.iocs.has_asns() {
@@ -947,8 +972,10 @@ impl AnswerAnalyzer {
                             chain(cn.len())
                         ),
                         shared: None,
+                        trial: false,
                     }
-                    .on_shared(self.shared_address(qname, ip, cn)));
+                    .on_shared(self.shared_address(qname, ip, cn))
+                    .on_trial(src));
                 }
             }
         }

@@ -872,3 +872,57 @@ fn stale_ioc_lists_are_warned_about_and_every_list_is_reported() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn hits_from_an_ioc_list_on_trial_are_logged_and_a_trusted_hit_decides() {
+    let mut iocs = IocSet::parse("ip 198.51.100.7 trusted c2\n", "trusted.txt").unwrap();
+    let mut trial = IocSet::parse(
+        "ip 198.51.100.7 also on trial\n203.0.113.0/24 new feed range\nevil.example\n",
+        "trial.txt",
+    )
+    .unwrap();
+    trial.mark_trial();
+    iocs.merge(trial);
+    assert_eq!(
+        iocs.lists()
+            .iter()
+            .map(|l| (l.file.as_str(), l.trial))
+            .collect::<Vec<_>>(),
+        [("trusted.txt", false), ("trial.txt", true)]
+    );
+    let a = AnswerAnalyzer::with_iocs(&fixture_cfg("trial"), iocs).unwrap();
+    let strict = IntelActions {
+        ioc_shared: Action::Block,
+        ..IntelActions::default()
+    };
+    let r = a.assess(&obs("fresh.example", &[(ip("203.0.113.9"), 60)]), 1);
+    let f = r.finding.as_ref().unwrap();
+    assert!(
+        f.trial && f.detail.ends_with("trial list: logged, not enforced"),
+        "{f:?}"
+    );
+    assert_eq!(r.action(&strict), Action::Log, "never enforced");
+    assert_eq!(
+        a.assess(&obs("www.evil.example", &[]), 1).action(&strict),
+        Action::Log
+    );
+    // A trusted list's hit in the same answer decides, and an indicator on both lists is the
+    // trusted list's.
+    let r = a.assess(
+        &obs(
+            "fresh.example",
+            &[(ip("203.0.113.9"), 60), (ip("198.51.100.7"), 60)],
+        ),
+        1,
+    );
+    assert_eq!(
+        (r.finding.as_ref().unwrap().trial, r.action(&strict)),
+        (false, Action::Block)
+    );
+    let r = a.assess(&obs("other.example", &[(ip("198.51.100.7"), 60)]), 1);
+    assert!(r.finding.as_ref().unwrap().detail.contains("trusted.txt:1"));
+    assert_eq!(r.action(&strict), Action::Block);
+    assert!(serde_json::to_value(&r).unwrap()["finding"]
+        .get("trial")
+        .is_none());
+}

@@ -60,6 +60,10 @@ pub struct IntelConfig {
     pub degrade_on_mmdb_error: bool,
     /// IOC list files (`ip|cidr|asn|domain value context` lines).
     pub ioc_files: Vec<PathBuf>,
+    /// IOC lists on trial (a feed not trusted yet): their hits are recorded with the reason and
+    /// the name is answered; clients are not scored for them. An indicator also in `ioc_files`
+    /// takes that list's action.
+    pub ioc_trial_files: Vec<PathBuf>,
     /// An IOC file last modified longer ago than this (days) is warned about at start and on
     /// every reload: a feed that stopped updating keeps listing addresses that have since been
     /// reassigned to innocent hosts. 0 = never warn. `/metrics` shows each list's age.
@@ -114,6 +118,7 @@ impl Default for IntelConfig {
             country_mmdb: None,
             degrade_on_mmdb_error: false,
             ioc_files: Vec::new(),
+            ioc_trial_files: Vec::new(),
             ioc_max_age_days: 30,
             max_domains: 100_000,
             window_secs: 6 * 3600,

@@ -17,6 +17,8 @@ pub struct IocSource {
     pub file: Arc<str>,
     pub line: usize,
     pub context: Box<str>,
+    /// From a list on trial (`[intel] ioc_trial_files`): its hits are logged, never enforced.
+    pub trial: bool,
 }
 
 impl std::fmt::Display for IocSource {
@@ -38,6 +40,8 @@ pub struct IocListInfo {
     pub entries: usize,
     /// When the file was last modified before it was loaded (None for parsed text).
     pub modified_unix: Option<u64>,
+    /// A list on trial: its hits are logged, never enforced.
+    pub trial: bool,
 }
 
 #[derive(Debug, Default)]
@@ -80,6 +84,23 @@ impl IocSet {
         Ok(set)
     }
 
+    /// [`IocSet::load`] for lists on trial: every indicator's hits are logged, never enforced.
+    pub fn load_trial(paths: &[impl AsRef<Path>]) -> Result<IocSet, IntelError> {
+        let mut set = Self::load(paths)?;
+        set.mark_trial();
+        Ok(set)
+    }
+
+    /// Marks every indicator and list of this set as on trial.
+    pub fn mark_trial(&mut self) {
+        for s in &mut self.sources {
+            s.trial = true;
+        }
+        for l in &mut self.lists {
+            l.trial = true;
+        }
+    }
+
     /// Parse one list; `label` names it in errors and findings.
     pub fn parse(text: &str, label: &str) -> Result<IocSet, IntelError> {
         let mut set = IocSet::default();
@@ -97,6 +118,7 @@ impl IocSet {
                 file: label.to_string(),
                 entries: self.sources.len() - before,
                 modified_unix: None,
+                trial: false,
             });
             return Ok(());
         }
@@ -165,12 +187,14 @@ impl IocSet {
                 file: file.clone(),
                 line,
                 context: context.into(),
+                trial: false,
             });
         }
         self.lists.push(IocListInfo {
             file: label.to_string(),
             entries: self.sources.len() - before,
             modified_unix: None,
+            trial: false,
         });
         Ok(())
     }
@@ -227,6 +251,7 @@ impl IocSet {
                 file: file.clone(),
                 line: r.line as usize,
                 context: format!("rpz-ip {} {}", r.rtype, r.rdata).into(),
+                trial: false,
             });
             used += 1;
         }

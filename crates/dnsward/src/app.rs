@@ -259,6 +259,7 @@ impl Reloader {
                 entries: l.entries as u64,
                 modified_unix: l.modified_unix,
                 max_age_secs: view.ioc_max_age_secs,
+                trial: l.trial,
             })
             .collect()
     }

@@ -76,6 +76,7 @@ impl Config {
             .chain(cfg.intel.asn_mmdb.iter_mut())
             .chain(cfg.intel.country_mmdb.iter_mut())
             .chain(cfg.intel.ioc_files.iter_mut())
+            .chain(cfg.intel.ioc_trial_files.iter_mut())
             .chain(std::iter::once(&mut cfg.admin.db_path))
             .chain(cfg.admin.token_file.iter_mut())
             .chain(cfg.sinkhole_server.cert_file.iter_mut())

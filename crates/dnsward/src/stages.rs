@@ -310,8 +310,15 @@ impl AnswerCheck for IntelStage {
             FindingKind::IocIp | FindingKind::IocAsn | FindingKind::IocDomain => Category::Ioc,
             FindingKind::ParkingMove => Category::Parking,
         };
+        // A hit from an IOC list on trial is reported as the trial list's, so that nothing
+        // counts it as evidence (client scoring skips trial-list verdicts).
+        let stage = if finding.trial {
+            Stage::TrialList
+        } else {
+            Stage::AnswerCheck
+        };
         let mut reason = Reason::new(
-            Stage::AnswerCheck,
+            stage,
             format!("intel:{}", finding.kind.as_str()),
             finding.detail.clone(),
         );

@@ -163,12 +163,14 @@ impl AdminBackend for FakeBackend {
                     entries: 250,
                     modified_unix: Some(1_000_000_000),
                     max_age_secs: Some(30 * 86_400),
+                    trial: false,
                 },
                 IocListStat {
                     file: "inline".into(),
                     entries: 3,
                     modified_unix: None,
                     max_age_secs: Some(30 * 86_400),
+                    trial: true,
                 },
             ],
         }
