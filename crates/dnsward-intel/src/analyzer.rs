@@ -89,6 +89,16 @@ fn stale_lists(lists: &[crate::IocListInfo], max_age_days: u64, now: u64) -> Vec
 }
 
 impl Finding {
+    fn new(kind: FindingKind, score: f64, detail: String) -> Finding {
+        Finding {
+            kind,
+            score,
+            detail,
+            shared: None,
+            trial: false,
+        }
+    }
+
     /// Mark an IOC finding whose indicator is from a list on trial; the detail says so.
     fn on_trial(mut self, src: &crate::ioc::IocSource) -> Finding {
         if src.trial {
@@ -767,43 +777,29 @@ impl AnswerAnalyzer {
                 && ns_asn_eff >= self.cfg.min_flux_asns
                 && f.ns_residential_share >= self.cfg.min_residential_share;
             if ns_flux || (a_flux && f.ns_new >= 3) {
-                finding = Some(Finding {
-                    kind: FindingKind::DoubleFlux,
-                    score: f.flux_score.max(f.ns_flux_score),
-                    detail: format!(
+                finding = Some(Finding::new(FindingKind::DoubleFlux, f.flux_score.max(f.ns_flux_score), format!(
                         "double flux: NS side {} names ({} new) on {} IPs in {} {}, {:.0}% residential, NS TTL {} (ns score {:.2}); A side {} IPs in {} {} (score {:.2})",
                         f.ns_names, f.ns_new, f.ns_ips, ns_asn_eff, if f.prefix_only { "/16s" } else { "ASNs" },
                         f.ns_residential_share * 100.0, f.ns_min_ttl, f.ns_flux_score,
                         f.distinct_ips, n_asn_eff, if f.prefix_only { "/16s" } else { "ASNs" }, f.flux_score
-                    ),
-                    shared: None,
-                    trial: false,
-                });
+                    )));
             } else if a_flux {
-                finding = Some(Finding {
-                    kind: FindingKind::FastFlux,
-                    score: f.flux_score,
-                    detail: format!(
+                finding = Some(Finding::new(FindingKind::FastFlux, f.flux_score, format!(
                         "fast flux: {} IPs in {} {} / {} countries over {} lookup(s), {:.0}% residential, min TTL {} (score {:.2} >= {:.2}; Holz {:.1})",
                         f.distinct_ips, n_asn_eff, if f.prefix_only { "/16s" } else { "ASNs" }, f.distinct_countries, f.lookups,
                         f.residential_share * 100.0, f.window_min_ttl, f.flux_score, self.cfg.flux_threshold, f.holz_score
-                    ),
-                    shared: None,
-                    trial: false,
-                });
+                    )));
             }
         }
         if finding.is_none() {
             if let Some(detail) = move_flag {
                 let onto_hosting =
                     f.cdn.is_some() || infos.iter().all(|i| i.flags & F_HOSTING != 0);
-                finding = Some(Finding {
-                    kind: FindingKind::ParkingMove,
-                    score: if onto_hosting { 0.4 } else { 0.7 },
+                finding = Some(Finding::new(
+                    FindingKind::ParkingMove,
+                    if onto_hosting { 0.4 } else { 0.7 },
                     detail,
-                    shared: None,
-                    trial: false,
-                });
+                ));
             }
         }
         let holz = f.holz_score;
@@ -844,40 +840,36 @@ impl AnswerAnalyzer {
         // A hit on shared infrastructure or from a list on trial is kept while the rest is
         // checked: a hit that is neither (a listed CNAME target behind a listed popular name, a
         // dedicated address beside a CDN edge, a trusted list's entry) decides.
-        let mut shared_hit: Option<Finding> = None;
+        let mut weak_hit: Option<Finding> = None;
         macro_rules! hit {
             ($finding:expr) => {{
                 let finding: Finding = $finding;
                 if finding.shared.is_none() && !finding.trial {
                     return Some(finding);
                 }
-                shared_hit.get_or_insert(finding);
+                weak_hit.get_or_insert(finding);
             }};
         }
         if let Some((d, src)) = self.iocs.domain(qname) {
-            hit!(Finding {
-                kind: FindingKind::IocDomain,
-                score: 1.0,
-                detail: format!("name {qname} is listed as {d} (ioc list {src})"),
-                shared: None,
-                trial: false,
-            }
+            hit!(Finding::new(
+                FindingKind::IocDomain,
+                1.0,
+                format!("name {qname} is listed as {d} (ioc list {src})")
+            )
             .on_shared(self.shared_listing(d))
             .on_trial(src));
         }
         for (i, (c, _)) in cn.iter().enumerate() {
             let c = norm_name(c);
             if let Some((d, src)) = self.iocs.domain(&c) {
-                hit!(Finding {
-                    kind: FindingKind::IocDomain,
-                    score: 1.0,
-                    detail: format!(
+                hit!(Finding::new(
+                    FindingKind::IocDomain,
+                    1.0,
+                    format!(
                         "CNAME target {c} is listed as {d}{} (ioc list {src})",
                         chain(i + 1)
-                    ),
-                    shared: None,
-                    trial: false,
-                }
+                    )
+                )
                 .on_shared(self.shared_listing(d))
                 .on_trial(src));
             }
@@ -885,13 +877,11 @@ impl AnswerAnalyzer {
         for (n, _) in ns {
             let n = norm_name(n);
             if let Some((d, src)) = self.iocs.domain(&n) {
-                hit!(Finding {
-                    kind: FindingKind::IocDomain,
-                    score: 0.9,
-                    detail: format!("name server {n} is listed as {d} (ioc list {src})"),
-                    shared: None,
-                    trial: false,
-                }
+                hit!(Finding::new(
+                    FindingKind::IocDomain,
+                    0.9,
+                    format!("name server {n} is listed as {d} (ioc list {src})")
+                )
                 .on_shared(self.shared_listing(d))
                 .on_trial(src));
             }
@@ -910,10 +900,10 @@ impl AnswerAnalyzer {
                     });
                     continue;
                 }
-                hit!(Finding {
-                    kind: FindingKind::IocIp,
-                    score: 1.0,
-                    detail: format!(
+                hit!(Finding::new(
+                    FindingKind::IocIp,
+                    1.0,
+                    format!(
                         "answer {ip}{}{} (ioc list {src})",
                         if cidr {
                             " in a listed range"
@@ -921,10 +911,8 @@ impl AnswerAnalyzer {
                             " is listed"
                         },
                         chain(cn.len())
-                    ),
-                    shared: None,
-                    trial: false,
-                }
+                    )
+                )
                 .on_shared(self.shared_address(qname, ip, cn))
                 .on_trial(src));
             }
@@ -963,23 +951,21 @@ impl AnswerAnalyzer {
                         .asn_org(ip)
                         .map(|o| format!(" {o}"))
                         .unwrap_or_default();
-                    hit!(Finding {
-                        kind: FindingKind::IocAsn,
-                        score: 0.9,
-                        detail: format!(
+                    hit!(Finding::new(
+                        FindingKind::IocAsn,
+                        0.9,
+                        format!(
                             "answer {ip} in AS{}{org}{} (ioc list {src})",
                             i.asn,
                             chain(cn.len())
-                        ),
-                        shared: None,
-                        trial: false,
-                    }
+                        )
+                    )
                     .on_shared(self.shared_address(qname, ip, cn))
                     .on_trial(src));
                 }
             }
         }
-        shared_hit
+        weak_hit
     }
 
     /// Why an IOC domain entry covers shared infrastructure, if it does: a listed public suffix
