@@ -86,11 +86,23 @@ pub struct DomainSet {
     entries: HashMap<Box<str>, Entry>,
     sources: Vec<Arc<str>>,
     rules: usize,
+    /// An allowlist: in a Response Policy Zone only `rpz-passthru` rules count, as entries.
+    allowlist: bool,
 }
 
 impl DomainSet {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A set used as an allowlist. Plain lists read the same; in a Response Policy Zone the
+    /// `rpz-passthru` rules are the entries (an allowlist zone is written that way) and its
+    /// blocking rules are left out, with a warning.
+    pub fn allowlist() -> Self {
+        DomainSet {
+            allowlist: true,
+            ..Self::default()
+        }
     }
 
     /// Number of rules loaded (exceptions included).
@@ -162,6 +174,7 @@ impl DomainSet {
             errors.into_iter().map(|(l, m)| warn(l, m)).collect();
         // (first line, count) of what is not used as written.
         let mut other_action: Option<(u32, usize)> = None;
+        let mut blocking_in_allowlist: Option<(u32, usize)> = None;
         let mut not_qname: Option<(u32, usize, &'static str)> = None;
         for r in &records {
             let origin = Origin {
@@ -195,6 +208,19 @@ impl DomainSet {
                 }
             };
             let action = rpz::action(&r.rtype, &r.rdata);
+            if self.allowlist {
+                if action != RpzAction::Passthru {
+                    blocking_in_allowlist.get_or_insert((r.line, 0)).1 += 1;
+                    continue;
+                }
+                let slot: fn(&mut Entry) -> &mut Option<Origin> = if below {
+                    |e| &mut e.below
+                } else {
+                    |e| &mut e.exact
+                };
+                let _ = self.insert(&name, origin, slot);
+                continue;
+            }
             if !matches!(action, RpzAction::Nxdomain | RpzAction::Passthru) {
                 other_action.get_or_insert((r.line, 0)).1 += 1;
             }
@@ -210,6 +236,12 @@ impl DomainSet {
             warnings.push(warn(
                 line,
                 format!("{n} RPZ rules ask for NODATA, drop, TCP-only or local data (first here); dnsward blocks those names with [actions] list"),
+            ));
+        }
+        if let Some((line, n)) = blocking_in_allowlist {
+            warnings.push(warn(
+                line,
+                format!("{n} RPZ rules that block are left out of this allowlist (first here); an allowlist zone's entries are its rpz-passthru rules"),
             ));
         }
         if let Some((line, n, kind)) = not_qname {
@@ -578,6 +610,39 @@ mod tests {
             msgs[2].starts_with("test.txt:12: 1 RPZ rules trigger on something other"),
             "{msgs:?}"
         );
+    }
+
+    #[test]
+    fn an_allowlist_zone_allows_its_passthru_names() {
+        let zone = "$TTL 60\n@ SOA localhost. root.localhost. 1 3600 600 86400 60\n\
+            partner.example CNAME rpz-passthru.\n*.cdn.partner.example CNAME rpz-passthru.\n\
+            evil.example CNAME .\n";
+        let mut s = DomainSet::allowlist();
+        let w = s.load_str("allow.rpz", zone);
+        assert_eq!(
+            s.lookup("partner.example").unwrap().source.as_ref(),
+            "allow.rpz:3"
+        );
+        assert!(
+            s.lookup("www.partner.example").is_none(),
+            "RPZ names are exact"
+        );
+        assert!(s.lookup("a.cdn.partner.example").is_some());
+        assert!(
+            s.lookup("evil.example").is_none(),
+            "blocking rules are left out"
+        );
+        assert_eq!(w.len(), 1);
+        assert!(
+            w[0].to_string()
+                .starts_with("allow.rpz:5: 1 RPZ rules that block"),
+            "{}",
+            w[0]
+        );
+        // A plain list reads the same in either role.
+        let mut s = DomainSet::allowlist();
+        s.load_str("allow.txt", "partner.example\n");
+        assert!(s.lookup("www.partner.example").is_some());
     }
 
     #[test]

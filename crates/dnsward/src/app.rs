@@ -23,7 +23,11 @@ use std::time::Duration;
 static GENERATION: AtomicU64 = AtomicU64::new(1);
 
 fn load_lists(paths: &[PathBuf], what: &str) -> Result<DomainSet> {
-    let mut set = DomainSet::new();
+    let mut set = if what == "allow" {
+        DomainSet::allowlist()
+    } else {
+        DomainSet::new()
+    };
     for path in paths {
         let warnings = set
             .load_file(path)
