@@ -46,7 +46,8 @@ pub struct AdminConfig {
     /// Score clients (suspected infected hosts). Needs queries under DNSBL zones, so the sink asks
     /// the engine for all queries and keeps only those cheaply.
     pub client_scoring: bool,
-    /// Mail servers (CIDRs): their DNSBL lookups are expected and never count as evidence.
+    /// Mail servers (CIDRs): their DNSBL lookups, and the DGA / flux / IOC names their spam
+    /// filters look up, are expected and never count as evidence (sinkhole hits do).
     pub mail_servers: Vec<IpNet>,
     /// A client's score halves every this many seconds without new evidence.
     pub client_score_half_life_secs: u64,

@@ -13,6 +13,9 @@
 //! - `dnsbl_lookup` (4): DNSBL lookups of other addresses by a host that is not a mail server.
 //! - `sinkhole_hit` (20): the client connected to the sinkhole (each port/host once per 10 min).
 //!
+//! Configured mail servers (`mail_servers`) get no evidence from their lookups at all: a spam
+//! filter looks up the DNSBL entries and the names in the mail it scans. Sinkhole hits count.
+//!
 //! No single lookup reaches the threshold. The score halves every `half_life`.
 
 use crate::dnsbl::{canonical_ip, DnsblZones, ZoneKind};
@@ -263,6 +266,12 @@ impl Scorer {
     /// Look at one event; returns new evidence (client, evidence) to persist.
     pub fn observe(&mut self, o: &Observation<'_>) -> Vec<(IpAddr, Evidence)> {
         let client = canonical_ip(o.client);
+        // A mail server's spam filter looks up the names in the mail it scans (DGA names, flux
+        // and IOC names, DNSBL entries): its lookups are no evidence (FireEye, "CnC false
+        // positives"). A connection to the sinkhole still is.
+        if self.is_mail_server(client) {
+            return Vec::new();
+        }
         let mut out = Vec::new();
         match o.category {
             Some(Category::Dga) => {
@@ -318,9 +327,6 @@ impl Scorer {
             Some(Category::Shared) | Some(Category::List) | Some(Category::Parking) | None => {}
         }
         if let Some((lookup, kind)) = self.zones.parse_lookup(o.qname) {
-            if self.is_mail_server(client) {
-                return out;
-            }
             let own = kind == ZoneKind::Ip && lookup.ip.map(canonical_ip) == Some(client);
             let (ek, key, detail) = if own {
                 (
@@ -601,6 +607,17 @@ mod tests {
             let e = s.observe(&obs(T0, "192.0.2.25", &format!("25.2.0.192.{z}"), None, 3));
             assert!(e.is_empty());
         }
+        assert_eq!(s.score("192.0.2.25".parse().unwrap(), T0), 0.0);
+        // ...and so are the DGA, flux and IOC names its spam filter looks up in the mail it scans.
+        for i in 0..10 {
+            let dga = format!("x{i}qjzkvbwplrt.net");
+            assert!(s
+                .observe(&obs(T0, "192.0.2.25", &dga, Some(Category::Dga), 3))
+                .is_empty());
+        }
+        assert!(s
+            .observe(&obs(T0, "192.0.2.25", "c2.example", Some(Category::Ioc), 0))
+            .is_empty());
         assert_eq!(s.score("192.0.2.25".parse().unwrap(), T0), 0.0);
         // Lookups of other addresses by a workstation: weak evidence.
         let mut s = scorer();
