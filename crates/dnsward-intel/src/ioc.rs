@@ -202,46 +202,43 @@ impl IocSet {
     /// The response-IP triggers of a Response Policy Zone.
     fn add_rpz(&mut self, text: &str, file: &Arc<str>) -> Result<(), IntelError> {
         use dnsward_policy::rpz::{self, RpzAction, Trigger};
-        let (records, errors) = rpz::records(text);
-        if let Some((line, msg)) = errors.into_iter().next() {
-            return Err(IntelError::Parse {
-                path: file.to_string(),
-                line: line as usize,
-                msg,
-            });
-        }
+        let parse_err = |line: u32, msg: String| IntelError::Parse {
+            path: file.to_string(),
+            line: line as usize,
+            msg,
+        };
         let (mut used, mut names, mut passthru, mut other) = (0usize, 0usize, 0usize, 0usize);
-        for r in &records {
+        // The first bad record (an IOC list fails as a whole); records are read one at a time.
+        let mut first_err: Option<(u32, String)> = None;
+        let errors = rpz::visit(text, |r| {
+            if first_err.is_some() {
+                return;
+            }
             let net = match rpz::trigger(&r.owner) {
                 Ok(Some(Trigger::ResponseIp(net))) => net,
                 Ok(Some(Trigger::Qname { .. })) => {
                     names += 1;
-                    continue;
-                }
-                Err(msg) => {
-                    return Err(IntelError::Parse {
-                        path: file.to_string(),
-                        line: r.line as usize,
-                        msg,
-                    })
+                    return;
                 }
                 Ok(Some(Trigger::Other(_))) => {
                     other += 1;
-                    continue;
+                    return;
                 }
-                Ok(None) => continue,
+                Ok(None) => return,
+                Err(msg) => {
+                    first_err = Some((r.line, msg));
+                    return;
+                }
             };
-            let action = rpz::action(&r.rtype, &r.rdata);
-            if action == RpzAction::Passthru {
+            if rpz::action(&r.rtype, &r.rdata) == RpzAction::Passthru {
                 passthru += 1;
-                continue;
+                return;
             }
+            let Some((s, e)) = parse_cidr(&net.to_string()) else {
+                first_err = Some((r.line, format!("bad rpz-ip range {net}")));
+                return;
+            };
             let idx = self.sources.len() as u32;
-            let (s, e) = parse_cidr(&net.to_string()).ok_or_else(|| IntelError::Parse {
-                path: file.to_string(),
-                line: r.line as usize,
-                msg: format!("bad rpz-ip range {net}"),
-            })?;
             if s == e {
                 self.ips.entry(s).or_insert(idx);
             } else {
@@ -254,6 +251,13 @@ impl IocSet {
                 trial: false,
             });
             used += 1;
+        });
+        let first = errors
+            .into_iter()
+            .chain(first_err)
+            .min_by_key(|(line, _)| *line);
+        if let Some((line, msg)) = first {
+            return Err(parse_err(line, msg));
         }
         if names + passthru + other > 0 {
             self.notes.push(format!(

@@ -52,8 +52,23 @@ impl fmt::Display for ListFormatError {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Origin {
-    source: u32,
+    /// Index into `sources` plus one: non-zero, so an `Option<Origin>` takes 8 bytes and an
+    /// [`Entry`]'s six slots fit in 48 (a million-rule list holds a million entries).
+    source: std::num::NonZeroU32,
     line: u32,
+}
+
+impl Origin {
+    fn new(source_idx: u32, line: u32) -> Origin {
+        Origin {
+            source: std::num::NonZeroU32::MIN.saturating_add(source_idx),
+            line,
+        }
+    }
+
+    fn source_idx(self) -> usize {
+        self.source.get() as usize - 1
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -145,10 +160,7 @@ impl DomainSet {
         let mut warnings = Vec::new();
         for (i, raw) in text.lines().enumerate() {
             let line_no = (i + 1) as u32;
-            let origin = Origin {
-                source: source_idx,
-                line: line_no,
-            };
+            let origin = Origin::new(source_idx, line_no);
             if let Err(message) = self.add_line(raw, origin) {
                 warnings.push(ListFormatError {
                     source: source_name.clone(),
@@ -169,49 +181,44 @@ impl DomainSet {
             line,
             message,
         };
-        let (records, errors) = rpz::records(text);
-        let mut warnings: Vec<ListFormatError> =
-            errors.into_iter().map(|(l, m)| warn(l, m)).collect();
+        let mut warnings: Vec<ListFormatError> = Vec::new();
         // (first line, count) of what is not used as written.
         let mut other_action: Option<(u32, usize)> = None;
         let mut blocking_in_allowlist: Option<(u32, usize)> = None;
         let mut not_qname: Option<(u32, usize, &'static str)> = None;
-        for r in &records {
-            let origin = Origin {
-                source: source_idx,
-                line: r.line,
-            };
+        let errors = rpz::visit(text, |r| {
+            let origin = Origin::new(source_idx, r.line);
             let trigger = match rpz::trigger(&r.owner) {
                 Ok(Some(t)) => t,
-                Ok(None) => continue, // the apex: SOA, NS
+                Ok(None) => return, // the apex: SOA, NS
                 Err(e) => {
                     warnings.push(warn(r.line, e));
-                    continue;
+                    return;
                 }
             };
             let (name, below) = match trigger {
                 Trigger::Qname { name, below } => (name, below),
                 Trigger::ResponseIp(_) => {
                     not_qname.get_or_insert((r.line, 0, "rpz-ip")).1 += 1;
-                    continue;
+                    return;
                 }
                 Trigger::Other(kind) => {
                     not_qname.get_or_insert((r.line, 0, kind)).1 += 1;
-                    continue;
+                    return;
                 }
             };
             let name = match check_name(&name) {
                 Ok(n) => n,
                 Err(e) => {
                     warnings.push(warn(r.line, e));
-                    continue;
+                    return;
                 }
             };
             let action = rpz::action(&r.rtype, &r.rdata);
             if self.allowlist {
                 if action != RpzAction::Passthru {
                     blocking_in_allowlist.get_or_insert((r.line, 0)).1 += 1;
-                    continue;
+                    return;
                 }
                 let slot: fn(&mut Entry) -> &mut Option<Origin> = if below {
                     |e| &mut e.below
@@ -219,7 +226,7 @@ impl DomainSet {
                     |e| &mut e.exact
                 };
                 let _ = self.insert(&name, origin, slot);
-                continue;
+                return;
             }
             if !matches!(action, RpzAction::Nxdomain | RpzAction::Passthru) {
                 other_action.get_or_insert((r.line, 0)).1 += 1;
@@ -231,7 +238,8 @@ impl DomainSet {
                 (_, true) => |e| &mut e.below,
             };
             let _ = self.insert(&name, origin, slot);
-        }
+        });
+        warnings.splice(0..0, errors.into_iter().map(|(l, m)| warn(l, m)));
         if let Some((line, n)) = other_action {
             warnings.push(warn(
                 line,
@@ -262,13 +270,7 @@ impl DomainSet {
                 (self.sources.len() - 1) as u32
             }
         };
-        self.add_line(
-            rule,
-            Origin {
-                source: idx,
-                line: 0,
-            },
-        )
+        self.add_line(rule, Origin::new(idx, 0))
     }
 
     fn add_line(&mut self, raw: &str, origin: Origin) -> Result<(), String> {
@@ -414,7 +416,7 @@ impl DomainSet {
     }
 
     fn rule_match(&self, origin: Origin, rule: String) -> RuleMatch {
-        let file = &self.sources[origin.source as usize];
+        let file = &self.sources[origin.source_idx()];
         let source = if origin.line == 0 {
             file.clone()
         } else {

@@ -80,6 +80,13 @@ const CLASSES: [&str; 4] = ["IN", "CH", "HS", "ANY"];
 /// still counts.
 pub fn records(text: &str) -> (Vec<RpzRecord>, Vec<(u32, String)>) {
     let mut out = Vec::new();
+    let errors = visit(text, |r| out.push(r));
+    (out, errors)
+}
+
+/// [`records`] one record at a time, so a feed of millions of rules is never held as records
+/// all at once. Returns the bad lines.
+pub fn visit(text: &str, mut each: impl FnMut(RpzRecord)) -> Vec<(u32, String)> {
     let mut errors = Vec::new();
     let mut origin = String::new();
     let mut last_owner: Option<String> = None;
@@ -146,14 +153,14 @@ pub fn records(text: &str) -> (Vec<RpzRecord>, Vec<(u32, String)>) {
             errors.push((line_no, format!("no record type in {:?}", line.trim())));
             continue;
         };
-        out.push(RpzRecord {
+        each(RpzRecord {
             line: line_no,
             owner,
             rtype: rtype.to_ascii_uppercase(),
             rdata: rest[k + 1..].join(" "),
         });
     }
-    (out, errors)
+    errors
 }
 
 /// The owner relative to `origin`: `@` is the apex (empty), a relative name stays as it is, an
