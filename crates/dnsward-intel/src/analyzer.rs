@@ -850,40 +850,43 @@ impl AnswerAnalyzer {
                 weak_hit.get_or_insert(finding);
             }};
         }
+        // A listed domain (the name, a CNAME target, a name server), shared when the entry is.
+        let domain_hit = |d: &str, src: &crate::ioc::IocSource, score: f64, detail: String| {
+            Finding::new(FindingKind::IocDomain, score, detail)
+                .on_shared(self.shared_listing(d))
+                .on_trial(src)
+        };
         if let Some((d, src)) = self.iocs.domain(qname) {
-            hit!(Finding::new(
-                FindingKind::IocDomain,
+            hit!(domain_hit(
+                d,
+                src,
                 1.0,
                 format!("name {qname} is listed as {d} (ioc list {src})")
-            )
-            .on_shared(self.shared_listing(d))
-            .on_trial(src));
+            ));
         }
         for (i, (c, _)) in cn.iter().enumerate() {
             let c = norm_name(c);
             if let Some((d, src)) = self.iocs.domain(&c) {
-                hit!(Finding::new(
-                    FindingKind::IocDomain,
+                hit!(domain_hit(
+                    d,
+                    src,
                     1.0,
                     format!(
                         "CNAME target {c} is listed as {d}{} (ioc list {src})",
                         chain(i + 1)
                     )
-                )
-                .on_shared(self.shared_listing(d))
-                .on_trial(src));
+                ));
             }
         }
         for (n, _) in ns {
             let n = norm_name(n);
             if let Some((d, src)) = self.iocs.domain(&n) {
-                hit!(Finding::new(
-                    FindingKind::IocDomain,
+                hit!(domain_hit(
+                    d,
+                    src,
                     0.9,
                     format!("name server {n} is listed as {d} (ioc list {src})")
-                )
-                .on_shared(self.shared_listing(d))
-                .on_trial(src));
+                ));
             }
         }
         let limit = obs.addrs.len().min(self.cfg.max_ioc_checks_per_answer);
