@@ -52,8 +52,9 @@ pub enum RpzAction {
     LocalData,
 }
 
-/// True when `text` is a zone file (a `$ORIGIN` / `$TTL` directive or an SOA record before
-/// the first other record), not a one-name-per-line list.
+/// True when `text` is a zone file, not a one-name-per-line list: its first line that is not a
+/// comment is a `$ORIGIN` / `$TTL` directive or a record (`owner [ttl] [class] SOA|NS|CNAME|A|
+/// AAAA ...`; some feeds ship only the records, for inclusion in a zone of one's own).
 pub fn is_zone(text: &str) -> bool {
     for raw in text.lines().take(200) {
         let line = strip_comment(raw).trim();
@@ -64,7 +65,13 @@ pub fn is_zone(text: &str) -> bool {
         if up.starts_with("$ORIGIN") || up.starts_with("$TTL") {
             return true;
         }
-        return up.split_whitespace().any(|f| f == "SOA");
+        // The type is the 2nd to 4th field (after the owner, an optional TTL and class); a
+        // hosts-file line ("0.0.0.0 name") has no such field.
+        return up
+            .split_whitespace()
+            .skip(1)
+            .take(3)
+            .any(|f| matches!(f, "SOA" | "NS" | "CNAME" | "A" | "AAAA" | "TXT"));
     }
     false
 }
@@ -290,6 +297,10 @@ mod tests {
     fn reads_records_and_triggers() {
         assert!(is_zone(ZONE));
         assert!(!is_zone("# list\nevil.example\n"));
+        assert!(!is_zone("0.0.0.0 a.example b.example\n"), "hosts file");
+        // Records only, as some feeds ship them for inclusion.
+        assert!(is_zone("; feed\nevil.example CNAME .\n"));
+        assert!(is_zone("evil.example 300 IN CNAME .\n"));
         let mut z = String::from("$ORIGIN rpz.test.\n");
         z.push_str(ZONE);
         let (recs, errs) = records(&z);
