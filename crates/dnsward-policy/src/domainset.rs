@@ -10,7 +10,7 @@
 //! - `@@||example.com^` — adblock exception: excluded from this list;
 //! - `#` and `!` start comments, blank lines are ignored.
 //!
-//! A file that is a Response Policy Zone ([`crate::rpz`]: `$ORIGIN` / `$TTL` / SOA first) is read
+//! A file that is a Response Policy Zone ([`crate::rpz`]: `$ORIGIN` / `$TTL` or a record first) is read
 //! as one instead: `name CNAME .` blocks exactly `name`, `*.name CNAME .` the names below it,
 //! `CNAME rpz-passthru.` makes the same trigger an exception. Every other RPZ action (NODATA,
 //! drop, local data) blocks too, answered per `[actions] list`; response-IP triggers are read by
