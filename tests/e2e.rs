@@ -987,6 +987,10 @@ async fn an_ioc_list_on_trial_logs_its_hits_without_scoring_the_client() {
         !evidence().await,
         "a trial hit is no evidence against the client"
     );
+    let (_, body) = http(admin, "GET", "/api/v1/blocks?stage=trial_list", None, "").await;
+    let caught = json_body(&body);
+    assert_eq!(caught["count"], 1, "{caught}");
+    assert_eq!(caught["blocks"][0]["name"], "later.test");
     let stats = admin_stats(&dw).await;
     assert_eq!(stats["ioc_lists"][1]["trial"], true, "{stats}");
     // The trusted list still sinkholes and scores.

@@ -13,7 +13,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use dnsward_policy::Category;
+use dnsward_policy::{Category, Stage};
 use dnsward_server::stats::StatsSnapshot;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -283,7 +283,7 @@ async fn blocks(
     State(st): St,
     q: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> ApiResult {
-    let p = params(q, &["since", "client", "category", "limit"])?;
+    let p = params(q, &["since", "client", "category", "stage", "limit"])?;
     let limit = parse_limit(&p, DEFAULT_LIMIT, MAX_LIMIT)?;
     let since_us = parse_since(&p)?;
     let client = match p.get("client") {
@@ -303,10 +303,24 @@ async fn blocks(
             Some(c)
         }
     };
+    let stage = match p.get("stage") {
+        None => None,
+        Some(s) => {
+            let s = s.trim().to_ascii_lowercase();
+            if !Stage::ALL.iter().any(|k| k.as_str() == s) {
+                return Err(ApiError::bad(format!(
+                    "stage: expected one of {}, got `{s}`",
+                    Stage::ALL.map(|k| k.as_str()).join(", ")
+                )));
+            }
+            Some(s)
+        }
+    };
     let q = BlocksQuery {
         since_us,
         client,
         category,
+        stage,
         limit,
     };
     let store = st.store.clone();
@@ -331,6 +345,7 @@ async fn queries(
         since_us,
         client,
         category: None,
+        stage: None,
         limit,
     };
     let store = st.store.clone();

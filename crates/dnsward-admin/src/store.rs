@@ -227,6 +227,8 @@ pub struct BlocksQuery {
     pub since_us: Option<i64>,
     pub client: Option<String>,
     pub category: Option<String>,
+    /// The stage that decided (`trial_list`: what the lists on trial caught).
+    pub stage: Option<String>,
     pub limit: usize,
 }
 
@@ -729,6 +731,10 @@ impl EventStore {
         if let Some(c) = &q.category {
             conds.push("category = ?");
             args.push(c.clone().into());
+        }
+        if let Some(s) = &q.stage {
+            conds.push("json_extract(reason, '$.stage') = ?");
+            args.push(s.clone().into());
         }
         if !conds.is_empty() {
             sql.push_str(" WHERE ");

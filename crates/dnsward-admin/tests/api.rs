@@ -106,6 +106,28 @@ async fn blocks_endpoint() {
     assert_eq!(v["count"], 1);
     assert_eq!(v["blocks"][0]["name"], "c2.badhost.example");
     assert_eq!(v["blocks"][0]["action"], "sinkhole");
+    // By the stage that decided (what the lists on trial caught, say).
+    for stage in ["answer_check", "denylist", "name_classifier"] {
+        let v = http(
+            a,
+            "GET",
+            &format!("/api/v1/blocks?stage={stage}&limit=1000"),
+            None,
+            None,
+        )
+        .await
+        .json();
+        let rows = v["blocks"].as_array().unwrap();
+        assert!(!rows.is_empty(), "{stage}");
+        assert!(
+            rows.iter().all(|b| b["reason"]["stage"] == stage),
+            "{stage}: {v}"
+        );
+    }
+    let v = http(a, "GET", "/api/v1/blocks?stage=trial_list", None, None)
+        .await
+        .json();
+    assert_eq!(v["count"], 0);
     let v = http(a, "GET", "/api/v1/blocks?limit=3", None, None)
         .await
         .json();
@@ -225,6 +247,7 @@ async fn malformed_parameters_are_400_with_a_message() {
         ("/api/v1/blocks?since=yesterday", "since"),
         ("/api/v1/blocks?client=not-an-ip", "client"),
         ("/api/v1/blocks?category=spam", "category"),
+        ("/api/v1/blocks?stage=judge", "stage"),
         ("/api/v1/blocks?bogus=1", "bogus"),
         ("/api/v1/blocks?limit=1&limit=2", "twice"),
         ("/api/v1/verdict", "name"),

@@ -96,6 +96,7 @@ fn filters_and_order() {
                 since_us: None,
                 client: client.map(str::to_string),
                 category: category.map(str::to_string),
+                stage: None,
                 limit,
             })
             .unwrap()
@@ -231,6 +232,7 @@ fn query_log_spans_chunks_filters_and_retains() {
                 }),
                 client: client.map(str::to_string),
                 category: None,
+                stage: None,
                 limit,
             })
             .unwrap()

@@ -73,6 +73,15 @@ pub enum Stage {
 }
 
 impl Stage {
+    pub const ALL: [Stage; 6] = [
+        Stage::Allowlist,
+        Stage::Denylist,
+        Stage::TrialList,
+        Stage::NameClassifier,
+        Stage::ClientEscalation,
+        Stage::AnswerCheck,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Stage::Allowlist => "allowlist",
