@@ -488,11 +488,16 @@ fn main() {
     shared.extend(EXTRA_SHARED_DOMAINS.iter().map(|s| s.to_string()));
     let mut txt = format!(
         "# registrable domains of shared sites and public web services: the top {SHARED_TOP_N} of {} (dga/benign; Alexa),\n\
-         # registrable part by the Public Suffix List, minus names of the DGA family files; + project supplement\n",
+         # registrable part by the Public Suffix List, minus names of the DGA family files; + project supplement\n\
+         # of public web services, marked `service` (where users host their own content)\n",
         SHARED_TOP_LISTS.join(", ")
     );
     for d in &shared {
-        writeln!(txt, "{d}").unwrap();
+        if EXTRA_SHARED_DOMAINS.contains(&d.as_str()) {
+            writeln!(txt, "{d} service").unwrap();
+        } else {
+            writeln!(txt, "{d}").unwrap();
+        }
     }
     std::fs::write(out.join("shared-domains.txt"), txt).unwrap();
     eprintln!(

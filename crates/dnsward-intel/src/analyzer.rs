@@ -972,18 +972,26 @@ impl AnswerAnalyzer {
     }
 
     /// Why an IOC domain entry covers shared infrastructure, if it does: a listed public suffix
-    /// covers every site registered under it, and a listed popular site or public web service
-    /// (`docs.google.com`, `pastebin.com`) serves all its users. A tenant's own registrable
-    /// domain under a private suffix (`evil.blogspot.com`) is not shared.
+    /// covers every site registered under it, a listed host of a popular site or public web
+    /// service (`docs.google.com`) serves all its users, and so does a public web service
+    /// listed whole (`pastebin.com`). A site that is only popular, listed whole, is not shared:
+    /// a domain of the 2014/15 rankings that expired and was registered again by an attacker
+    /// looks like that. A tenant's own registrable domain under a private suffix
+    /// (`evil.blogspot.com`) is not shared either.
     fn shared_listing(&self, listed: &str) -> Option<String> {
-        match psl::domain_str(listed) {
-            None => Some(format!(
+        let Some(reg) = psl::domain_str(listed) else {
+            return Some(format!(
                 "the listed entry {listed} is a public suffix, so it covers every site registered under it"
+            ));
+        };
+        match self.lists.shared_domains.get(reg) {
+            Some(true) => Some(format!(
+                "the listed entry {listed} is part of {reg}, a public web service whose users host their own content"
             )),
-            Some(reg) if self.lists.shared_domains.contains(reg) => Some(format!(
-                "the listed entry {listed} is part of {reg}, a popular site or public web service that serves many users"
+            Some(false) if listed != reg => Some(format!(
+                "the listed entry {listed} is a host of {reg}, a popular site that serves many users"
             )),
-            Some(_) => None,
+            _ => None,
         }
     }
 
@@ -992,7 +1000,8 @@ impl AnswerAnalyzer {
     /// likelier a shared host or a stale listing than the site itself), the address is a CDN /
     /// WAF edge, or the name is served through one (its CNAME chain). Only asked on a hit.
     fn shared_address(&self, qname: &str, ip: IpAddr, cn: &[(&str, u32)]) -> Option<String> {
-        if let Some(reg) = psl::domain_str(qname).filter(|r| self.lists.shared_domains.contains(*r))
+        if let Some(reg) =
+            psl::domain_str(qname).filter(|r| self.lists.shared_domains.contains_key(*r))
         {
             return Some(format!(
                 "{reg} is a popular site or public web service, so a listed address serving it is far likelier a shared host or a stale listing"

@@ -664,7 +664,8 @@ fn a_damaged_history_snapshot_is_an_error_and_adds_nothing() {
 fn ioc_hits_on_shared_infrastructure_are_logged_not_blocked() {
     const LIST: &str = "ip 104.16.1.1 phishing kit behind a CDN\nip 3.0.0.1 c2 on a cloud VM\n\
         ip 198.51.100.7 c2\ndomain docs.google.com payload hosted there\n\
-        domain evil.blogspot.com c2 blog\ndomain github.io whole suffix\ndomain x.evil.example lure\n";
+        domain evil.blogspot.com c2 blog\ndomain github.io whole suffix\ndomain x.evil.example lure\n\
+        domain news.bbc.co.uk host of a popular site\ndomain bbc.com popular site listed whole\n";
     let mut cfg = fixture_cfg("shared");
     cfg.extra_shared_domains = vec!["Partner-Portal.example.".into()];
     let a = AnswerAnalyzer::with_iocs(&cfg, IocSet::parse(LIST, "feed.txt").unwrap()).unwrap();
@@ -733,6 +734,14 @@ fn ioc_hits_on_shared_infrastructure_are_logged_not_blocked() {
     let r = check("someone.github.io", &[], &[]);
     assert!(shared(&r).unwrap().contains("public suffix"));
     let r = check("evil.blogspot.com", &[], &[]);
+    assert_eq!(shared(&r), None);
+    assert_eq!(r.action(&defaults), Action::Block);
+    // A site that is only popular: a host of it listed is shared, the whole domain listed is
+    // not (an expired popular domain registered again by an attacker looks like that).
+    let r = check("news.bbc.co.uk", &[], &[]);
+    assert!(shared(&r).unwrap().contains("a host of bbc.co.uk"), "{r:?}");
+    let r = check("www.bbc.com", &[], &[]);
+    assert_eq!(r.finding.as_ref().unwrap().kind, FindingKind::IocDomain);
     assert_eq!(shared(&r), None);
     assert_eq!(r.action(&defaults), Action::Block);
     // A listed popular name whose CNAME chain reaches a listed lure: the lure decides.

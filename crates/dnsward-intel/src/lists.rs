@@ -50,8 +50,10 @@ pub struct Lists {
     /// CDN ranges of the shared-edge providers only (not [`TENANT_CLOUD_PROVIDERS`]).
     pub edge_ranges: RangeSet<u16>,
     /// Registrable domains of shared sites and public web services (`shared-domains.txt`
-    /// plus `[intel] extra_shared_domains`).
-    pub shared_domains: FxSet<Box<str>>,
+    /// plus `[intel] extra_shared_domains`) → whether it is a public web service (a site where
+    /// users host their own content: the supplement, and the operator's additions) rather than
+    /// only a popular site.
+    pub shared_domains: FxMap<Box<str>, bool>,
 }
 
 impl Lists {
@@ -90,7 +92,12 @@ impl Lists {
             .collect();
         l.edge_ranges = RangeSet::from_vec(edge);
         l.cdn_ranges = RangeSet::from_vec(ranges);
-        l.shared_domains = data_lines(SHARED_DOMAINS).map(Into::into).collect();
+        l.shared_domains = data_lines(SHARED_DOMAINS)
+            .filter_map(|line| {
+                let mut f = line.split_whitespace();
+                Some((f.next()?.into(), f.next() == Some("service")))
+            })
+            .collect();
         l.hosting_asn = data_lines(HOSTING_ASN)
             .filter_map(|s| s.parse().ok())
             .collect();
@@ -252,8 +259,10 @@ impl Lists {
 
     pub fn add_shared_domains<S: AsRef<str>>(&mut self, it: impl IntoIterator<Item = S>) {
         for s in it {
-            self.shared_domains
-                .insert(s.as_ref().trim_matches('.').to_ascii_lowercase().into());
+            self.shared_domains.insert(
+                s.as_ref().trim_matches('.').to_ascii_lowercase().into(),
+                true,
+            );
         }
     }
 
@@ -303,8 +312,13 @@ mod tests {
         assert!(l.edge_by_ip(ip_key("99.86.0.1".parse().unwrap())).is_some());
         assert_eq!(l.edge_by_name("x.edgekey.net"), Some("akamai"));
         assert_eq!(l.edge_by_name("lb-1.elb.amazonaws.com"), None);
-        assert!(l.shared_domains.contains("pastebin.com"));
-        assert!(l.shared_domains.contains("google.com"));
+        assert_eq!(l.shared_domains.get("pastebin.com"), Some(&true));
+        assert_eq!(l.shared_domains.get("google.com"), Some(&true));
+        assert_eq!(
+            l.shared_domains.get("bbc.co.uk"),
+            Some(&false),
+            "popular only"
+        );
         assert!(l.shared_domains.len() > 10_000);
         assert_eq!(l.parking_ns("ns1.sedoparking.com"), Some(false));
         assert_eq!(l.parking_ns("dns1.registrar-servers.com"), Some(true));
