@@ -191,6 +191,25 @@ fn parse_limit(p: &HashMap<String, String>, default: usize, max: usize) -> Resul
     }
 }
 
+/// The value of `key` when it is one of `allowed` (case and surrounding space ignored).
+fn parse_one_of(
+    p: &HashMap<String, String>,
+    key: &str,
+    allowed: &[&str],
+) -> Result<Option<String>, ApiError> {
+    let Some(v) = p.get(key) else {
+        return Ok(None);
+    };
+    let v = v.trim().to_ascii_lowercase();
+    if !allowed.contains(&v.as_str()) {
+        return Err(ApiError::bad(format!(
+            "{key}: expected one of {}, got `{v}`",
+            allowed.join(", ")
+        )));
+    }
+    Ok(Some(v))
+}
+
 fn parse_since(p: &HashMap<String, String>) -> Result<Option<i64>, ApiError> {
     match p.get("since") {
         None => Ok(None),
@@ -290,32 +309,8 @@ async fn blocks(
         Some(c) => Some(parse_ip(c, "client")?.to_string()),
         None => None,
     };
-    let category = match p.get("category") {
-        None => None,
-        Some(c) => {
-            let c = c.trim().to_ascii_lowercase();
-            if !Category::ALL.iter().any(|k| k.as_str() == c) {
-                return Err(ApiError::bad(format!(
-                    "category: expected one of {}, got `{c}`",
-                    Category::ALL.map(|k| k.as_str()).join(", ")
-                )));
-            }
-            Some(c)
-        }
-    };
-    let stage = match p.get("stage") {
-        None => None,
-        Some(s) => {
-            let s = s.trim().to_ascii_lowercase();
-            if !Stage::ALL.iter().any(|k| k.as_str() == s) {
-                return Err(ApiError::bad(format!(
-                    "stage: expected one of {}, got `{s}`",
-                    Stage::ALL.map(|k| k.as_str()).join(", ")
-                )));
-            }
-            Some(s)
-        }
-    };
+    let category = parse_one_of(&p, "category", &Category::ALL.map(|k| k.as_str()))?;
+    let stage = parse_one_of(&p, "stage", &Stage::ALL.map(|k| k.as_str()))?;
     let q = BlocksQuery {
         since_us,
         client,
