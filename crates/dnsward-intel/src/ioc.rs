@@ -114,14 +114,21 @@ impl IocSet {
         let before = self.sources.len();
         if dnsward_policy::rpz::is_zone(text) {
             self.add_rpz(text, &file)?;
-            self.lists.push(IocListInfo {
-                file: label.to_string(),
-                entries: self.sources.len() - before,
-                modified_unix: None,
-                trial: false,
-            });
-            return Ok(());
+        } else {
+            self.add_lines(text, &file)?;
         }
+        self.lists.push(IocListInfo {
+            file: label.to_string(),
+            entries: self.sources.len() - before,
+            modified_unix: None,
+            trial: false,
+        });
+        Ok(())
+    }
+
+    /// `type value context` lines, or bare values.
+    fn add_lines(&mut self, text: &str, file: &Arc<str>) -> Result<(), IntelError> {
+        let label: &str = file;
         for (i, raw) in text.lines().enumerate() {
             let line = i + 1;
             let l = raw.split('#').next().unwrap_or("").trim();
@@ -190,12 +197,6 @@ impl IocSet {
                 trial: false,
             });
         }
-        self.lists.push(IocListInfo {
-            file: label.to_string(),
-            entries: self.sources.len() - before,
-            modified_unix: None,
-            trial: false,
-        });
         Ok(())
     }
 
@@ -234,10 +235,7 @@ impl IocSet {
                 passthru += 1;
                 return;
             }
-            let Some((s, e)) = parse_cidr(&net.to_string()) else {
-                first_err = Some((r.line, format!("bad rpz-ip range {net}")));
-                return;
-            };
+            let (s, e) = (ip_key(net.network()), ip_key(net.broadcast()));
             let idx = self.sources.len() as u32;
             if s == e {
                 self.ips.entry(s).or_insert(idx);
