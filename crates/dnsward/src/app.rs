@@ -22,12 +22,9 @@ use std::time::Duration;
 
 static GENERATION: AtomicU64 = AtomicU64::new(1);
 
-fn load_lists(paths: &[PathBuf], what: &str) -> Result<DomainSet> {
-    let mut set = if what == "allow" {
-        DomainSet::allowlist()
-    } else {
-        DomainSet::new()
-    };
+/// Loads `paths` into `set` (a new [`DomainSet`], or [`DomainSet::allowlist`]); errors name
+/// the key `lists.{what}`.
+fn load_lists(mut set: DomainSet, paths: &[PathBuf], what: &str) -> Result<DomainSet> {
     for path in paths {
         let warnings = set
             .load_file(path)
@@ -111,9 +108,9 @@ pub fn build_policy(
     detectors: &mut Detectors,
     api_rules: &[(ListKind, String)],
 ) -> Result<Policy> {
-    let mut allow = load_lists(&cfg.lists.allow, "allow")?;
-    let mut deny = load_lists(&cfg.lists.deny, "deny")?;
-    let trial = load_lists(&cfg.lists.trial, "trial")?;
+    let mut allow = load_lists(DomainSet::allowlist(), &cfg.lists.allow, "allow")?;
+    let mut deny = load_lists(DomainSet::new(), &cfg.lists.deny, "deny")?;
+    let trial = load_lists(DomainSet::new(), &cfg.lists.trial, "trial")?;
     for (kind, rule) in api_rules {
         let set = match kind {
             ListKind::Allow => &mut allow,
