@@ -137,6 +137,8 @@ pub struct Observation<'a> {
     pub qname: &'a str,
     /// `Some` for blocks.
     pub category: Option<Category>,
+    /// The block came from a list on trial (`[lists] trial`, `[intel] ioc_trial_files`).
+    pub trial: bool,
     pub rcode: u8,
 }
 
@@ -273,7 +275,8 @@ impl Scorer {
             return Vec::new();
         }
         let mut out = Vec::new();
-        match o.category {
+        // Lists on trial are not trusted yet: their matches are no evidence against a client.
+        match o.category.filter(|_| !o.trial) {
             Some(Category::Dga) => {
                 let p = self.params.clone();
                 let st = self.state(client, o.at);
@@ -460,6 +463,7 @@ mod tests {
             client: ip.parse().unwrap(),
             qname: name,
             category: cat,
+            trial: false,
             rcode,
         }
     }

@@ -1297,17 +1297,16 @@ impl Writer {
         // Scoring looks at categorised verdicts and DNSBL lookups only; with query logging on,
         // every other answered query would cost a lock and a zone parse for nothing.
         if self.scoring && (e.verdict.category().is_some() || e.dnsbl) {
-            // Lists on trial are not trusted yet: their matches are no evidence against a client.
-            let on_trial = e
-                .verdict
-                .reason
-                .as_ref()
-                .is_some_and(|r| r.stage == dnsward_policy::Stage::TrialList);
             let new = self.scorer.lock().observe(&Observation {
                 at: e.ts_us as f64 / 1e6,
                 client: e.client,
                 qname: &e.qname,
-                category: e.verdict.category().filter(|_| !on_trial),
+                category: e.verdict.category(),
+                trial: e
+                    .verdict
+                    .reason
+                    .as_ref()
+                    .is_some_and(|r| r.stage == dnsward_policy::Stage::TrialList),
                 rcode: e.rcode,
             });
             for (ip, ev) in new {
