@@ -84,6 +84,26 @@ fn check_reports_verdicts_and_exit_codes() {
 }
 
 #[test]
+fn check_client_shows_what_a_client_group_gets() {
+    let dir = setup(&format!(
+        "{LISTS}[[actions.groups]]\nname = \"lab\"\nclients = [\"10.9.0.0/16\"]\nmonitor = true\n"
+    ));
+    let cfg = dir.path().join("dnsward.toml");
+    let (code, text, _) = check(&["--client", "10.9.1.1"], &cfg, &["evil.example"]);
+    assert_eq!(code, Some(0), "the lab's blocks are logged: {text}");
+    assert!(
+        text.contains("action=log") && text.contains("[client group lab]"),
+        "{text}"
+    );
+    let (code, text, _) = check(&["--client", "10.8.1.1"], &cfg, &["evil.example"]);
+    assert_eq!(code, Some(1), "outside the lab: {text}");
+    assert!(!text.contains("client group"), "{text}");
+    let (code, _, err) = check(&["--client", "lab"], &cfg, &["evil.example"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--client"), "{err}");
+}
+
+#[test]
 fn broken_config_and_missing_list_are_clear_errors() {
     let dir = setup("[server]\nlisten = [\"127.0.0.1:5353\"]\nworkerz = 2\n");
     let out = dnsward()

@@ -999,6 +999,160 @@ async fn an_ioc_list_on_trial_logs_its_hits_without_scoring_the_client() {
     assert!(evidence().await);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_groups_decide_per_client_whether_a_block_is_enforced() {
+    let up = start_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    write_list(&dir, "deny.txt", "bad.test\n");
+    let config = |actions: &str| {
+        format!(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\n\
+             [upstream]\nservers = [\"{}\"]\n[lists]\ndeny = [\"deny.txt\"]\n\
+             [admin]\nlisten = \"127.0.0.1:0\"\ndb_path = \"events.sqlite3\"\n{actions}",
+            up.addr
+        )
+    };
+    // A monitored roll-out with one pilot client enforced.
+    let path = write_list(
+        &dir,
+        "dnsward.toml",
+        &config(
+            "[actions]\nmonitor = true\n\
+             [[actions.groups]]\nname = \"pilot\"\nclients = [\"127.0.0.2\"]\nmonitor = false\n",
+        ),
+    );
+    let cfg = dnsward::Config::load(&path).unwrap();
+    let dw = start_dnsward_with_path(cfg, Some(path.clone())).await;
+    let (plain, pilot, lab) = (
+        "127.0.0.1".parse().unwrap(),
+        "127.0.0.2".parse().unwrap(),
+        "127.0.0.3".parse().unwrap(),
+    );
+    let ask = |client, name: &'static str| {
+        let addr = dw.addr;
+        async move { udp_from(client, addr, &query(name, RecordType::A, None)).await }
+    };
+    let answered = |m: &hickory_proto::op::Message| {
+        m.metadata.response_code == ResponseCode::NoError
+            && m.answers.first().map(|a| a.data.to_string()) == Some("192.0.2.66".into())
+    };
+    // Miss path for the monitored client: it gets the upstream's answer, which is cached.
+    assert!(answered(&ask(plain, "bad.test.").await));
+    // The pilot client is blocked from that cached entry, and on its own miss.
+    let got = ask(pilot, "bad.test.").await;
+    assert_eq!(got.metadata.response_code, ResponseCode::NXDomain);
+    let got = ask(pilot, "www.bad.test.").await;
+    assert_eq!(got.metadata.response_code, ResponseCode::NXDomain);
+    assert!(
+        answered(&ask(plain, "bad.test.").await),
+        "cache hit, monitored"
+    );
+    let seen: Vec<(String, Option<Action>, Option<String>, bool)> = dw
+        .events
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(n, v, cached)| {
+            let group = v.reason.as_ref().and_then(|r| r.client_group.clone());
+            (n.clone(), v.action(), group.map(|g| g.to_string()), *cached)
+        })
+        .collect();
+    let pilot_group = Some("pilot".to_string());
+    assert_eq!(
+        seen,
+        vec![
+            ("bad.test".into(), Some(Action::Log), None, false),
+            (
+                "bad.test".into(),
+                Some(Action::Nxdomain),
+                pilot_group.clone(),
+                true
+            ),
+            (
+                "www.bad.test".into(),
+                Some(Action::Nxdomain),
+                pilot_group,
+                false
+            ),
+            ("bad.test".into(), Some(Action::Log), None, true),
+        ]
+    );
+
+    // The roll-out is over: enforce everywhere except a lab that must reach what it studies.
+    // A reload applies to cached answers at once: the group is looked up when answering.
+    std::fs::write(
+        &path,
+        config(
+            "[[actions.groups]]\nname = \"lab\"\nclients = [\"127.0.0.3/32\"]\nmonitor = true\n",
+        ),
+    )
+    .unwrap();
+    let admin = dw.app.admin.as_ref().unwrap().addr;
+    let (code, body) = http(admin, "POST", "/api/v1/reload", None, "").await;
+    assert_eq!(code, 200, "{body}");
+    let got = ask(plain, "bad.test.").await;
+    assert_eq!(got.metadata.response_code, ResponseCode::NXDomain);
+    assert!(answered(&ask(lab, "bad.test.").await));
+    dw.app.store.as_ref().unwrap().flush();
+    let (code, body) = http(
+        admin,
+        "GET",
+        "/api/v1/blocks?client_group=lab&action=log",
+        None,
+        "",
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    let rows = json_body(&body);
+    assert_eq!(rows["count"], 1, "{rows}");
+    assert_eq!(rows["blocks"][0]["client"], "127.0.0.3");
+    assert_eq!(rows["blocks"][0]["reason"]["client_group"], "lab");
+    let (_, body) = http(admin, "GET", "/api/v1/blocks?action=log", None, "").await;
+    assert_eq!(json_body(&body)["count"], 3, "{body}");
+    let (code, body) = http(admin, "GET", "/api/v1/blocks?action=drop", None, "").await;
+    assert!(code == 400 && body.contains("action"), "{code} {body}");
+    // "Why": the same name, as each client gets it.
+    let why = |q: &'static str| async move {
+        json_body(&http(admin, "GET", q, None, "").await.1)["verdict"].clone()
+    };
+    let v = why("/api/v1/verdict?name=bad.test&client=127.0.0.3").await;
+    assert_eq!(
+        (v["blocked"].clone(), v["action"].clone()),
+        (false.into(), "log".into()),
+        "{v}"
+    );
+    assert_eq!(v["reason"]["client_group"], "lab", "{v}");
+    let v = why("/api/v1/verdict?name=bad.test").await;
+    assert_eq!(v["blocked"], true, "{v}");
+    assert!(v["reason"].get("client_group").is_none(), "{v}");
+    let (code, body) = http(
+        admin,
+        "GET",
+        "/api/v1/verdict?name=bad.test&client=lab",
+        None,
+        "",
+    )
+    .await;
+    assert!(code == 400 && body.contains("client"), "{code} {body}");
+
+    // Two groups claiming one client would make the answer depend on the file's order.
+    std::fs::write(
+        &path,
+        config(
+            "[[actions.groups]]\nname = \"lab\"\nclients = [\"127.0.0.0/8\"]\nmonitor = true\n\
+             [[actions.groups]]\nname = \"ops\"\nclients = [\"127.1.2.3/8\"]\nmonitor = false\n",
+        ),
+    )
+    .unwrap();
+    let err = format!("{:#}", dw.app.reload().unwrap_err());
+    assert!(err.contains("actions.groups[1].clients"), "{err}");
+    assert!(
+        answered(&ask(lab, "bad.test.").await),
+        "the running groups are kept"
+    );
+}
+
 /// A plain HTTP/1.1 request to the admin server; returns (status, body).
 async fn http(
     addr: std::net::SocketAddr,

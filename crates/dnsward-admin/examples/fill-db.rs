@@ -259,7 +259,7 @@ fn main() {
 struct NoBackend;
 
 impl dnsward_admin::AdminBackend for NoBackend {
-    fn explain(&self, _: &str) -> serde_json::Value {
+    fn explain(&self, _: &str, _: Option<std::net::IpAddr>) -> serde_json::Value {
         serde_json::Value::Null
     }
     fn reload(&self) -> Result<(), String> {

@@ -13,7 +13,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use dnsward_policy::{Category, Stage};
+use dnsward_policy::{Action, Category, Stage};
 use dnsward_server::stats::StatsSnapshot;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -55,8 +55,9 @@ const INDEX_HTML: &str = include_str!("../web/index.html");
 /// What the admin server needs from the running resolver (implemented by the `dnsward` binary).
 pub trait AdminBackend: Send + Sync + 'static {
     /// Verdict explanation for a name (normalised: lowercase, no trailing dot), from the same
-    /// pipeline as serving, without serving. Any JSON; `Verdict` serialised is ideal.
-    fn explain(&self, name: &str) -> Value;
+    /// pipeline as serving, without serving, as `client` would get it (its client group; `None`:
+    /// a client in no group). Any JSON; `Verdict` serialised is ideal.
+    fn explain(&self, name: &str, client: Option<IpAddr>) -> Value;
     /// Reload lists and config (including [`EventStore::api_rules`]); `Err(message)` keeps the
     /// running policy.
     fn reload(&self) -> Result<(), String>;
@@ -302,7 +303,18 @@ async fn blocks(
     State(st): St,
     q: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> ApiResult {
-    let p = params(q, &["since", "client", "category", "stage", "limit"])?;
+    let p = params(
+        q,
+        &[
+            "since",
+            "client",
+            "category",
+            "stage",
+            "action",
+            "client_group",
+            "limit",
+        ],
+    )?;
     let limit = parse_limit(&p, DEFAULT_LIMIT, MAX_LIMIT)?;
     let since_us = parse_since(&p)?;
     let client = match p.get("client") {
@@ -311,11 +323,14 @@ async fn blocks(
     };
     let category = parse_one_of(&p, "category", &Category::ALL.map(|k| k.as_str()))?;
     let stage = parse_one_of(&p, "stage", &Stage::ALL.map(|k| k.as_str()))?;
+    let action = parse_one_of(&p, "action", &Action::ALL.map(|k| k.as_str()))?;
     let q = BlocksQuery {
         since_us,
         client,
         category,
         stage,
+        action,
+        client_group: p.get("client_group").cloned(),
         limit,
     };
     let store = st.store.clone();
@@ -339,9 +354,8 @@ async fn queries(
     let q = BlocksQuery {
         since_us,
         client,
-        category: None,
-        stage: None,
         limit,
+        ..BlocksQuery::default()
     };
     let store = st.store.clone();
     let rows = blocking(&st, move || store.queries(&q))
@@ -377,14 +391,21 @@ async fn verdict(
     State(st): St,
     q: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> ApiResult {
-    let p = params(q, &["name"])?;
+    let p = params(q, &["name", "client"])?;
     let raw = p
         .get("name")
         .ok_or_else(|| ApiError::bad("name: required"))?;
     let name = normalize_query_name(raw).map_err(ApiError::bad)?;
+    let client =
+        match p.get("client") {
+            None => None,
+            Some(c) => Some(c.trim().parse::<IpAddr>().map_err(|_| {
+                ApiError::bad(format!("client: expected an IP address, got `{c}`"))
+            })?),
+        };
     let backend = st.backend.clone();
     let n = name.clone();
-    let v = blocking(&st, move || backend.explain(&n)).await?;
+    let v = blocking(&st, move || backend.explain(&n, client)).await?;
     json_ok(json!({ "name": name, "verdict": v }))
 }
 

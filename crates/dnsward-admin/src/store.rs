@@ -229,6 +229,10 @@ pub struct BlocksQuery {
     pub category: Option<String>,
     /// The stage that decided (`trial_list`: what the lists on trial caught).
     pub stage: Option<String>,
+    /// The action the client got (`log`: what was recorded but not enforced).
+    pub action: Option<String>,
+    /// The client's `[[actions.groups]]` entry named in the reason.
+    pub client_group: Option<String>,
     pub limit: usize,
 }
 
@@ -735,6 +739,14 @@ impl EventStore {
         if let Some(s) = &q.stage {
             conds.push("json_extract(reason, '$.stage') = ?");
             args.push(s.clone().into());
+        }
+        if let Some(a) = &q.action {
+            conds.push("action = ?");
+            args.push(a.clone().into());
+        }
+        if let Some(g) = &q.client_group {
+            conds.push("json_extract(reason, '$.client_group') = ?");
+            args.push(g.clone().into());
         }
         if !conds.is_empty() {
             sql.push_str(" WHERE ");

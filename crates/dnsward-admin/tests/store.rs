@@ -96,8 +96,8 @@ fn filters_and_order() {
                 since_us: None,
                 client: client.map(str::to_string),
                 category: category.map(str::to_string),
-                stage: None,
                 limit,
+                ..Default::default()
             })
             .unwrap()
     };
@@ -231,9 +231,8 @@ fn query_log_spans_chunks_filters_and_retains() {
                         .as_micros() as i64
                 }),
                 client: client.map(str::to_string),
-                category: None,
-                stage: None,
                 limit,
+                ..Default::default()
             })
             .unwrap()
     };

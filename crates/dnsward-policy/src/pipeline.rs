@@ -8,6 +8,7 @@ use crate::{
     ActionConfig, Category, ClientEscalation, DomainSet, Reason, Stage, Strike, Verdict,
     VerdictKind,
 };
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -333,6 +334,31 @@ impl Policy {
     fn block(&self, category: Category, reason: Reason) -> Verdict {
         Verdict::block(category, self.actions.for_category(category), reason)
     }
+
+    /// What `client` gets from `verdict` (as judged and cached, the same for every client):
+    /// monitor mode, global or from the client's `[[actions.groups]]` entry, turns a block into
+    /// `log`, and a group that decided is named in the reason. `None` (`dnsward check`, the
+    /// admin API) is a client in no group. Verdicts that are not blocks come back borrowed, so
+    /// the answered path does not allocate; so do blocks no setting changes.
+    pub fn for_client<'a>(&self, verdict: &'a Verdict, client: Option<IpAddr>) -> Cow<'a, Verdict> {
+        let VerdictKind::Block { category, action } = verdict.kind else {
+            return Cow::Borrowed(verdict);
+        };
+        let (monitor, group) = self.actions.monitoring(client);
+        let effective = if monitor { crate::Action::Log } else { action };
+        if group.is_none() && effective == action {
+            return Cow::Borrowed(verdict);
+        }
+        let mut out = verdict.clone();
+        out.kind = VerdictKind::Block {
+            category,
+            action: effective,
+        };
+        if let (Some(group), Some(reason)) = (group, out.reason.as_mut()) {
+            reason.client_group = Some(group.name.clone());
+        }
+        Cow::Owned(out)
+    }
 }
 
 #[cfg(test)]
@@ -605,12 +631,45 @@ mod tests {
     }
 
     #[test]
-    fn monitor_mode_logs_instead_of_blocking() {
-        let p = policy(true);
+    fn monitor_mode_logs_instead_of_blocking_per_client() {
+        let mut p = policy(true);
+        // Judged (and cached) with the enforcing action: monitoring depends on the client.
         let v = p.judge_name("bad.example");
-        assert_eq!(v.action(), Some(Action::Log));
-        assert!(v.is_block() && !v.is_enforced());
-        // A logged name block still lets the answer checks look.
-        assert!(p.wants_answer(&v));
+        assert!(v.is_enforced());
+        let seen = p.for_client(&v, Some("192.0.2.1".parse().unwrap()));
+        assert_eq!(seen.action(), Some(Action::Log));
+        assert!(seen.is_block() && !seen.is_enforced());
+        assert_eq!(seen.reason.as_ref().unwrap().client_group, None);
+        assert_eq!(p.for_client(&v, None).action(), Some(Action::Log));
+        // A pilot group enforces while everyone else is monitored, and is named in the reason.
+        p.actions.groups = vec![crate::ClientGroup {
+            name: "pilot".into(),
+            clients: vec!["10.1.2.0/24".parse().unwrap()],
+            monitor: false,
+        }];
+        let pilot = p.for_client(&v, Some("10.1.2.3".parse().unwrap()));
+        assert_eq!(pilot.action(), Some(Action::Nxdomain));
+        assert_eq!(
+            pilot.reason.as_ref().unwrap().client_group.as_deref(),
+            Some("pilot")
+        );
+        assert!(
+            pilot.to_string().contains("[client group pilot])"),
+            "{pilot}"
+        );
+        assert_eq!(
+            p.for_client(&v, Some("10.1.3.3".parse().unwrap())).action(),
+            Some(Action::Log)
+        );
+        // Nothing to change: borrowed, no allocation on the answered path.
+        assert!(matches!(
+            p.for_client(&Verdict::PASS, Some("10.1.2.3".parse().unwrap())),
+            Cow::Borrowed(_)
+        ));
+        p.actions.monitor = false;
+        assert!(matches!(
+            p.for_client(&v, Some("192.0.2.1".parse().unwrap())),
+            Cow::Borrowed(_)
+        ));
     }
 }

@@ -119,6 +119,10 @@ pub struct Reason {
     /// The numbers that drove an answer check (flux features, ASNs, TTLs...), for operators.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub features: Option<Arc<serde_json::Value>>,
+    /// The client's `[[actions.groups]]` entry, when one decided whether this block was enforced
+    /// or only logged for that client ([`crate::Policy::for_client`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_group: Option<Arc<str>>,
 }
 
 impl Reason {
@@ -132,6 +136,7 @@ impl Reason {
             judged: None,
             detail: detail.into(),
             features: None,
+            client_group: None,
         }
     }
 }
@@ -151,6 +156,9 @@ impl fmt::Display for Reason {
         if !self.detail.is_empty() {
             write!(f, ": {}", self.detail)?;
         }
+        if let Some(group) = &self.client_group {
+            write!(f, " [client group {group}]")?;
+        }
         Ok(())
     }
 }
@@ -162,7 +170,9 @@ pub enum VerdictKind {
     Pass,
     /// An allowlist rule matched: answer normally and skip every later check.
     Allow,
-    /// Blocked; `action` is what the resolver does (already `log` in monitor mode).
+    /// Blocked; `action` is what the resolver does. As judged (and cached) it is the
+    /// category's configured action; [`crate::Policy::for_client`] turns it into `log` for a
+    /// client in monitor mode.
     Block { category: Category, action: Action },
 }
 

@@ -189,6 +189,7 @@ impl Engine {
             .then(|| {
                 let name = q.name_text();
                 let v = policy.escalated_check(&name, &entry.verdict)?;
+                let v = policy.for_client(&v, Some(client.ip())).into_owned();
                 Some((name, v))
             })
             .flatten();
@@ -198,7 +199,7 @@ impl Engine {
                     return Fast::Respond;
                 }
             }
-            self.respond_with(&q, &entry, client, transport, now, true, out);
+            self.respond_with(&policy, &q, &entry, client, transport, now, true, out);
             if let Some((name, v)) = escalated {
                 self.report_monitor_escalation(&q, &name, &entry, &v, client, true);
             }
@@ -257,10 +258,13 @@ impl Engine {
             (policy.judge_name(&name), None)
         };
         self.name_stage_latency.observe(judging.elapsed());
-        if name_verdict.is_enforced() {
-            self.respond_blocked(q, &name, &name_verdict, client, false, out);
+        // A monitored client still gets the real answer: the block is recorded with it.
+        let seen = policy.for_client(&name_verdict, Some(client.ip()));
+        if seen.is_enforced() {
+            self.respond_blocked(q, &name, &seen, client, false, out);
             return true;
         }
+        let escalated = escalated.map(|v| policy.for_client(&v, Some(client.ip())).into_owned());
         if let Some(v) = escalated.as_ref().filter(|v| v.is_enforced()) {
             self.respond_blocked(q, &name, v, client, false, out);
             return true;
@@ -312,7 +316,7 @@ impl Engine {
         if lifetime.is_some_and(|t| t > 0) {
             self.cache.insert(key, entry.clone());
         }
-        self.respond_with(q, &entry, client, transport, now, false, out);
+        self.respond_with(&policy, q, &entry, client, transport, now, false, out);
         if let Some(v) = escalated {
             self.report_monitor_escalation(q, &name, &entry, &v, client, false);
         }
@@ -365,9 +369,9 @@ impl Engine {
         if entry.generation != policy.generation() {
             entry = self.rejudge(&policy, q, &entry);
         }
-        let verdict = &*entry.verdict;
+        let verdict = policy.for_client(&entry.verdict, Some(client.ip()));
         if verdict.is_enforced() {
-            self.respond_blocked(q, &q.name_text(), verdict, client, true, out);
+            self.respond_blocked(q, &q.name_text(), &verdict, client, true, out);
             return true;
         }
         let max = match transport {
@@ -379,15 +383,17 @@ impl Engine {
         }
         Stats::bump(&self.stats.served_stale);
         if verdict.is_block() || self.log_all {
-            self.report(q, &q.name_text(), verdict, client, entry.rcode, true);
+            self.report(q, &q.name_text(), &verdict, client, entry.rcode, true);
         }
         true
     }
 
-    /// Answers from a (cached or fresh) upstream answer, applying its verdict.
+    /// Answers from a (cached or fresh) upstream answer, applying its verdict as `client` sees
+    /// it ([`Policy::for_client`]).
     #[allow(clippy::too_many_arguments)]
     fn respond_with(
         &self,
+        policy: &Policy,
         q: &Query,
         entry: &CachedAnswer,
         client: SocketAddr,
@@ -396,9 +402,9 @@ impl Engine {
         from_cache: bool,
         out: &mut Vec<u8>,
     ) {
-        let verdict = &*entry.verdict;
+        let verdict = policy.for_client(&entry.verdict, Some(client.ip()));
         if verdict.is_enforced() {
-            self.respond_blocked(q, &q.name_text(), verdict, client, from_cache, out);
+            self.respond_blocked(q, &q.name_text(), &verdict, client, from_cache, out);
             return;
         }
         let max = match transport {
@@ -416,7 +422,7 @@ impl Engine {
         }
         if verdict.is_block() {
             // Monitor mode: answered normally, verdict recorded.
-            self.report(q, &q.name_text(), verdict, client, entry.rcode, from_cache);
+            self.report(q, &q.name_text(), &verdict, client, entry.rcode, from_cache);
         } else if self.log_all {
             let qname_wire = q.question.name_wire();
             if self.events.wants_answered(qname_wire) {
@@ -425,7 +431,7 @@ impl Engine {
                     client: client.ip(),
                     qname_wire,
                     qtype: q.qtype,
-                    verdict,
+                    verdict: &verdict,
                     rcode: entry.rcode,
                     from_cache,
                 });

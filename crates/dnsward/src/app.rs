@@ -313,14 +313,16 @@ struct Backend {
 }
 
 impl AdminBackend for Backend {
-    fn explain(&self, name: &str) -> serde_json::Value {
+    fn explain(&self, name: &str, client: Option<std::net::IpAddr>) -> serde_json::Value {
         let policy = self.reloader.engine.policy();
-        let verdict = policy.judge_name(name);
-        let mut v = serde_json::to_value(&verdict).unwrap_or_default();
+        let judged = policy.judge_name(name);
+        let verdict = policy.for_client(&judged, client);
+        let mut v = serde_json::to_value(&*verdict).unwrap_or_default();
         v["blocked"] = serde_json::Value::from(verdict.is_enforced());
         // What a client escalated after repeated DGA blocks would get, when that differs.
-        if let Some(e) = policy.escalated_check(name, &verdict) {
-            v["if_escalated"] = serde_json::to_value(&e).unwrap_or_default();
+        if let Some(e) = policy.escalated_check(name, &judged) {
+            let e = policy.for_client(&e, client);
+            v["if_escalated"] = serde_json::to_value(&*e).unwrap_or_default();
         }
         v
     }

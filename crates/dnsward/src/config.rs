@@ -109,6 +109,7 @@ impl Config {
         self.admin.validate()?;
         self.sinkhole_server.validate()?;
         self.sinkhole.validate()?;
+        self.actions.validate()?;
         Ok(())
     }
 }

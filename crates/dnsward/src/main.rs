@@ -124,6 +124,10 @@ struct CheckArgs {
     /// Upstream resolver IP[:port] for --resolve (repeatable); replaces upstream.servers.
     #[arg(long)]
     upstream: Vec<String>,
+    /// Judge for this client address: its `[[actions.groups]]` entry decides whether a block is
+    /// enforced or only logged. Without it: a client in no group.
+    #[arg(long)]
+    client: Option<std::net::IpAddr>,
     /// Names to judge.
     #[arg(required = true)]
     names: Vec<String>,
@@ -211,8 +215,17 @@ fn serve(args: ServeArgs) -> Result<()> {
     };
     runtime.block_on(async move {
         let app = App::start(cfg, args.common.config.clone(), overrides, None).await?;
-        if app.engine().policy().actions().monitor {
+        let actions = app.engine().policy().actions().clone();
+        if actions.monitor {
             tracing::warn!("monitor mode: blocks are logged, not enforced");
+        }
+        for g in &actions.groups {
+            tracing::info!(
+                group = %g.name,
+                networks = g.clients.len(),
+                "client group: blocks {}",
+                if g.monitor { "logged, not enforced" } else { "enforced" }
+            );
         }
         let result = run_until_signal(&app).await;
         app.shutdown().await;
@@ -280,9 +293,13 @@ fn check(args: CheckArgs) -> Result<ExitCode> {
                 }
             }
         }
+        // As the client gets it (monitor mode and its `[[actions.groups]]` entry applied).
+        let verdict = policy.for_client(&verdict, args.client).into_owned();
         any_blocked |= verdict.is_enforced();
         // What an escalated client ([dga.escalation]) would get instead, when that differs.
-        let escalated = policy.escalated_check(&name, &policy.judge_name(&name));
+        let escalated = policy
+            .escalated_check(&name, &policy.judge_name(&name))
+            .map(|v| policy.for_client(&v, args.client).into_owned());
         if args.json {
             let mut obj = serde_json::to_value(&verdict)?;
             obj["name"] = serde_json::Value::String(name.clone());
@@ -348,7 +365,9 @@ fn classify(args: ClassifyArgs) -> Result<()> {
     let flush = |batch: &mut Vec<String>, out: &mut BufWriter<_>| -> Result<()> {
         let names: Vec<&str> = batch.iter().map(String::as_str).collect();
         for (name, judgement) in names.iter().zip(model.judge_batch(&names)) {
-            let verdict = policy.judge_name(name);
+            let judged = policy.judge_name(name);
+            // As a client in no `[[actions.groups]]` entry would get it (monitor mode applied).
+            let verdict = policy.for_client(&judged, None);
             let (score, family, skipped) = match &judgement {
                 dnsward_classify::DgaJudgement::Scored { score, family, .. } => {
                     (*score, Some(family.as_str()), None)
@@ -368,7 +387,9 @@ fn classify(args: ClassifyArgs) -> Result<()> {
             }
             if policy.client_escalation().is_some() {
                 // What serve does for a client escalated after repeated DGA blocks.
-                let escalated = policy.escalated_check(name, &verdict);
+                let escalated = policy
+                    .escalated_check(name, &judged)
+                    .map(|v| policy.for_client(&v, None).into_owned());
                 obj["blocked_if_escalated"] = serde_json::Value::from(
                     verdict.is_enforced() || escalated.is_some_and(|v| v.is_enforced()),
                 );

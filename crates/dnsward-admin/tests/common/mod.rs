@@ -103,7 +103,7 @@ impl FakeBackend {
 }
 
 impl AdminBackend for FakeBackend {
-    fn explain(&self, name: &str) -> Value {
+    fn explain(&self, name: &str, _client: Option<std::net::IpAddr>) -> Value {
         if name.contains("evil") {
             serde_json::to_value(list_verdict("||evil.example^")).unwrap()
         } else if name.contains("xjw3kqpz0a") {
