@@ -91,6 +91,10 @@ pub struct AdminStats {
     pub answer_history_domains: Option<u64>,
     /// The IOC lists the running answer checks loaded.
     pub ioc_lists: Vec<IocListStat>,
+    /// `[actions] monitor`: blocks of clients in no group are logged, not enforced.
+    pub monitor: bool,
+    /// `[[actions.groups]]`: client networks enforced or monitored whatever `monitor` says.
+    pub client_groups: Vec<dnsward_policy::ClientGroup>,
 }
 
 /// One loaded IOC list: its file name, entries and modification time when it was loaded.
@@ -511,6 +515,11 @@ async fn stats(State(st): St) -> ApiResult {
             "hit_rate": if lookups == 0 { 0.0 } else { s.cache_hits as f64 / lookups as f64 },
         },
         "answer_history": s.answer_history_domains.map(|d| json!({ "domains": d })),
+        // Whether blocks are enforced: an operator must see a forgotten monitor mode.
+        "enforcement": {
+            "monitor": s.monitor,
+            "client_groups": s.client_groups,
+        },
         "ioc_lists": s.ioc_lists.iter().map(|l| {
             let now = crate::time::now_secs() as u64;
             json!({

@@ -143,6 +143,29 @@ pub fn render(store: &EventStore, backend: &dyn AdminBackend) -> String {
         );
         let _ = writeln!(o, "dnsward_answer_history_domains {d}");
     }
+    head(
+        &mut o,
+        "dnsward_monitor_mode",
+        "gauge",
+        "1 when blocks are only logged ([actions] monitor), for clients in no group (alert on a forgotten monitor mode).",
+    );
+    let _ = writeln!(o, "dnsward_monitor_mode {}", u8::from(s.monitor));
+    if !s.client_groups.is_empty() {
+        head(
+            &mut o,
+            "dnsward_client_group_monitor_mode",
+            "gauge",
+            "1 when a client group's blocks are only logged ([[actions.groups]] monitor).",
+        );
+        for g in &s.client_groups {
+            let _ = writeln!(
+                o,
+                "dnsward_client_group_monitor_mode{{group=\"{}\"}} {}",
+                escape(&g.name),
+                u8::from(g.monitor)
+            );
+        }
+    }
     if !s.ioc_lists.is_empty() {
         head(
             &mut o,

@@ -356,6 +356,11 @@ async fn verdict_clients_stats_top() {
         ),
         (false.into(), true.into())
     );
+    assert_eq!(v["enforcement"]["monitor"], true);
+    assert_eq!(
+        v["enforcement"]["client_groups"][0],
+        serde_json::json!({ "name": "pilot", "clients": ["10.1.2.0/24"], "monitor": false })
+    );
 
     let v = http(a, "GET", "/api/v1/top?limit=2", None, None)
         .await
@@ -513,6 +518,8 @@ async fn metrics_text_format() {
         "dnsward_clients_suspected 1",
         "dnsward_clients_escalated_total 2",
         "dnsward_store_degraded 0",
+        "dnsward_monitor_mode 1",
+        "dnsward_client_group_monitor_mode{group=\"pilot\"} 0",
     ] {
         assert!(body.contains(needle), "missing {needle}\n{body}");
     }

@@ -92,6 +92,8 @@ async fn web_page_renders_blocks_and_clients() {
         // Enforced blocks apart from log-only verdicts, and the stale IOC list (stats API).
         "38 blocked",
         "IOC list feodo \"ips\".txt is ",
+        // A monitor mode must show, with the group that is enforced anyway.
+        "MONITOR MODE: nothing enforced except group pilot",
     ] {
         assert!(dom.contains(needle), "DOM lacks {needle}:\n{dom}");
     }

@@ -333,7 +333,10 @@ impl AdminBackend for Backend {
 
     fn stats(&self) -> AdminStats {
         let engine = &self.reloader.engine;
+        let actions = engine.policy().actions().clone();
         AdminStats {
+            monitor: actions.monitor,
+            client_groups: actions.groups,
             engine: Some(engine.stats.snapshot()),
             cache_entries: engine.cache().len() as u64,
             cache_bytes: engine.cache().weight_bytes(),

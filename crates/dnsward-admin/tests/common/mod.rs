@@ -173,6 +173,12 @@ impl AdminBackend for FakeBackend {
                     trial: true,
                 },
             ],
+            monitor: true,
+            client_groups: vec![dnsward_policy::ClientGroup {
+                name: "pilot".into(),
+                clients: vec!["10.1.2.0/24".parse().unwrap()],
+                monitor: false,
+            }],
         }
     }
     fn upstream_latency(&self) -> Option<&Histogram> {
