@@ -1153,6 +1153,95 @@ async fn client_groups_decide_per_client_whether_a_block_is_enforced() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_list_or_config_file_is_reloaded_without_a_signal() {
+    let up = start_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let deny = write_list(&dir, "deny.txt", "bad.test\n");
+    let config = format!(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\n\
+         [upstream]\nservers = [\"{}\"]\n[lists]\ndeny = [\"deny.txt\"]\nauto_reload_secs = 1\n\
+         [admin]\nlisten = \"127.0.0.1:0\"\ndb_path = \"events.sqlite3\"\n",
+        up.addr
+    );
+    let path = write_list(&dir, "dnsward.toml", &config);
+    let cfg = dnsward::Config::load(&path).unwrap();
+    let dw = start_dnsward_with_path(cfg, Some(path.clone())).await;
+    let rcode = |name: &'static str| {
+        let addr = dw.addr;
+        async move {
+            udp(addr, &query(name, RecordType::A, None))
+                .await
+                .metadata
+                .response_code
+        }
+    };
+    let wait_for = |name: &'static str, want: ResponseCode| async move {
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(15) {
+            if rcode(name).await == want {
+                return t0.elapsed();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{name} never got {want:?}");
+    };
+    assert_eq!(rcode("later.test.").await, ResponseCode::NoError, "cached");
+    // A cron job rewrites the feed: picked up (cached answer re-judged) with no SIGHUP.
+    std::fs::write(&deny, "bad.test\nlater.test\n").unwrap();
+    let took = wait_for("later.test.", ResponseCode::NXDomain).await;
+    assert!(
+        took >= Duration::from_millis(900),
+        "waited for the file to settle: {took:?}"
+    );
+    let admin = dw.app.admin.as_ref().unwrap().addr;
+    let reloads = || async move {
+        json_body(&http(admin, "GET", "/api/v1/stats", None, "").await.1)["reloads"].clone()
+    };
+    assert_eq!(reloads().await["ok"], 1);
+
+    // A broken config keeps the running policy and says so; it is not retried every second.
+    std::fs::write(&path, format!("{config}[lists.oops]\n")).unwrap();
+    let t0 = Instant::now();
+    while reloads().await["failed"] != 1 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "{}",
+            reloads().await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        reloads().await["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("dnsward.toml"),
+        "{}",
+        reloads().await
+    );
+    assert_eq!(rcode("later.test.").await, ResponseCode::NXDomain);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(reloads().await["failed"], 1, "not retried while unchanged");
+
+    // Fixed, and a list the config now names for the first time is read too.
+    write_list(&dir, "more.txt", "www.test\n");
+    std::fs::write(
+        &path,
+        config.replace(
+            "deny = [\"deny.txt\"]",
+            "deny = [\"deny.txt\", \"more.txt\"]",
+        ),
+    )
+    .unwrap();
+    wait_for("www.test.", ResponseCode::NXDomain).await;
+    let r = reloads().await;
+    assert_eq!(
+        (r["ok"].clone(), r["last_error"].clone()),
+        (2.into(), serde_json::Value::Null),
+        "{r}"
+    );
+}
+
 /// A plain HTTP/1.1 request to the admin server; returns (status, body).
 async fn http(
     addr: std::net::SocketAddr,

@@ -95,6 +95,11 @@ pub struct AdminStats {
     pub monitor: bool,
     /// `[[actions.groups]]`: client networks enforced or monitored whatever `monitor` says.
     pub client_groups: Vec<dnsward_policy::ClientGroup>,
+    /// Reloads since start (SIGHUP, the API, a changed file), and the error of the latest one
+    /// when it failed: a failed reload keeps the old policy, which nothing else would show.
+    pub reloads_ok: u64,
+    pub reloads_failed: u64,
+    pub last_reload_error: Option<String>,
 }
 
 /// One loaded IOC list: its file name, entries and modification time when it was loaded.
@@ -515,6 +520,11 @@ async fn stats(State(st): St) -> ApiResult {
             "hit_rate": if lookups == 0 { 0.0 } else { s.cache_hits as f64 / lookups as f64 },
         },
         "answer_history": s.answer_history_domains.map(|d| json!({ "domains": d })),
+        "reloads": {
+            "ok": s.reloads_ok,
+            "failed": s.reloads_failed,
+            "last_error": s.last_reload_error,
+        },
         // Whether blocks are enforced: an operator must see a forgotten monitor mode.
         "enforcement": {
             "monitor": s.monitor,

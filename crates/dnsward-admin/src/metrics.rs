@@ -145,6 +145,18 @@ pub fn render(store: &EventStore, backend: &dyn AdminBackend) -> String {
     }
     head(
         &mut o,
+        "dnsward_reloads_total",
+        "counter",
+        "Reloads of lists and policy (SIGHUP, the API, a changed file), by result; a failed one keeps the running policy.",
+    );
+    let _ = writeln!(o, "dnsward_reloads_total{{result=\"ok\"}} {}", s.reloads_ok);
+    let _ = writeln!(
+        o,
+        "dnsward_reloads_total{{result=\"error\"}} {}",
+        s.reloads_failed
+    );
+    head(
+        &mut o,
         "dnsward_monitor_mode",
         "gauge",
         "1 when blocks are only logged ([actions] monitor), for clients in no group (alert on a forgotten monitor mode).",

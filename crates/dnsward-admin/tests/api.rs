@@ -358,6 +358,10 @@ async fn verdict_clients_stats_top() {
     );
     assert_eq!(v["enforcement"]["monitor"], true);
     assert_eq!(
+        v["reloads"],
+        serde_json::json!({ "ok": 3, "failed": 1, "last_error": "lists/deny.txt: permission denied" })
+    );
+    assert_eq!(
         v["enforcement"]["client_groups"][0],
         serde_json::json!({ "name": "pilot", "clients": ["10.1.2.0/24"], "monitor": false })
     );
@@ -519,6 +523,7 @@ async fn metrics_text_format() {
         "dnsward_clients_escalated_total 2",
         "dnsward_store_degraded 0",
         "dnsward_monitor_mode 1",
+        "dnsward_reloads_total{result=\"error\"} 1",
         "dnsward_client_group_monitor_mode{group=\"pilot\"} 0",
     ] {
         assert!(body.contains(needle), "missing {needle}\n{body}");

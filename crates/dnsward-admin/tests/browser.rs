@@ -94,6 +94,7 @@ async fn web_page_renders_blocks_and_clients() {
         "IOC list feodo \"ips\".txt is ",
         // A monitor mode must show, with the group that is enforced anyway.
         "MONITOR MODE: nothing enforced except group pilot",
+        "LAST RELOAD FAILED, the previous policy is running: lists/deny.txt: permission denied",
     ] {
         assert!(dom.contains(needle), "DOM lacks {needle}:\n{dom}");
     }

@@ -3,6 +3,7 @@
 
 use crate::config::Config;
 use crate::stages::{unix_now, DgaStage, IntelStage, OnModelError};
+use crate::watch::{self, Debounce, FileStamps, Tick};
 use anyhow::{Context, Result};
 use dnsward_admin::{
     AdminBackend, AdminStats, AdminToken, EventStore, Histogram, ListKind, RunningAdmin, TeeSink,
@@ -216,6 +217,36 @@ struct Reloader {
     /// The admin server's address and token, once it runs: a reload applies a rotated
     /// `admin.token` / `admin.token_file`.
     admin_token: std::sync::OnceLock<(std::net::SocketAddr, Arc<AdminToken>)>,
+    /// What the running policy was loaded from, for reload on change.
+    loaded: std::sync::Mutex<Loaded>,
+    /// Reloads since start and the last failure, for the admin API and `/metrics`.
+    reloads: std::sync::Mutex<ReloadCounts>,
+}
+
+/// The files the running policy was loaded from, as they were, and `[lists] auto_reload_secs`.
+#[derive(Clone, Default)]
+struct Loaded {
+    stamps: FileStamps,
+    auto_reload_secs: u64,
+}
+
+impl Loaded {
+    /// `config_stamp` (the config file's) is taken before the file is read: a change while it
+    /// is being read then still shows as a change.
+    fn new(cfg: &Config, config_stamp: FileStamps) -> Self {
+        let files = watch::watched_files(cfg, None);
+        Loaded {
+            stamps: config_stamp.join(FileStamps::take(&files)),
+            auto_reload_secs: cfg.lists.auto_reload_secs,
+        }
+    }
+}
+
+#[derive(Clone, Default)]
+struct ReloadCounts {
+    ok: u64,
+    failed: u64,
+    last_error: Option<String>,
 }
 
 /// What the state saver and the admin side read of the running answer checks.
@@ -266,6 +297,23 @@ impl Reloader {
     }
 
     fn reload(&self) -> Result<()> {
+        let result = self.reload_inner();
+        let mut counts = self.reloads.lock().unwrap_or_else(|p| p.into_inner());
+        match &result {
+            Ok(()) => {
+                counts.ok += 1;
+                counts.last_error = None;
+            }
+            Err(e) => {
+                counts.failed += 1;
+                counts.last_error = Some(format!("{e:#}"));
+            }
+        }
+        result
+    }
+
+    fn reload_inner(&self) -> Result<()> {
+        let config_stamp = FileStamps::take(self.config_path.as_slice());
         let mut cfg = match &self.config_path {
             Some(p) => Config::load(p)?,
             None => Config::default(),
@@ -280,9 +328,12 @@ impl Reloader {
             .map(|s| s.api_rules())
             .unwrap_or_default();
         let mut detectors = self.detectors.lock().unwrap_or_else(|p| p.into_inner());
+        // Before the files are read: a list rewritten while it is being loaded shows as changed.
+        let loaded = Loaded::new(&cfg, config_stamp);
         let policy = build_policy(&cfg, &mut detectors, &rules)?;
         slot_set(&self.intel_view, &detectors);
         self.engine.set_policy(policy);
+        *self.loaded.lock().unwrap_or_else(|p| p.into_inner()) = loaded;
         if let Some((_, token)) = self.admin_token.get() {
             if token.set(cfg.admin.token.as_deref()) {
                 tracing::info!(
@@ -334,9 +385,18 @@ impl AdminBackend for Backend {
     fn stats(&self) -> AdminStats {
         let engine = &self.reloader.engine;
         let actions = engine.policy().actions().clone();
+        let reloads = self
+            .reloader
+            .reloads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         AdminStats {
             monitor: actions.monitor,
             client_groups: actions.groups,
+            reloads_ok: reloads.ok,
+            reloads_failed: reloads.failed,
+            last_reload_error: reloads.last_error,
             engine: Some(engine.stats.snapshot()),
             cache_entries: engine.cache().len() as u64,
             cache_bytes: engine.cache().weight_bytes(),
@@ -426,6 +486,7 @@ pub struct App {
     pub store: Option<Arc<EventStore>>,
     pub sinkhole: Option<RunningSinkhole>,
     state_saver: Option<StateSaver>,
+    watcher: Option<ReloadWatcher>,
     reloader: Arc<Reloader>,
 }
 
@@ -538,6 +599,70 @@ impl StateSaver {
     }
 }
 
+/// Reloads when the config file or a file it names changes (`[lists] auto_reload_secs`).
+struct ReloadWatcher {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl ReloadWatcher {
+    fn start(reloader: Arc<Reloader>) -> Result<Self> {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("dnsward-watch".into())
+            .spawn(move || {
+                let mut debounce = Debounce::default();
+                loop {
+                    let loaded = reloader
+                        .loaded
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .clone();
+                    // Off: look again later, a reload may turn it on.
+                    let every = Duration::from_secs(match loaded.auto_reload_secs {
+                        0 => 10,
+                        s => s,
+                    });
+                    if stopped.recv_timeout(every)
+                        != Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+                    {
+                        return;
+                    }
+                    if loaded.auto_reload_secs == 0 {
+                        continue;
+                    }
+                    let now = FileStamps::take(&loaded.stamps.files());
+                    if debounce.tick(&loaded.stamps, now.clone()) != Tick::Reload {
+                        continue;
+                    }
+                    let changed: Vec<String> = now
+                        .changed_since(&loaded.stamps)
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect();
+                    match reloader.reload() {
+                        Ok(()) => tracing::info!(?changed, "files changed: reloaded"),
+                        Err(e) => {
+                            tracing::error!(
+                                ?changed,
+                                "files changed, but the reload failed (the running policy stays; \
+                                 retried when the files change again): {e:#}"
+                            );
+                            debounce.failed(now);
+                        }
+                    }
+                }
+            })
+            .context("reload watcher thread")?;
+        Ok(ReloadWatcher { stop, thread })
+    }
+
+    fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.thread.join();
+    }
+}
+
 impl App {
     /// Starts the resolver. Call inside a tokio runtime.
     /// `overrides` re-applies command-line flags to configs re-read on reload.
@@ -548,6 +673,8 @@ impl App {
         overrides: Arc<dyn Fn(&mut Config) + Send + Sync>,
         events: Option<Arc<dyn EventSink>>,
     ) -> Result<App> {
+        // The caller read the config file just before: its stamp now stands for that read.
+        let config_stamp = FileStamps::take(config_path.as_slice());
         let store = if cfg.admin.enabled {
             Some(EventStore::open(&cfg.admin).context("admin event store")?)
         } else {
@@ -555,6 +682,7 @@ impl App {
         };
         let rules = store.as_ref().map(|s| s.api_rules()).unwrap_or_default();
         let mut detectors = Detectors::default();
+        let loaded = Loaded::new(&cfg, config_stamp);
         let policy = build_policy(&cfg, &mut detectors, &rules)?;
         let intel_view = intel_slot(&detectors);
         let save_every = cfg.admin.save_state_secs;
@@ -592,7 +720,15 @@ impl App {
             store: store.clone(),
             intel_view,
             admin_token: Default::default(),
+            loaded: std::sync::Mutex::new(loaded),
+            reloads: Default::default(),
         });
+        // Without a config file only the lists of the built-in config could change, and there
+        // are none.
+        let watcher = match &reloader.config_path {
+            Some(_) => Some(ReloadWatcher::start(reloader.clone())?),
+            None => None,
+        };
         let state_saver = match &store {
             Some(store) if save_every > 0 => Some(StateSaver::start(
                 store.clone(),
@@ -634,6 +770,7 @@ impl App {
             store,
             sinkhole,
             state_saver,
+            watcher,
             reloader,
         })
     }
@@ -657,6 +794,9 @@ impl App {
         }
         if let Some(admin) = self.admin {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(2), admin.shutdown()).await;
+        }
+        if let Some(watcher) = self.watcher {
+            watcher.stop();
         }
         // The last state snapshot goes into the store before it closes.
         if let Some(saver) = self.state_saver {

@@ -26,7 +26,7 @@ pub struct Config {
 }
 
 /// `[lists]`: allow- and denylist files (relative paths are relative to the config file).
-#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ListsConfig {
     /// Allowlists: a match here always wins over every other stage.
@@ -36,6 +36,21 @@ pub struct ListsConfig {
     /// Denylists on trial (a new feed before it is trusted): a match is recorded as a `list`
     /// block with action `log` and the name is answered, unless another stage blocks it.
     pub trial: Vec<PathBuf>,
+    /// Every this many seconds, the config file and every file it names that a reload reads
+    /// (lists, IOC files, MMDBs, model, token file) are checked; a change is reloaded once it
+    /// has stayed unchanged for one more interval. 0 = off (reload with SIGHUP or the API).
+    pub auto_reload_secs: u64,
+}
+
+impl Default for ListsConfig {
+    fn default() -> Self {
+        ListsConfig {
+            allow: Vec::new(),
+            deny: Vec::new(),
+            trial: Vec::new(),
+            auto_reload_secs: 60,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

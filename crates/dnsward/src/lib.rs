@@ -4,6 +4,7 @@
 pub mod app;
 pub mod config;
 pub mod stages;
+pub mod watch;
 
 pub use app::{build_policy, App, Detectors};
 pub use config::Config;

@@ -173,6 +173,9 @@ impl AdminBackend for FakeBackend {
                     trial: true,
                 },
             ],
+            reloads_ok: 3,
+            reloads_failed: 1,
+            last_reload_error: Some("lists/deny.txt: permission denied".into()),
             monitor: true,
             client_groups: vec![dnsward_policy::ClientGroup {
                 name: "pilot".into(),
