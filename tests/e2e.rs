@@ -130,6 +130,21 @@ async fn denylist_actions_on_the_wire() {
     assert_eq!(verdict.category(), Some(Category::List));
     let reason = verdict.reason.as_ref().unwrap();
     assert!(reason.source.ends_with("deny.txt:2"), "{reason}");
+    // The client is told why, in an Extended DNS Error (RFC 8914, 15 "Blocked"): only the
+    // category by default, the whole reason when configured.
+    assert_eq!(ede(&got), vec![(15, "blocked by policy: list".to_string())]);
+    let mut cfg = test_config(&[up.addr]);
+    cfg.lists.deny = vec![deny.clone()];
+    cfg.actions.ede = dnsward_policy::EdeText::Reason;
+    let dw = start_dnsward(cfg).await;
+    let got = udp(dw.addr, &query("bad.test.", RecordType::A, Some(1232))).await;
+    let (code, text) = ede(&got).pop().unwrap();
+    assert!(
+        code == 15
+            && text.starts_with("blocked by policy: list: denylist ")
+            && text.contains("deny.txt:2"),
+        "{text}"
+    );
 
     // sinkhole: A and AAAA point at the sinkhole, other types get NODATA.
     let mut cfg = test_config(&[up.addr]);
@@ -139,7 +154,8 @@ async fn denylist_actions_on_the_wire() {
     cfg.sinkhole.ipv6 = vec!["fd00::99".parse().unwrap()];
     cfg.sinkhole.ttl = 42;
     let dw = start_dnsward(cfg).await;
-    let a = udp(dw.addr, &query("bad.test.", RecordType::A, None)).await;
+    let a = udp(dw.addr, &query("bad.test.", RecordType::A, Some(1232))).await;
+    assert!(ede(&a).is_empty(), "a sinkhole answer must look real");
     assert_eq!(a.metadata.response_code, ResponseCode::NoError);
     assert_eq!(a.answers.len(), 1);
     assert_eq!(a.answers[0].data.to_string(), "10.99.0.1");
@@ -1240,6 +1256,23 @@ async fn a_changed_list_or_config_file_is_reloaded_without_a_signal() {
         (2.into(), serde_json::Value::Null),
         "{r}"
     );
+}
+
+/// The Extended DNS Errors (RFC 8914) of an answer: (info code, text).
+fn ede(m: &hickory_proto::op::Message) -> Vec<(u16, String)> {
+    use hickory_proto::rr::rdata::opt::EdnsOption;
+    let Some(edns) = &m.edns else { return vec![] };
+    edns.options()
+        .as_ref()
+        .iter()
+        .filter_map(|(_, o)| match o {
+            EdnsOption::Unknown(15, raw) if raw.len() >= 2 => Some((
+                u16::from_be_bytes([raw[0], raw[1]]),
+                String::from_utf8_lossy(&raw[2..]).into_owned(),
+            )),
+            _ => None,
+        })
+        .collect()
 }
 
 /// A plain HTTP/1.1 request to the admin server; returns (status, body).

@@ -52,11 +52,29 @@ pub struct ActionConfig {
     pub parking: Action,
     /// IOC hits on shared infrastructure, when `[intel.actions] ioc_shared` blocks them.
     pub shared: Action,
+    /// What an NXDOMAIN or REFUSED block tells the client in an Extended DNS Error (RFC 8914,
+    /// info code 15 "Blocked"; clients that sent EDNS; `dig` prints it). Sinkhole answers never
+    /// carry one: they are meant to look like a real answer to the malware that connects.
+    pub ede: EdeText,
     /// `[[actions.groups]]`: clients whose blocks are enforced or only logged whatever
     /// `monitor` says (a pilot group enforced while the rest of the network is monitored, a lab
     /// that must reach malware domains). A client takes the group with the longest matching
     /// prefix.
     pub groups: Vec<ClientGroup>,
+}
+
+/// `[actions] ede`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EdeText {
+    /// No Extended DNS Error.
+    Off,
+    /// The code and the category: `blocked by policy: dga`. Nothing about lists or models.
+    #[default]
+    Category,
+    /// The code and the whole reason (stage, list file:line or model, score, family): for
+    /// networks whose users may see how the filter works.
+    Reason,
 }
 
 /// One `[[actions.groups]]` entry.
@@ -100,6 +118,7 @@ impl Default for ActionConfig {
             // Not the sinkhole: the clients reaching a shared site are mostly its ordinary
             // users, and each connection to the sinkhole counts against a client.
             shared: Action::Nxdomain,
+            ede: EdeText::Category,
             groups: Vec::new(),
         }
     }

@@ -11,7 +11,7 @@ mod pipeline;
 pub mod rpz;
 mod verdict;
 
-pub use actions::{Action, ActionConfig, ClientGroup, SinkholeConfig};
+pub use actions::{Action, ActionConfig, ClientGroup, EdeText, SinkholeConfig};
 pub use domainset::{DomainSet, ListError, ListFormatError, RuleMatch};
 pub use escalation::{ClientEscalation, EscalationParams, Strike};
 pub use pipeline::{

@@ -19,7 +19,9 @@ use crate::stats::Stats;
 use crate::upstream::{UpstreamRequest, Upstreams};
 use crate::wire::{self, BlockAnswer, Query};
 use arc_swap::ArcSwap;
-use dnsward_policy::{Action, Category, Policy, SinkholeConfig, Strike, Verdict, VerdictKind};
+use dnsward_policy::{
+    Action, Category, EdeText, Policy, SinkholeConfig, Strike, Verdict, VerdictKind,
+};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::pin;
@@ -451,6 +453,16 @@ impl Engine {
         out: &mut Vec<u8>,
     ) {
         let ttl = self.sinkhole.ttl;
+        let ede = match (verdict.action(), self.policy.load().actions().ede) {
+            (Some(Action::Sinkhole), _) | (_, EdeText::Off) => None,
+            (_, EdeText::Category) => verdict
+                .category()
+                .map(|c| format!("blocked by policy: {c}")),
+            (_, EdeText::Reason) => verdict.category().map(|c| match &verdict.reason {
+                Some(r) => format!("blocked by policy: {c}: {r}"),
+                None => format!("blocked by policy: {c}"),
+            }),
+        };
         let answer = match verdict.action() {
             Some(Action::Sinkhole) => BlockAnswer::Sinkhole {
                 v4: &self.sinkhole.ipv4,
@@ -460,7 +472,18 @@ impl Engine {
             Some(Action::Refused) => BlockAnswer::Refused,
             _ => BlockAnswer::Nxdomain { ttl },
         };
-        wire::block_response(q, answer, out);
+        // A reason is a few hundred bytes at most; the cap keeps the option length in range.
+        let ede = ede.map(|mut t| {
+            if t.len() > 400 {
+                let mut end = 400;
+                while !t.is_char_boundary(end) {
+                    end -= 1;
+                }
+                t.truncate(end);
+            }
+            t
+        });
+        wire::block_response(q, answer, ede.as_deref(), out);
         let rcode = out.get(3).map(|b| b & 0xf).unwrap_or(0);
         self.report(q, name, verdict, client, rcode, from_cache);
     }

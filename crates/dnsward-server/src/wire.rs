@@ -541,10 +541,32 @@ pub enum BlockAnswer<'a> {
     Refused,
 }
 
-/// Synthesises the answer for a blocked query.
-pub fn block_response(q: &Query, answer: BlockAnswer<'_>, out: &mut Vec<u8>) {
+/// EDNS option code of an Extended DNS Error (RFC 8914).
+pub const OPT_EDE: u16 = 15;
+/// Extended DNS Error info code 15, "Blocked": the operator's policy blocked the name.
+pub const EDE_BLOCKED: u16 = 15;
+
+/// Synthesises the answer for a blocked query. `ede`: an Extended DNS Error text (RFC 8914,
+/// info code 15 "Blocked") for a client that sent EDNS; it is shortened (at a character
+/// boundary) to keep the answer within the client's UDP size, and left out when even the code
+/// would not fit.
+pub fn block_response(q: &Query, answer: BlockAnswer<'_>, ede: Option<&str>, out: &mut Vec<u8>) {
     let (rcode, ttl) = match answer {
-        BlockAnswer::Refused => return rcode_response(q, RCODE_REFUSED, out),
+        BlockAnswer::Refused => {
+            out.clear();
+            push_header(
+                out,
+                q.id,
+                response_flags(0, q.rd, q.cd, RCODE_REFUSED),
+                1,
+                0,
+                0,
+                0,
+            );
+            out.extend_from_slice(q.question.as_bytes());
+            push_block_opt(q, ede, out);
+            return;
+        }
         BlockAnswer::Nxdomain { ttl } => (RCODE_NXDOMAIN, ttl),
         BlockAnswer::Sinkhole { ttl, .. } => (RCODE_NOERROR, ttl),
     };
@@ -589,10 +611,31 @@ pub fn block_response(q: &Query, answer: BlockAnswer<'_>, out: &mut Vec<u8>) {
     }
     out[6..8].copy_from_slice(&answers.to_be_bytes());
     out[8..10].copy_from_slice(&authority.to_be_bytes());
-    if let Some(e) = q.edns {
-        push_opt(out, e.dnssec_ok, 0);
-        out[10..12].copy_from_slice(&1u16.to_be_bytes());
+    push_block_opt(q, ede, out);
+}
+
+/// The OPT record of a block answer (when the query had EDNS), with the Extended DNS Error.
+fn push_block_opt(q: &Query, ede: Option<&str>, out: &mut Vec<u8>) {
+    let Some(e) = q.edns else { return };
+    push_opt(out, e.dnssec_ok, 0);
+    out[10..12].copy_from_slice(&1u16.to_be_bytes());
+    let Some(text) = ede else { return };
+    // Option code, length, info code: 6 bytes before the text.
+    let Some(room) = q.max_udp_response().checked_sub(out.len() + 6) else {
+        return;
+    };
+    let mut end = text.len().min(room);
+    while !text.is_char_boundary(end) {
+        end -= 1;
     }
+    let text = &text.as_bytes()[..end];
+    put16(out, OPT_EDE);
+    put16(out, 2 + text.len() as u16);
+    put16(out, EDE_BLOCKED);
+    out.extend_from_slice(text);
+    // RDLENGTH of the OPT record: its last two bytes before the option.
+    let rdlen_at = out.len() - 6 - text.len() - 2;
+    out[rdlen_at..rdlen_at + 2].copy_from_slice(&(6 + text.len() as u16).to_be_bytes());
 }
 
 fn push_rr_ptr(out: &mut Vec<u8>, rtype: u16, ttl: u32, rdata: &[u8]) {
@@ -953,7 +996,7 @@ mod tests {
     fn block_answers_are_well_formed() {
         let q = parse_query(&query("bad.example", TYPE_A, Some((1232, false)))).unwrap();
         let mut out = Vec::new();
-        block_response(&q, BlockAnswer::Nxdomain { ttl: 60 }, &mut out);
+        block_response(&q, BlockAnswer::Nxdomain { ttl: 60 }, None, &mut out);
         let l = walk_response(&out).unwrap();
         assert_eq!(l.rcode, RCODE_NXDOMAIN);
         assert_eq!(l.soa, Some((60, 60)));
@@ -966,6 +1009,7 @@ mod tests {
                 v6: &[],
                 ttl: 30,
             },
+            None,
             &mut out,
         );
         let l = walk_response(&out).unwrap();
@@ -978,6 +1022,7 @@ mod tests {
                 v6: &[],
                 ttl: 30,
             },
+            None,
             &mut out,
         );
         let l = walk_response(&out).unwrap();
@@ -986,6 +1031,64 @@ mod tests {
             (RCODE_NOERROR, 0, 1),
             "NODATA"
         );
+    }
+
+    /// The EDE options of a response, parsed with hickory (an independent parser).
+    fn ede_of(out: &[u8]) -> Vec<(u16, String)> {
+        use hickory_proto::op::Message;
+        use hickory_proto::rr::rdata::opt::EdnsOption;
+        let m = Message::from_vec(out).expect("hickory parses the answer");
+        let edns = m.edns.as_ref().expect("an OPT record");
+        edns.options()
+            .as_ref()
+            .iter()
+            .filter_map(|(_, o)| match o {
+                EdnsOption::Unknown(OPT_EDE, raw) => Some((
+                    u16::from_be_bytes([raw[0], raw[1]]),
+                    String::from_utf8(raw[2..].to_vec()).unwrap(),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn block_answers_carry_an_extended_dns_error_that_fits_the_client() {
+        let q = parse_query(&query("bad.example", TYPE_A, Some((1232, false)))).unwrap();
+        let mut out = Vec::new();
+        for answer in [BlockAnswer::Nxdomain { ttl: 60 }, BlockAnswer::Refused] {
+            block_response(&q, answer, Some("blocked by policy: dga"), &mut out);
+            assert!(walk_response(&out).is_some());
+            assert_eq!(
+                ede_of(&out),
+                vec![(EDE_BLOCKED, "blocked by policy: dga".into())]
+            );
+        }
+        // A long text for a client at 512 bytes: cut at a character boundary, the answer fits.
+        let long_name = format!("{}.{}.example", "a".repeat(63), "b".repeat(63));
+        let q512 = parse_query(&query(&long_name, TYPE_A, Some((512, false)))).unwrap();
+        let text = "é".repeat(300);
+        block_response(
+            &q512,
+            BlockAnswer::Nxdomain { ttl: 60 },
+            Some(&text),
+            &mut out,
+        );
+        assert!(out.len() <= 512, "{}", out.len());
+        let ede = ede_of(&out);
+        assert!(
+            ede[0].1.len() > 100 && ede[0].1.chars().all(|c| c == 'é'),
+            "{ede:?}"
+        );
+        // Without EDNS there is nowhere to put it.
+        let plain = parse_query(&query("bad.example", TYPE_A, None)).unwrap();
+        block_response(
+            &plain,
+            BlockAnswer::Nxdomain { ttl: 60 },
+            Some("x"),
+            &mut out,
+        );
+        assert!(walk_response(&out).unwrap().opt.is_none());
     }
 
     #[test]
