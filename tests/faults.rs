@@ -980,6 +980,40 @@ fn fuzz_harness_shared_infrastructure_hits_are_answered() {
     }
 }
 
+/// The harness's IPv6 client is in a monitored client group: what the IPv4 client gets
+/// sinkholed, it gets answered, from the upstream and then from the cache.
+#[test]
+fn fuzz_harness_monitored_group_gets_the_real_answer() {
+    use dnsward_server::fuzzing::flags;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+    let path = fuzz_harness::request_path();
+    let seed = std::fs::read(root.join("corpus/request_path/ioc-cidr")).unwrap();
+    let answers = |data: &[u8]| {
+        let out = fuzz_harness::run_and_check(&path, data).unwrap();
+        std::iter::once(out.first)
+            .chain(out.second)
+            .map(|r| {
+                let msg =
+                    hickory_proto::op::Message::from_vec(r.response.as_ref().unwrap()).unwrap();
+                msg.answers
+                    .iter()
+                    .find(|r| r.record_type() == RecordType::A)
+                    .map(|r| r.data.to_string())
+            })
+            .collect::<Vec<_>>()
+    };
+    let v4 = answers(&seed);
+    assert_eq!(v4[0].as_deref(), Some("10.99.0.1"), "sinkholed: {v4:?}");
+    let mut monitored = seed.clone();
+    monitored[0] |= flags::IPV6 | flags::ASK_TWICE;
+    monitored[0] &= !flags::OUTSIDE_ACL;
+    let v6 = answers(&monitored);
+    assert_eq!(v6.len(), 2, "{v6:?}");
+    for a in &v6 {
+        assert!(a.is_some() && a.as_deref() != Some("10.99.0.1"), "{v6:?}");
+    }
+}
+
 #[test]
 fn fuzz_corpus_replays_without_panics_or_malformed_responses() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");

@@ -7,7 +7,8 @@ use dnsward::stages::{DgaStage, IntelStage};
 use dnsward_classify::DgaModel;
 use dnsward_intel::{AnswerAnalyzer, IntelConfig};
 use dnsward_policy::{
-    Action, ActionConfig, ClientEscalation, DomainSet, EscalationParams, Policy, SinkholeConfig,
+    Action, ActionConfig, ClientEscalation, ClientGroup, DomainSet, EdeText, EscalationParams,
+    Policy, SinkholeConfig,
 };
 use dnsward_server::cache::CacheConfig;
 use dnsward_server::fuzzing::{check_response, Input, Outcome, RequestPath, ESCALATED_CLIENT};
@@ -96,6 +97,15 @@ pub fn request_path() -> RequestPath {
                 dga: Action::Nxdomain,
                 flux: Action::Refused,
                 ioc: Action::Sinkhole,
+                // The longest Extended DNS Error texts, into answers sized to the client.
+                ede: EdeText::Reason,
+                // The IPv6 client's blocks are logged: answered from the upstream (or the
+                // cache), with a per-client copy of the verdict.
+                groups: vec![ClientGroup {
+                    name: "v6-monitored".into(),
+                    clients: vec!["::1/128".parse().expect("literal")],
+                    monitor: true,
+                }],
                 ..ActionConfig::default()
             })
             .generation(generation.fetch_add(1, Ordering::Relaxed))
