@@ -552,27 +552,17 @@ pub const EDE_BLOCKED: u16 = 15;
 /// would not fit.
 pub fn block_response(q: &Query, answer: BlockAnswer<'_>, ede: Option<&str>, out: &mut Vec<u8>) {
     let (rcode, ttl) = match answer {
-        BlockAnswer::Refused => {
-            out.clear();
-            push_header(
-                out,
-                q.id,
-                response_flags(0, q.rd, q.cd, RCODE_REFUSED),
-                1,
-                0,
-                0,
-                0,
-            );
-            out.extend_from_slice(q.question.as_bytes());
-            push_block_opt(q, ede, out);
-            return;
-        }
+        BlockAnswer::Refused => (RCODE_REFUSED, 0),
         BlockAnswer::Nxdomain { ttl } => (RCODE_NXDOMAIN, ttl),
         BlockAnswer::Sinkhole { ttl, .. } => (RCODE_NOERROR, ttl),
     };
     out.clear();
     push_header(out, q.id, response_flags(0, q.rd, q.cd, rcode), 1, 0, 0, 0);
     out.extend_from_slice(q.question.as_bytes());
+    if let BlockAnswer::Refused = answer {
+        push_block_opt(q, ede, out);
+        return;
+    }
     let mut answers = 0u16;
     if let BlockAnswer::Sinkhole { v4, v6, .. } = answer {
         if q.qclass == CLASS_IN && q.qtype == TYPE_A {
