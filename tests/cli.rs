@@ -98,6 +98,20 @@ fn check_client_shows_what_a_client_group_gets() {
     let (code, text, _) = check(&["--client", "10.8.1.1"], &cfg, &["evil.example"]);
     assert_eq!(code, Some(1), "outside the lab: {text}");
     assert!(!text.contains("client group"), "{text}");
+    // --monitor blocks nothing, whatever a group says.
+    let dir = setup(&format!(
+        "{LISTS}[[actions.groups]]\nname = \"pilot\"\nclients = [\"10.1.0.0/16\"]\nmonitor = false\n"
+    ));
+    let cfg = dir.path().join("dnsward.toml");
+    let (code, text, _) = check(&["--client", "10.1.1.1"], &cfg, &["evil.example"]);
+    assert_eq!(code, Some(1), "the pilot is enforced: {text}");
+    let (code, text, _) = check(
+        &["--client", "10.1.1.1", "--monitor"],
+        &cfg,
+        &["evil.example"],
+    );
+    assert_eq!(code, Some(0), "--monitor: {text}");
+    assert!(text.contains("action=log"), "{text}");
     let (code, _, err) = check(&["--client", "lab"], &cfg, &["evil.example"]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("--client"), "{err}");

@@ -153,6 +153,14 @@ impl ActionConfig {
         (group.map_or(self.monitor, |g| g.monitor), group)
     }
 
+    /// `--monitor`: block nothing, for any client (client groups that enforce included).
+    pub fn monitor_everyone(&mut self) {
+        self.monitor = true;
+        for g in &mut self.groups {
+            g.monitor = true;
+        }
+    }
+
     /// Checks the client groups; errors name the key.
     pub fn validate(&self) -> Result<(), String> {
         let mut seen: Vec<(IpNet, &str)> = Vec::new();

@@ -321,7 +321,7 @@ impl Policy {
                 } else {
                     self.block(hit.category, hit.reason)
                 };
-                // A monitor-mode name block is kept unless the answer check enforces.
+                // A logged name block (a trial-list match) is kept unless the answer check enforces.
                 if name_verdict.is_block() && !verdict.is_enforced() {
                     return name_verdict.clone();
                 }

@@ -83,7 +83,8 @@ struct Overrides {
     /// TOML config file (see dnsward.example.toml). Without it the embedded defaults apply.
     #[arg(long, short)]
     config: Option<PathBuf>,
-    /// Block nothing: every block becomes `log` (monitor mode).
+    /// Block nothing: every block becomes `log` (monitor mode), also for client groups that
+    /// the config enforces.
     #[arg(long)]
     monitor: bool,
 }
@@ -158,7 +159,7 @@ fn load_config(common: &Overrides) -> Result<Config> {
         None => Config::default(),
     };
     if common.monitor {
-        cfg.actions.monitor = true;
+        cfg.actions.monitor_everyone();
     }
     Ok(cfg)
 }
@@ -194,7 +195,7 @@ fn serve(args: ServeArgs) -> Result<()> {
             None => {}
         }
         if monitor {
-            cfg.actions.monitor = true;
+            cfg.actions.monitor_everyone();
         }
     });
     let mut cfg = load_config(&args.common)?;
