@@ -49,6 +49,9 @@ pub struct AdminConfig {
     /// Mail servers (CIDRs): their DNSBL lookups, and the DGA / flux / IOC names their spam
     /// filters look up, are expected and never count as evidence (sinkhole hits do).
     pub mail_servers: Vec<IpNet>,
+    /// Other clients whose lookups are no evidence of infection (a malware lab, a security
+    /// scanner, a sandbox): they look up malicious names on purpose. Sinkhole hits still count.
+    pub unscored_clients: Vec<IpNet>,
     /// A client's score halves every this many seconds without new evidence.
     pub client_score_half_life_secs: u64,
     /// Score from which a client is reported as suspected.
@@ -91,6 +94,7 @@ impl Default for AdminConfig {
             dnstap_identity: None,
             client_scoring: true,
             mail_servers: Vec::new(),
+            unscored_clients: Vec::new(),
             client_score_half_life_secs: 6 * 3600,
             suspect_threshold: 50.0,
             dga_burst_min_names: 10,

@@ -13,7 +13,8 @@
 //! - `dnsbl_lookup` (4): DNSBL lookups of other addresses by a host that is not a mail server.
 //! - `sinkhole_hit` (20): the client connected to the sinkhole (each port/host once per 10 min).
 //!
-//! Configured mail servers (`mail_servers`) get no evidence from their lookups at all: a spam
+//! Configured mail servers (`mail_servers`) and `unscored_clients` (a malware lab, a security
+//! scanner) get no evidence from their lookups at all: a spam
 //! filter looks up the DNSBL entries and the names in the mail it scans. Sinkhole hits count.
 //!
 //! No single lookup reaches the threshold. The score halves every `half_life`.
@@ -113,7 +114,8 @@ pub struct ScoringParams {
     pub burst_window_secs: f64,
     pub burst_min_nx_ratio: f64,
     pub max_clients: usize,
-    pub mail_servers: Vec<IpNet>,
+    /// `mail_servers` and `unscored_clients`: their lookups are no evidence.
+    pub unscored: Vec<IpNet>,
 }
 
 impl ScoringParams {
@@ -125,7 +127,12 @@ impl ScoringParams {
             burst_window_secs: c.dga_burst_window_secs as f64,
             burst_min_nx_ratio: c.dga_burst_min_nxdomain_ratio,
             max_clients: c.max_tracked_clients,
-            mail_servers: c.mail_servers.clone(),
+            unscored: c
+                .mail_servers
+                .iter()
+                .chain(&c.unscored_clients)
+                .copied()
+                .collect(),
         }
     }
 }
@@ -200,8 +207,8 @@ impl Scorer {
         &self.params
     }
 
-    fn is_mail_server(&self, ip: IpAddr) -> bool {
-        self.params.mail_servers.iter().any(|n| n.contains(&ip))
+    fn is_unscored(&self, ip: IpAddr) -> bool {
+        self.params.unscored.iter().any(|n| n.contains(&ip))
     }
 
     fn state(&mut self, client: IpAddr, at: f64) -> &mut ClientState {
@@ -271,7 +278,7 @@ impl Scorer {
         // A mail server's spam filter looks up the names in the mail it scans (DGA names, flux
         // and IOC names, DNSBL entries): its lookups are no evidence (FireEye, "CnC false
         // positives"). A connection to the sinkhole still is.
-        if self.is_mail_server(client) {
+        if self.is_unscored(client) {
             return Vec::new();
         }
         let mut out = Vec::new();
@@ -446,6 +453,7 @@ mod tests {
     fn scorer() -> Scorer {
         let c = crate::AdminConfig {
             mail_servers: vec!["192.0.2.25/32".parse().unwrap()],
+            unscored_clients: vec!["10.66.0.0/16".parse().unwrap()],
             ..Default::default()
         };
         Scorer::new(ScoringParams::from_config(&c))
@@ -623,6 +631,17 @@ mod tests {
             .observe(&obs(T0, "192.0.2.25", "c2.example", Some(Category::Ioc), 0))
             .is_empty());
         assert_eq!(s.score("192.0.2.25".parse().unwrap(), T0), 0.0);
+        // A malware lab in unscored_clients looks up DGA names on purpose: no evidence; a
+        // connection of its to the sinkhole still is.
+        for i in 0..10 {
+            let dga = format!("x{i}qjzkvbwplrt.net");
+            assert!(s
+                .observe(&obs(T0, "10.66.3.4", &dga, Some(Category::Dga), 3))
+                .is_empty());
+        }
+        assert_eq!(s.score("10.66.3.4".parse().unwrap(), T0), 0.0);
+        let hit = s.sinkhole_hit(T0, "10.66.3.4".parse().unwrap(), 443, None, None);
+        assert_eq!(hit.map(|(_, e)| e.kind), Some(EvidenceKind::SinkholeHit));
         // Lookups of other addresses by a workstation: weak evidence.
         let mut s = scorer();
         let e = s.observe(&obs(T0, "10.1.1.1", "4.3.2.1.zen.spamhaus.org", None, 3));
