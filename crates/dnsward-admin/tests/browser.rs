@@ -135,6 +135,20 @@ async fn web_page_renders_blocks_and_clients() {
         assert!(why.contains(needle), "why box lacks {needle}:\n{why}");
     }
 
+    // The same name as a client of a monitored group gets it: logged, with the group named.
+    let why = why_box(&profile, &base, "www.evil.example&client=10.9.0.1").await;
+    for needle in [
+        "logged only, not enforced (list)",
+        "10.9.0.1",
+        "client group</dt><dd>lab",
+    ] {
+        assert!(
+            why.contains(needle),
+            "why box lacks {needle}:
+{why}"
+        );
+    }
+
     // A name that only an escalated client gets blocked: the box says so and why.
     let why = why_box(&profile, &base, "xjw3kqpz0a.net").await;
     for needle in [

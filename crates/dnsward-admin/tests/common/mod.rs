@@ -103,9 +103,20 @@ impl FakeBackend {
 }
 
 impl AdminBackend for FakeBackend {
-    fn explain(&self, name: &str, _client: Option<std::net::IpAddr>) -> Value {
+    fn explain(&self, name: &str, client: Option<std::net::IpAddr>) -> Value {
         if name.contains("evil") {
-            serde_json::to_value(list_verdict("||evil.example^")).unwrap()
+            let mut v = list_verdict("||evil.example^");
+            // 10.9.0.0/16 stands for a monitored client group, as `Policy::for_client` gives it.
+            if client.is_some_and(|c| c.to_string().starts_with("10.9.")) {
+                v.kind = dnsward_policy::VerdictKind::Block {
+                    category: Category::List,
+                    action: Action::Log,
+                };
+                v.reason.as_mut().unwrap().client_group = Some("lab".into());
+            }
+            let mut j = serde_json::to_value(&v).unwrap();
+            j["blocked"] = Value::from(v.is_enforced());
+            j
         } else if name.contains("xjw3kqpz0a") {
             // Passes for most clients; blocked for an escalated one (as the server reports it).
             let mut v = serde_json::to_value(Verdict::PASS).unwrap();
