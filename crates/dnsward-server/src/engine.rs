@@ -472,17 +472,6 @@ impl Engine {
             Some(Action::Refused) => BlockAnswer::Refused,
             _ => BlockAnswer::Nxdomain { ttl },
         };
-        // A reason is a few hundred bytes at most; the cap keeps the option length in range.
-        let ede = ede.map(|mut t| {
-            if t.len() > 400 {
-                let mut end = 400;
-                while !t.is_char_boundary(end) {
-                    end -= 1;
-                }
-                t.truncate(end);
-            }
-            t
-        });
         wire::block_response(q, answer, ede.as_deref(), out);
         let rcode = out.get(3).map(|b| b & 0xf).unwrap_or(0);
         self.report(q, name, verdict, client, rcode, from_cache);

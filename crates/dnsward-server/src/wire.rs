@@ -545,11 +545,13 @@ pub enum BlockAnswer<'a> {
 pub const OPT_EDE: u16 = 15;
 /// Extended DNS Error info code 15, "Blocked": the operator's policy blocked the name.
 pub const EDE_BLOCKED: u16 = 15;
+/// Longest EDE text sent: it is for a person reading `dig` output, not a log record.
+pub const EDE_MAX_TEXT: usize = 400;
 
 /// Synthesises the answer for a blocked query. `ede`: an Extended DNS Error text (RFC 8914,
 /// info code 15 "Blocked") for a client that sent EDNS; it is shortened (at a character
-/// boundary) to keep the answer within the client's UDP size, and left out when even the code
-/// would not fit.
+/// boundary) to [`EDE_MAX_TEXT`] bytes and to keep the answer within the client's UDP size, and
+/// left out when even the code would not fit.
 pub fn block_response(q: &Query, answer: BlockAnswer<'_>, ede: Option<&str>, out: &mut Vec<u8>) {
     let (rcode, ttl) = match answer {
         BlockAnswer::Refused => (RCODE_REFUSED, 0),
@@ -609,12 +611,14 @@ fn push_block_opt(q: &Query, ede: Option<&str>, out: &mut Vec<u8>) {
     let Some(e) = q.edns else { return };
     push_opt(out, e.dnssec_ok, 0);
     out[10..12].copy_from_slice(&1u16.to_be_bytes());
+    // The OPT record's RDLENGTH: its last two bytes so far.
+    let rdlen_at = out.len() - 2;
     let Some(text) = ede else { return };
     // Option code, length, info code: 6 bytes before the text.
     let Some(room) = q.max_udp_response().checked_sub(out.len() + 6) else {
         return;
     };
-    let mut end = text.len().min(room);
+    let mut end = text.len().min(room).min(EDE_MAX_TEXT);
     while !text.is_char_boundary(end) {
         end -= 1;
     }
@@ -623,8 +627,6 @@ fn push_block_opt(q: &Query, ede: Option<&str>, out: &mut Vec<u8>) {
     put16(out, 2 + text.len() as u16);
     put16(out, EDE_BLOCKED);
     out.extend_from_slice(text);
-    // RDLENGTH of the OPT record: its last two bytes before the option.
-    let rdlen_at = out.len() - 6 - text.len() - 2;
     out[rdlen_at..rdlen_at + 2].copy_from_slice(&(6 + text.len() as u16).to_be_bytes());
 }
 
