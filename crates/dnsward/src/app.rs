@@ -234,7 +234,7 @@ impl Loaded {
     /// `config_stamp` (the config file's) is taken before the file is read: a change while it
     /// is being read then still shows as a change.
     fn new(cfg: &Config, config_stamp: FileStamps) -> Self {
-        let files = watch::watched_files(cfg, None);
+        let files = watch::watched_files(cfg);
         Loaded {
             stamps: config_stamp.join(FileStamps::take(&files)),
             auto_reload_secs: cfg.lists.auto_reload_secs,
