@@ -384,7 +384,8 @@ impl AdminBackend for Backend {
 
     fn stats(&self) -> AdminStats {
         let engine = &self.reloader.engine;
-        let actions = engine.policy().actions().clone();
+        // One policy for every field: a reload in between would mix two.
+        let policy = engine.policy();
         let reloads = self
             .reloader
             .reloads
@@ -392,8 +393,8 @@ impl AdminBackend for Backend {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         AdminStats {
-            monitor: actions.monitor,
-            client_groups: actions.groups,
+            monitor: policy.actions().monitor,
+            client_groups: policy.actions().groups.clone(),
             reloads_ok: reloads.ok,
             reloads_failed: reloads.failed,
             last_reload_error: reloads.last_error,
@@ -402,8 +403,7 @@ impl AdminBackend for Backend {
             cache_bytes: engine.cache().weight_bytes(),
             cache_hits: engine.cache().hits(),
             cache_misses: engine.cache().misses(),
-            escalated_clients: engine
-                .policy()
+            escalated_clients: policy
                 .client_escalation()
                 .map(|e| {
                     e.escalated_clients(std::time::Instant::now())

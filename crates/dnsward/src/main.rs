@@ -216,7 +216,8 @@ fn serve(args: ServeArgs) -> Result<()> {
     };
     runtime.block_on(async move {
         let app = App::start(cfg, args.common.config.clone(), overrides, None).await?;
-        let actions = app.engine().policy().actions().clone();
+        let policy = app.engine().policy();
+        let actions = policy.actions();
         if actions.monitor {
             tracing::warn!("monitor mode: blocks are logged, not enforced");
         }
@@ -281,7 +282,12 @@ fn check(args: CheckArgs) -> Result<ExitCode> {
     let mut any_blocked = false;
     for raw in &args.names {
         let name = dnsward_policy::normalize_name(raw);
-        let mut verdict = policy.judge_name(&name);
+        let judged = policy.judge_name(&name);
+        // What an escalated client ([dga.escalation]) would get instead, when that differs.
+        let escalated = policy
+            .escalated_check(&name, &judged)
+            .map(|v| policy.for_client(&v, args.client).into_owned());
+        let mut verdict = judged;
         let mut upstream_note = None;
         if let Some(up) = &upstreams {
             if policy.wants_answer(&verdict) {
@@ -297,10 +303,6 @@ fn check(args: CheckArgs) -> Result<ExitCode> {
         // As the client gets it (monitor mode and its `[[actions.groups]]` entry applied).
         let verdict = policy.for_client(&verdict, args.client).into_owned();
         any_blocked |= verdict.is_enforced();
-        // What an escalated client ([dga.escalation]) would get instead, when that differs.
-        let escalated = policy
-            .escalated_check(&name, &policy.judge_name(&name))
-            .map(|v| policy.for_client(&v, args.client).into_owned());
         if args.json {
             let mut obj = serde_json::to_value(&verdict)?;
             obj["name"] = serde_json::Value::String(name.clone());
