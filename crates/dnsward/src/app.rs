@@ -485,8 +485,8 @@ pub struct App {
     pub admin: Option<RunningAdmin>,
     pub store: Option<Arc<EventStore>>,
     pub sinkhole: Option<RunningSinkhole>,
-    state_saver: Option<StateSaver>,
-    watcher: Option<ReloadWatcher>,
+    state_saver: Option<Worker>,
+    watcher: Option<Worker>,
     reloader: Arc<Reloader>,
 }
 
@@ -542,125 +542,116 @@ fn restore_state(store: &EventStore, detectors: &Detectors, window_secs: u64) {
     }
 }
 
-/// Saves the detection state (answer history, client escalations) to the event store every
-/// `[admin] save_state_secs` and once more when stopped.
-struct StateSaver {
+/// A background thread that runs until [`Worker::stop`] (or until its owner is dropped: the
+/// thread then sees its stop channel closed).
+struct Worker {
     stop: std::sync::mpsc::Sender<()>,
     thread: std::thread::JoinHandle<()>,
 }
 
-impl StateSaver {
-    fn start(
-        store: Arc<EventStore>,
-        reloader: Arc<Reloader>,
-        every: std::time::Duration,
+impl Worker {
+    /// `body` gets the stop channel: any message or a closed channel means stop.
+    fn spawn(
+        name: &str,
+        body: impl FnOnce(std::sync::mpsc::Receiver<()>) + Send + 'static,
     ) -> Result<Self> {
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
-        let save_one = move |key: &str, bytes: Vec<u8>, t0: std::time::Instant| match store
-            .save_state(key, &bytes)
-        {
-            Ok(()) => tracing::debug!(
-                key,
-                bytes = bytes.len(),
-                ms = t0.elapsed().as_millis() as u64,
-                "state saved"
-            ),
-            Err(e) => tracing::error!("cannot save the {key}: {e}"),
-        };
-        let save = move || {
-            if let Some(history) = slot_get(&reloader.intel_view) {
-                let t0 = std::time::Instant::now();
-                save_one(HISTORY_STATE_KEY, history.snapshot(), t0);
-            }
-            let escalation = reloader.engine.policy().client_escalation().cloned();
-            if let Some(escalation) = escalation {
-                let t0 = std::time::Instant::now();
-                save_one(ESCALATION_STATE_KEY, escalation.snapshot(t0), t0);
-            }
-        };
         let thread = std::thread::Builder::new()
-            .name("dnsward-state".into())
-            .spawn(move || loop {
-                match stopped.recv_timeout(every) {
-                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => save(),
-                    _ => {
-                        save();
-                        return;
-                    }
-                }
-            })
-            .context("state saver thread")?;
-        Ok(StateSaver { stop, thread })
+            .name(name.into())
+            .spawn(move || body(stopped))
+            .with_context(|| format!("{name} thread"))?;
+        Ok(Worker { stop, thread })
     }
 
     fn stop(self) {
         let _ = self.stop.send(());
         let _ = self.thread.join();
     }
+}
+
+/// Saves the detection state (answer history, client escalations) to the event store every
+/// `[admin] save_state_secs` and once more when stopped.
+fn start_state_saver(
+    store: Arc<EventStore>,
+    reloader: Arc<Reloader>,
+    every: std::time::Duration,
+) -> Result<Worker> {
+    let save_one = move |key: &str, bytes: Vec<u8>, t0: std::time::Instant| match store
+        .save_state(key, &bytes)
+    {
+        Ok(()) => tracing::debug!(
+            key,
+            bytes = bytes.len(),
+            ms = t0.elapsed().as_millis() as u64,
+            "state saved"
+        ),
+        Err(e) => tracing::error!("cannot save the {key}: {e}"),
+    };
+    let save = move || {
+        if let Some(history) = slot_get(&reloader.intel_view) {
+            let t0 = std::time::Instant::now();
+            save_one(HISTORY_STATE_KEY, history.snapshot(), t0);
+        }
+        let escalation = reloader.engine.policy().client_escalation().cloned();
+        if let Some(escalation) = escalation {
+            let t0 = std::time::Instant::now();
+            save_one(ESCALATION_STATE_KEY, escalation.snapshot(t0), t0);
+        }
+    };
+    Worker::spawn("dnsward-state", move |stopped| loop {
+        match stopped.recv_timeout(every) {
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => save(),
+            _ => {
+                save();
+                return;
+            }
+        }
+    })
 }
 
 /// Reloads when the config file or a file it names changes (`[lists] auto_reload_secs`).
-struct ReloadWatcher {
-    stop: std::sync::mpsc::Sender<()>,
-    thread: std::thread::JoinHandle<()>,
-}
-
-impl ReloadWatcher {
-    fn start(reloader: Arc<Reloader>) -> Result<Self> {
-        let (stop, stopped) = std::sync::mpsc::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("dnsward-watch".into())
-            .spawn(move || {
-                let mut debounce = Debounce::default();
-                loop {
-                    let loaded = reloader
-                        .loaded
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .clone();
-                    // Off: look again later, a reload may turn it on.
-                    let every = Duration::from_secs(match loaded.auto_reload_secs {
-                        0 => 10,
-                        s => s,
-                    });
-                    if stopped.recv_timeout(every)
-                        != Err(std::sync::mpsc::RecvTimeoutError::Timeout)
-                    {
-                        return;
-                    }
-                    if loaded.auto_reload_secs == 0 {
-                        continue;
-                    }
-                    let now = FileStamps::take(&loaded.stamps.files());
-                    if debounce.tick(&loaded.stamps, now.clone()) != Tick::Reload {
-                        continue;
-                    }
-                    let changed: Vec<String> = now
-                        .changed_since(&loaded.stamps)
-                        .iter()
-                        .map(|p| p.display().to_string())
-                        .collect();
-                    match reloader.reload() {
-                        Ok(()) => tracing::info!(?changed, "files changed: reloaded"),
-                        Err(e) => {
-                            tracing::error!(
-                                ?changed,
-                                "files changed, but the reload failed (the running policy stays; \
-                                 retried when the files change again): {e:#}"
-                            );
-                            debounce.failed(now);
-                        }
-                    }
+fn start_reload_watcher(reloader: Arc<Reloader>) -> Result<Worker> {
+    Worker::spawn("dnsward-watch", move |stopped| {
+        let mut debounce = Debounce::default();
+        loop {
+            let loaded = reloader
+                .loaded
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            // Off: look again later, a reload may turn it on.
+            let every = Duration::from_secs(match loaded.auto_reload_secs {
+                0 => 10,
+                s => s,
+            });
+            if stopped.recv_timeout(every) != Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+                return;
+            }
+            if loaded.auto_reload_secs == 0 {
+                continue;
+            }
+            let now = FileStamps::take(&loaded.stamps.files());
+            if debounce.tick(&loaded.stamps, now.clone()) != Tick::Reload {
+                continue;
+            }
+            let changed: Vec<String> = now
+                .changed_since(&loaded.stamps)
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
+            match reloader.reload() {
+                Ok(()) => tracing::info!(?changed, "files changed: reloaded"),
+                Err(e) => {
+                    tracing::error!(
+                        ?changed,
+                        "files changed, but the reload failed (the running policy stays; \
+                         retried when the files change again): {e:#}"
+                    );
+                    debounce.failed(now);
                 }
-            })
-            .context("reload watcher thread")?;
-        Ok(ReloadWatcher { stop, thread })
-    }
-
-    fn stop(self) {
-        let _ = self.stop.send(());
-        let _ = self.thread.join();
-    }
+            }
+        }
+    })
 }
 
 impl App {
@@ -726,11 +717,11 @@ impl App {
         // Without a config file only the lists of the built-in config could change, and there
         // are none.
         let watcher = match &reloader.config_path {
-            Some(_) => Some(ReloadWatcher::start(reloader.clone())?),
+            Some(_) => Some(start_reload_watcher(reloader.clone())?),
             None => None,
         };
         let state_saver = match &store {
-            Some(store) if save_every > 0 => Some(StateSaver::start(
+            Some(store) if save_every > 0 => Some(start_state_saver(
                 store.clone(),
                 reloader.clone(),
                 std::time::Duration::from_secs(save_every),
