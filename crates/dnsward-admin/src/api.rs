@@ -405,13 +405,7 @@ async fn verdict(
         .get("name")
         .ok_or_else(|| ApiError::bad("name: required"))?;
     let name = normalize_query_name(raw).map_err(ApiError::bad)?;
-    let client =
-        match p.get("client") {
-            None => None,
-            Some(c) => Some(c.trim().parse::<IpAddr>().map_err(|_| {
-                ApiError::bad(format!("client: expected an IP address, got `{c}`"))
-            })?),
-        };
+    let client = p.get("client").map(|c| parse_ip(c, "client")).transpose()?;
     let backend = st.backend.clone();
     let n = name.clone();
     let v = blocking(&st, move || backend.explain(&n, client)).await?;
