@@ -14,8 +14,9 @@
 //! - `sinkhole_hit` (20): the client connected to the sinkhole (each port/host once per 10 min).
 //!
 //! Configured mail servers (`mail_servers`) and `unscored_clients` (a malware lab, a security
-//! scanner) get no evidence from their lookups at all: a spam
-//! filter looks up the DNSBL entries and the names in the mail it scans. Sinkhole hits count.
+//! scanner) get no evidence from their lookups at all: a spam filter looks up the DNSBL entries
+//! and the names in the mail it scans, a lab looks up malicious names on purpose. Sinkhole hits
+//! count.
 //!
 //! No single lookup reaches the threshold. The score halves every `half_life`.
 

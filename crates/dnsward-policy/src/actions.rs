@@ -91,7 +91,8 @@ pub struct ClientGroup {
     pub monitor: bool,
 }
 
-/// Accepts a bare address as a host network, as the other client lists do.
+/// A bare address is a host network (/32, /128): a group is often a handful of hosts. (The
+/// other client lists, `allow_clients` and the `exempt` lists, take CIDR notation only.)
 fn nets<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
     let raw = Vec::<String>::deserialize(d)?;
     raw.iter()
